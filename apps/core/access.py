@@ -1,0 +1,65 @@
+"""The role table and the per-model access policy that ``restrict()`` reads.
+
+DESIGN.md, "Access control: one mechanism": roles in an organization each include the one before
+(viewer < member < admin < owner); an owned object's visibility is private, internal or public.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import models
+
+
+class Role(models.IntegerChoices):
+    VIEWER = 10, "viewer"
+    MEMBER = 20, "member"
+    ADMIN = 30, "admin"
+    OWNER = 40, "owner"
+
+    @classmethod
+    def from_name(cls, name: str) -> Role:
+        for role in cls:
+            if role.label == name:
+                return role
+        raise ValueError(name)
+
+
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "private"
+    INTERNAL = "internal", "internal"
+    PUBLIC = "public", "public"
+
+
+# Actions restrict() understands. "view", "change", "delete" and "run" may also be granted per object.
+VIEW, CHANGE, DELETE, RUN = "view", "change", "delete", "run"
+GRANTABLE_ACTIONS = (VIEW, CHANGE, DELETE, RUN)
+
+DEFAULT_ROLES = {
+    VIEW: Role.VIEWER,
+    CHANGE: Role.MEMBER,
+    RUN: Role.MEMBER,
+    DELETE: Role.ADMIN,
+}
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """How ``restrict()`` reaches an owned model's organization, visibility and grants.
+
+    ``organization_field`` is the ORM path to the owning Organization (``None`` on Organization itself).
+    ``visibility_field`` is the ORM path to a Visibility value, or ``None`` for objects that are never
+    visible outside their organization. ``roles`` maps each action to the least role that allows it;
+    an action missing from it is not allowed through roles at all (grants may still allow it).
+    """
+
+    organization_field: str | None = "organization"
+    visibility_field: str | None = None
+    roles: dict[str, Role] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    grants: bool = True
+
+    def organization_id_path(self) -> str:
+        return f"{self.organization_field}_id" if self.organization_field else "pk"
+
+    def role_for(self, action: str) -> Role | None:
+        return self.roles.get(action)

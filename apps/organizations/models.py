@@ -1,0 +1,178 @@
+"""Organizations, their members (with roles), teams and invitations."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from apps.core.access import AccessPolicy, Role, Visibility
+from apps.core.models import OwnedModel
+from apps.organizations.validators import validate_namespace_slug
+
+
+class Organization(OwnedModel):
+    """An owner of models, registries and jobs. Every user also has a personal one named by their handle."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        organization_field=None,
+        visibility_field="visibility",
+        roles={"view": Role.VIEWER, "change": Role.OWNER, "delete": Role.OWNER, "run": Role.MEMBER},
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.CharField(max_length=39, unique=True, validators=[validate_namespace_slug])
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=2000)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
+    is_personal = models.BooleanField(default=False, editable=False)
+    personal_owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="personal_organization",
+        editable=False,
+    )
+    require_mfa = models.BooleanField(default=False, help_text="Members must have two-factor authentication on.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [("run_organization", "Can run models as this organization")]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class OrganizationUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Organization, on_delete=models.CASCADE)
+
+
+class OrganizationGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Organization, on_delete=models.CASCADE)
+
+
+class Membership(OwnedModel):
+    """A user's role in an organization. The last owner can neither leave nor be demoted."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.VIEWER, "change": Role.ADMIN, "delete": Role.ADMIN},
+        grants=False,
+    )
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "-role", "user__handle"]
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="unique_membership")]
+        indexes = [models.Index(fields=["user", "organization", "role"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+
+class Team(OwnedModel):
+    """A named group of an organization's members. It is an auth Group, so guardian grants reach it."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.VIEWER, "change": Role.ADMIN, "delete": Role.ADMIN},
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    slug = models.SlugField(max_length=50)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=2000)
+    group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="team", editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "slug"]
+        constraints = [models.UniqueConstraint(fields=["organization", "slug"], name="unique_team_slug")]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}/{self.slug}"
+
+
+class TeamUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Team, on_delete=models.CASCADE)
+
+
+class TeamGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Team, on_delete=models.CASCADE)
+
+
+def hash_invitation_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Invitation(OwnedModel):
+    """An e-mailed invitation to join with a role; accepted only by the invited address, verified, before expiry."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN},
+        grants=False,
+    )
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REVOKED = "revoked"
+        EXPIRED = "expired"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.MEMBER)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One open invitation per address and organization.
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="unique_open_invitation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization}"
+
+    @staticmethod
+    def new_key() -> str:
+        return secrets.token_urlsafe(32)
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at:
+            return self.Status.ACCEPTED
+        if self.revoked_at:
+            return self.Status.REVOKED
+        if self.expires_at <= timezone.now():
+            return self.Status.EXPIRED
+        return self.Status.PENDING
