@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "apps.audit.middleware.AuditContextMiddleware",
+    # organizations with require_mfa: API calls with a session by a member without MFA answer 403 mfa_required.
+    "apps.accounts.mfa.OrganizationMfaMiddleware",
     # django-axes must be last: it inspects the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -231,6 +233,9 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "login"
+# allauth passes the address to authenticate() as ``email``: tell axes where the account name is.
+AXES_USERNAME_CALLABLE = "apps.accounts.lockout.axes_username"
+AXES_LOCKOUT_TEMPLATE = "account/lockout.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
@@ -263,6 +268,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", "600/minute"),
         "user": env("API_THROTTLE_USER", "6000/minute"),
+        # failed Bearer token attempts per client IP (apps.accounts.lockout.FailedTokenThrottle)
+        "failed_token": env("API_THROTTLE_FAILED_TOKEN", "20/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

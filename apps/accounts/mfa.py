@@ -1,0 +1,58 @@
+"""Organizations that require two-factor authentication of their members.
+
+A member without an MFA authenticator who opens one of such an organization's pages is sent to the set-up
+page (OrganizationPageMixin); one who calls its API with a session gets 403 ``mfa_required``
+(OrganizationMfaMiddleware). API tokens are not affected: the person made the token after signing in, and a
+token is not a password that MFA would protect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.mfa.utils import is_mfa_enabled
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+def needs_mfa_for(user: Any, organization: Any) -> bool:
+    """True when ``organization`` requires MFA, ``user`` is one of its members and has no authenticator."""
+    if not getattr(organization, "require_mfa", False) or not getattr(user, "is_authenticated", False):
+        return False
+    from apps.organizations.services import role_of
+
+    if role_of(user, organization) is None:
+        return False
+    return not is_mfa_enabled(user)
+
+
+class OrganizationMfaMiddleware:
+    """``/api/v1/orgs/<org_slug>/...`` called with a session by a member who lacks MFA: 403 ``mfa_required``."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: dict) -> Any:
+        slug = view_kwargs.get("org_slug")
+        if not slug or not request.path.startswith("/api/"):
+            return None
+        if request.headers.get("Authorization"):
+            return None  # token callers: decided by the token, not by the session
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        from apps.organizations.models import Organization
+
+        organization = Organization.objects.filter(slug=slug, require_mfa=True).first()
+        if organization is None or not needs_mfa_for(user, organization):
+            return None
+        return JsonResponse(
+            {
+                "detail": f"“{organization.slug}” requires two-factor authentication: "
+                "set up an authenticator app in your account settings first.",
+                "code": "mfa_required",
+            },
+            status=403,
+        )
