@@ -7,6 +7,7 @@ import hmac
 from django.conf import settings
 from rest_framework import authentication, exceptions
 
+from apps.accounts.lockout import FailedTokenThrottle
 from apps.accounts.models import ApiToken, hash_token_secret
 from apps.audit.context import client_ip
 
@@ -28,12 +29,19 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.authenticate_token(parts[1], request)
 
     def authenticate_token(self, raw: str, request):
+        # Failed attempts are throttled per IP here: DRF's throttles only run after authentication succeeded.
+        guard = FailedTokenThrottle()
+        wait = guard.blocked_for(request)
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many invalid tokens from this address; try again later.")
         prefix = settings.API_TOKEN_PREFIX
         if not raw.startswith(prefix) or raw.count("_") < 2:
+            guard.record_failure(request)
             raise exceptions.AuthenticationFailed("Invalid token.", code="invalid_token")
         visible = raw[len(prefix) :].split("_", 1)[0]
         token = ApiToken.objects.select_related("user", "organization").filter(prefix=visible).first()
         if token is None or not hmac.compare_digest(token.secret_hash, hash_token_secret(raw)):
+            guard.record_failure(request)
             raise exceptions.AuthenticationFailed("Invalid token.", code="invalid_token")
         if token.status == "revoked":
             raise exceptions.AuthenticationFailed("This token has been revoked.", code="token_revoked")
