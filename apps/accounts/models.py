@@ -7,6 +7,7 @@ import hmac
 import secrets
 import uuid
 from datetime import timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -14,6 +15,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from apps.core.access import AccessPolicy, Role
+from apps.core.querysets import RestrictedQuerySet
 from apps.organizations.validators import validate_namespace_slug
 
 
@@ -106,7 +109,7 @@ def hash_token_secret(secret: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(RestrictedQuerySet):
     def usable(self) -> ApiTokenQuerySet:
         now = timezone.now()
         return self.filter(revoked_at__isnull=True, user__is_active=True).filter(
@@ -118,6 +121,17 @@ class ApiToken(models.Model):
     """A personal API token. The secret is shown once; only its HMAC and a visible prefix are kept."""
 
     PREFIX_LENGTH = 8
+    NAME_MAX_LENGTH = 100
+
+    # Tokens are not owned objects, but the admins of the organization a token is bound to may list and
+    # revoke it: restrict() answers that (roles only, never visible by visibility, no per-object grants).
+    # A user's own tokens are listed by ``user=request.user``, not through restrict().
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        organization_field="organization",
+        visibility_field=None,
+        roles={"view": Role.ADMIN, "delete": Role.ADMIN},
+        grants=False,
+    )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -129,7 +143,7 @@ class ApiToken(models.Model):
         related_name="bound_tokens",
         help_text="When set, the token sees only this organization's objects and public ones.",
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
     prefix = models.CharField(max_length=16, unique=True, help_text="The visible start of the token, for lookup.")
     secret_hash = models.CharField(max_length=64)
     scope = models.PositiveSmallIntegerField(choices=TokenScope.choices, default=TokenScope.READ)
