@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import uuid
 from datetime import UTC
@@ -136,8 +137,13 @@ class AuditEvent(models.Model):
                 value = value.astimezone(UTC).isoformat(timespec="microseconds")
             elif name == "uuid":
                 value = str(value)
+            elif name == "ip" and value:
+                # The database may spell an address differently than it was given (PostgreSQL's inet
+                # shortens IPv6): hash the address, not its spelling.
+                value = str(ipaddress.ip_address(value))
             data[name] = value
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
     def compute_hash(self) -> str:
+        """sha256 over the previous event's hash followed by this event's canonical JSON."""
         return hashlib.sha256((self.prev_hash + self.canonical_json()).encode()).hexdigest()
