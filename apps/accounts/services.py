@@ -40,6 +40,11 @@ WIDEST_SCOPE_FOR_ROLE = {
 _UNSET: Any = object()
 
 
+def field_error(field: str, message: str, *, code: str) -> ValidationError:
+    """A user error about one field; the API answers 400 with ``{field: [message]}`` and ``codes: {field: [code]}``."""
+    return ValidationError({field: ValidationError(message, code=code)})
+
+
 def personal_organization_of(user: User) -> Organization | None:
     """The user's personal organization (slug = handle), or None for a user made without one."""
     return Organization.objects.filter(personal_owner=user, is_personal=True).first()
@@ -69,18 +74,19 @@ def _as_scope(scope: TokenScope | int | str) -> TokenScope:
         return TokenScope(int(scope))
     except (TypeError, ValueError):
         names = ", ".join(s.label for s in TokenScope)
-        raise ValidationError(
-            {"scope": [f"“{scope}” is not a token scope; choose one of {names}."]}, code="invalid_scope"
+        raise field_error(
+            "scope", f"“{scope}” is not a token scope; choose one of {names}.", code="invalid_scope"
         ) from None
 
 
 def _clean_name(name: str | None) -> str:
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": ["Give the token a name, so that you can recognise it later."]}, code="blank")
+        raise field_error("name", "Give the token a name, so that you can recognise it later.", code="blank")
     if len(name) > ApiToken.NAME_MAX_LENGTH:
-        raise ValidationError(
-            {"name": [f"A token name has at most {ApiToken.NAME_MAX_LENGTH} characters (this one has {len(name)})."]},
+        raise field_error(
+            "name",
+            f"A token name has at most {ApiToken.NAME_MAX_LENGTH} characters (this one has {len(name)}).",
             code="max_length",
         )
     return name
@@ -108,29 +114,28 @@ def create_api_token(
         if not via_token.allows(TokenScope.ADMIN):
             raise PermissionDenied("Only a token of scope “admin” (or a signed-in session) may create tokens.")
         if scope > via_token.scope:
-            raise ValidationError(
-                {"scope": [f"A token cannot create a token wider than itself (“{via_token.get_scope_display()}”)."]},
+            raise field_error(
+                "scope",
+                f"A token cannot create a token wider than itself (“{via_token.get_scope_display()}”).",
                 code="scope_escalation",
             )
         if via_token.organization_id is not None:
             if organization is None:
                 organization = via_token.organization
             elif organization.pk != via_token.organization_id:
-                raise ValidationError(
-                    {
-                        "organization": [
-                            f"This token is bound to “{via_token.organization.slug}”: it may only create tokens "
-                            "bound to that organization."
-                        ]
-                    },
+                raise field_error(
+                    "organization",
+                    f"This token is bound to “{via_token.organization.slug}”: it may only create tokens "
+                    "bound to that organization.",
                     code="binding_escalation",
                 )
         if via_token.expires_at is not None:
             if expires_at is None:
                 expires_at = via_token.expires_at
             elif expires_at > via_token.expires_at:
-                raise ValidationError(
-                    {"expires_at": ["A token cannot create a token that outlives it; choose an earlier expiry."]},
+                raise field_error(
+                    "expires_at",
+                    "A token cannot create a token that outlives it; choose an earlier expiry.",
                     code="expiry_escalation",
                 )
 
@@ -138,24 +143,22 @@ def create_api_token(
         if timezone.is_naive(expires_at):
             expires_at = timezone.make_aware(expires_at, timezone.get_default_timezone())
         if expires_at <= now:
-            raise ValidationError({"expires_at": ["The expiry must be in the future."]}, code="expiry_in_past")
+            raise field_error("expires_at", "The expiry must be in the future.", code="expiry_in_past")
 
     if organization is not None:
         role = role_of(user, organization)
         if role is None:
-            raise ValidationError(
-                {"organization": [f"You are not a member of “{organization.slug}”; a token can only be bound to one."]},
+            raise field_error(
+                "organization",
+                f"You are not a member of “{organization.slug}”; a token can only be bound to one.",
                 code="not_a_member",
             )
         widest = WIDEST_SCOPE_FOR_ROLE[role]
         if scope > widest:
-            raise ValidationError(
-                {
-                    "scope": [
-                        f"Your role in “{organization.slug}” is {role.label}: a token bound to it can have at most "
-                        f"the scope “{widest.label}”."
-                    ]
-                },
+            raise field_error(
+                "scope",
+                f"Your role in “{organization.slug}” is {role.label}: a token bound to it can have at most "
+                f"the scope “{widest.label}”.",
                 code="scope_exceeds_role",
             )
 
@@ -202,7 +205,9 @@ def revoke_api_token(*, token: ApiToken, by: Any, as_operator: bool = False) -> 
     if not as_operator and not can_revoke_api_token(token=token, by=by):
         raise PermissionDenied("Only the token's owner or an admin of the organization it is bound to may revoke it.")
     with transaction.atomic():
-        locked = ApiToken.objects.select_for_update().select_related("user", "organization").get(pk=token.pk)
+        locked = (
+            ApiToken.objects.select_for_update(of=("self",)).select_related("user", "organization").get(pk=token.pk)
+        )
         if locked.revoked_at is not None:
             token.revoked_at, token.revoked_by_id = locked.revoked_at, locked.revoked_by_id
             return token
@@ -244,9 +249,8 @@ def update_profile(*, user: User, name: str | None = _UNSET, handle: str | None 
             name = name.strip()
             max_length = User._meta.get_field("name").max_length
             if len(name) > max_length:
-                raise ValidationError(
-                    {"name": [f"A name has at most {max_length} characters (this one has {len(name)})."]},
-                    code="max_length",
+                raise field_error(
+                    "name", f"A name has at most {max_length} characters (this one has {len(name)}).", code="max_length"
                 )
             locked.name = name
         if handle is not _UNSET and handle is not None and handle.strip().lower() != locked.handle:
@@ -278,8 +282,8 @@ def update_profile(*, user: User, name: str | None = _UNSET, handle: str | None 
                         )
         except IntegrityError:
             # Someone took the handle between the check and the write.
-            raise ValidationError(
-                {"handle": [f"“{locked.handle}” is already taken by a user or an organization."]}, code="taken"
+            raise field_error(
+                "handle", f"“{locked.handle}” is already taken by a user or an organization.", code="taken"
             ) from None
         record_event(action="user.updated", organization=personal, actor=by, target=locked, diff=diff)
     user.name, user.handle = locked.name, locked.handle

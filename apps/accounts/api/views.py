@@ -12,7 +12,6 @@ Who may do what (docs/api/tokens.md):
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.response import Response
@@ -26,7 +25,13 @@ from apps.accounts.api.serializers import (
 )
 from apps.accounts.filtersets import ApiTokenFilterSet
 from apps.accounts.models import ApiToken, TokenScope
-from apps.accounts.services import create_api_token, personal_organization_of, revoke_api_token, update_profile
+from apps.accounts.services import (
+    create_api_token,
+    field_error,
+    personal_organization_of,
+    revoke_api_token,
+    update_profile,
+)
 from apps.core.access import Role
 from apps.core.api.permissions import SignedIn, TokenScopePermission
 from apps.core.api.views import (
@@ -153,8 +158,9 @@ class UserTokenViewSet(
         organization = Organization.objects.restrict(self.request.user, "view").filter(slug=slug).first()
         if organization is None:
             # Same words as for an organization one can see but does not belong to: existence is not revealed.
-            raise DjangoValidationError(
-                {"organization": [f"You are not a member of “{slug}”; a token can only be bound to one."]},
+            raise field_error(
+                "organization",
+                f"You are not a member of “{slug}”; a token can only be bound to one.",
                 code="not_a_member",
             )
         return organization
