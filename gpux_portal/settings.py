@@ -283,6 +283,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several serializers have a "status" choice field: name each enum after what it is the status of.
+    "ENUM_NAME_OVERRIDES": {
+        "InvitationStatusEnum": "apps.organizations.models.Invitation.Status",
+        "ApiTokenStatusEnum": "apps.accounts.api.serializers.STATUS_NAMES",
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 API_TOKEN_PREFIX = "gpux_"
