@@ -1,8 +1,16 @@
+"""The dashboard, the jobs pages and the health check."""
+
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.generic import TemplateView
+
+from apps.core.mixins import OrganizationPageMixin, get_viewable_or_404, mfa_setup_redirect, paginate
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -13,4 +21,69 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html")
+    """Signed in: the dashboard (my organizations, my recent jobs). Anonymous: what the portal is."""
+    if not request.user.is_authenticated:
+        return render(request, "core/landing.html")
+    from apps.core.jobs import Job
+    from apps.organizations.models import Organization
+
+    user = request.user
+    organizations = (
+        Organization.objects.restrict(user, "view").filter(memberships__user=user).order_by("-is_personal", "slug")
+    )
+    jobs = Job.objects.restrict(user, "view").filter(creator=user).select_related("organization")[:5]
+    context = {"page_obj": paginate(request, organizations, per_page=12), "jobs": jobs}
+    return render(request, "core/dashboard.html", context)
+
+
+def _job_for(request: HttpRequest, uuid: Any):
+    from apps.core.jobs import Job
+
+    return get_viewable_or_404(Job.objects.select_related("organization", "creator"), request.user, uuid=uuid)
+
+
+def job_detail(request: HttpRequest, uuid: Any) -> HttpResponse:
+    """/jobs/<uuid>/: a job's state, with a progress bar that htmx refreshes until the job finishes."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    job = _job_for(request, uuid)
+    redirect = mfa_setup_redirect(request, job.organization)
+    if redirect is not None:
+        return redirect
+    return render(request, "core/job_detail.html", {"job": job, "organization": job.organization})
+
+
+def job_progress(request: HttpRequest, uuid: Any) -> HttpResponse:
+    """The progress fragment htmx polls (the same lookup as the page)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    job = _job_for(request, uuid)
+    if mfa_setup_redirect(request, job.organization) is not None:
+        return HttpResponse(status=403)
+    return render(request, "core/_job_progress.html", {"job": job})
+
+
+class JobsView(OrganizationPageMixin, TemplateView):
+    """/orgs/<slug>/jobs/: the organization's jobs the caller may see (their own; admins: all)."""
+
+    template_name = "core/jobs.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from apps.core.api.jobs import JobFilterSet
+        from apps.core.jobs import Job
+
+        context = super().get_context_data(**kwargs)
+        jobs = (
+            Job.objects.restrict(self.request.user, "view")
+            .filter(organization=self.organization)
+            .select_related("organization", "creator")
+        )
+        filterset = JobFilterSet(self.request.GET or None, queryset=jobs)
+        context["filter"] = filterset
+        context["page_obj"] = paginate(self.request, filterset.qs.order_by("-created_at"))
+        return context
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        context = self.get_context_data(**kwargs)
+        status = 400 if context["filter"].is_bound and not context["filter"].is_valid() else 200
+        return self.render_to_response(context, status=status)

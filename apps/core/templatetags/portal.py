@@ -1,0 +1,61 @@
+"""Template helpers shared by every page: the organization switcher and Bootstrap form fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms, template
+
+register = template.Library()
+
+_CHECK_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
+
+
+@register.inclusion_tag("includes/org_switcher.html", takes_context=True)
+def org_switcher(context: template.Context) -> dict[str, Any]:
+    """The organizations the signed-in user belongs to, listed through restrict()."""
+    from apps.organizations.models import Organization
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    organizations = []
+    if user is not None and user.is_authenticated:
+        organizations = list(
+            Organization.objects.restrict(user, "view").filter(memberships__user=user).order_by("-is_personal", "slug")
+        )
+    return {"organizations": organizations, "current": context.get("organization")}
+
+
+@register.filter
+def bootstrap(field: forms.BoundField) -> str:
+    """Render a bound field's widget with Bootstrap's classes (and ``is-invalid`` when it has errors)."""
+    widget = field.field.widget
+    if isinstance(widget, _CHECK_WIDGETS):
+        css = "form-check-input"
+    elif isinstance(widget, forms.Select | forms.SelectMultiple):
+        css = "form-select"
+    else:
+        css = "form-control"
+    if field.errors:
+        css += " is-invalid"
+    existing = widget.attrs.get("class", "")
+    return field.as_widget(attrs={"class": f"{existing} {css}".strip()})
+
+
+@register.filter
+def is_checkbox(field: forms.BoundField) -> bool:
+    return isinstance(field.field.widget, forms.CheckboxInput)
+
+
+@register.filter
+def percent_number(fraction: Any) -> int:
+    """0.437 -> 44 (for progress bars)."""
+    try:
+        return max(0, min(100, round(float(fraction) * 100)))
+    except (TypeError, ValueError):
+        return 0
+
+
+@register.filter
+def percent(fraction: Any) -> str:
+    return f"{percent_number(fraction)} %"
