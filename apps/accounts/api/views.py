@@ -190,6 +190,7 @@ class OrganizationTokenViewSet(
 
     queryset = ApiToken.objects.select_related("user", "organization")
     serializer_class = OrganizationApiTokenSerializer
+    requires_signed_in = True  # a token list is never public: anonymous callers are asked to sign in (401)
     scope_for_action = {"delete": TokenScope.ADMIN}
     lookup_field = "uuid"
     lookup_value_regex = UUID_PATTERN
