@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from apps.audit.context import current_request
@@ -137,11 +138,12 @@ def prune_audit_events(
     """Delete one chain's events recorded before ``older_than``, leaving a checkpoint so the chain still verifies.
 
     Name the chain with ``organization_id`` or ``platform=True``. In one transaction holding the chain's head
-    lock: find the newest event older than ``older_than`` (seq D), append a checkpoint event carrying D, its
-    hash and the number of events removed, then delete every event with seq ≤ D. The deletion is a contiguous
-    prefix of the chain, and the checkpoint being written always comes after it, so an older checkpoint is only
-    ever deleted once a newer one supersedes it. The verifier starts from the newest checkpoint and checks that
-    the first remaining event links to the hash it carries. ``dry_run`` counts without changing anything.
+    lock: find D, the last event before the first one recorded at or after ``older_than``; append a checkpoint
+    event carrying D's seq and hash and the number of events removed; then delete every event with seq ≤ D. The
+    deletion is a contiguous prefix of the chain, and the checkpoint being written always comes after it, so an
+    older checkpoint is only ever deleted once a newer one supersedes it. The verifier starts from the newest
+    checkpoint and checks that the first remaining event links to the hash it carries. ``dry_run`` counts
+    without changing anything.
     """
     if platform == (organization_id is not None):
         raise ValidationError(
@@ -155,7 +157,11 @@ def prune_audit_events(
     with transaction.atomic():
         chain = _lock_chain(None if platform else organization_id)
         events = AuditEvent.objects.filter(chain=chain)
-        last = events.filter(created_at__lt=older_than).order_by("-seq").values("seq", "hash").first()
+        # Stop at the first event young enough to keep: only a contiguous prefix of the chain is ever deleted,
+        # and no event younger than ``older_than`` is, even if a clock step made an older one follow it.
+        first_kept = events.filter(created_at__gte=older_than).aggregate(seq=Min("seq"))["seq"]
+        prefix = events if first_kept is None else events.filter(seq__lt=first_kept)
+        last = prefix.order_by("-seq").values("seq", "hash").first()
         if last is None:
             return PruneResult(chain_key=key, deleted=0)
         doomed = events.filter(seq__lte=last["seq"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -62,6 +63,14 @@ def tamper(sql: str, params: list | tuple = ()) -> int:
             return cursor.rowcount
         finally:
             cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """allauth's login rate limits count in the cache (Redis here), which outlives a test: start each at zero."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
