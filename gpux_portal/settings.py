@@ -317,6 +317,14 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = "UTC"
+# Extra modules with job kinds for the worker to import (plugins; the test suite's test-only kinds).
+CELERY_IMPORTS = env_list("CELERY_EXTRA_TASK_MODULES")
+# The reaper (docs/operator/jobs.md): a running job silent for longer than its time limit plus this grace
+# is re-queued, or failed after its maximum attempts.
+JOBS_REAPER_GRACE_SECONDS = env_int("JOBS_REAPER_GRACE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "core.reap_stale_jobs", "schedule": env_int("JOBS_REAPER_INTERVAL_SECONDS", 60)},
+}
 
 # --- e-mail -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env(

@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.organizations.api.urls")),
     path("", include("apps.audit.api.urls")),
+    path("", include("apps.core.api.urls")),
 ]
 
 urlpatterns = [

@@ -51,12 +51,15 @@ class AccessPolicy:
     ``visibility_field`` is the ORM path to a Visibility value, or ``None`` for objects that are never
     visible outside their organization. ``roles`` maps each action to the least role that allows it;
     an action missing from it is not allowed through roles at all (grants may still allow it).
+    ``creator_field`` is the ORM path to the user who made the object, for models whose maker may always
+    view it whatever their role (a Job: its creator sees it); ``None`` gives the creator no such right.
     """
 
     organization_field: str | None = "organization"
     visibility_field: str | None = None
     roles: dict[str, Role] = field(default_factory=lambda: dict(DEFAULT_ROLES))
     grants: bool = True
+    creator_field: str | None = None
 
     def organization_id_path(self) -> str:
         return f"{self.organization_field}_id" if self.organization_field else "pk"

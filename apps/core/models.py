@@ -19,3 +19,9 @@ class OwnedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+# The Job table lives in its own module; importing it here registers it with the app (and its migrations).
+from apps.core.jobs import Job  # noqa: E402
+
+__all__ = ["Job", "OwnedModel"]

@@ -4,7 +4,8 @@ restrict(user, action) =
     (action is view and the visibility allows it)
  OR (action is run, the user is signed in and the visibility allows viewing)
  OR the user's role in the owner organization allows the action
- OR a user or team grant (django-guardian, direct-FK tables) of that permission.
+ OR a user or team grant (django-guardian, direct-FK tables) of that permission
+ OR (action is view and the user is the object's creator, for models whose policy names a ``creator_field``).
 
 It compiles to one SQL query with EXISTS subqueries. A grant of change, delete or run implies view.
 An API token bound to an organization narrows it further: that organization's objects and public ones.
@@ -65,6 +66,7 @@ class RestrictedQuerySet(models.QuerySet):
         allowed = _or(allowed, self._role_condition(policy, action, user))
         if policy.grants:
             allowed = _or(allowed, self._grant_condition(action, user))
+        allowed = _or(allowed, self._creator_condition(policy, action, user))
         if allowed is None:
             return self.none()
         restricted = self.filter(allowed)
@@ -75,7 +77,7 @@ class RestrictedQuerySet(models.QuerySet):
             restricted = restricted.filter(scope)
         return restricted
 
-    # -- the four parts of the definition -----------------------------------------------------------------
+    # -- the parts of the definition ----------------------------------------------------------------------
     @staticmethod
     def _visibility_condition(policy: AccessPolicy, action: str, user: Any) -> Q | None:
         if not policy.visibility_field or action not in (VIEW, RUN):
@@ -111,6 +113,13 @@ class RestrictedQuerySet(models.QuerySet):
             )
         )
         return Q(by_user) | Q(by_team)
+
+    @staticmethod
+    def _creator_condition(policy: AccessPolicy, action: str, user: Any) -> Q | None:
+        # Only viewing: what the creator may do beyond that still comes from their role or grants.
+        if action != VIEW or not policy.creator_field:
+            return None
+        return Q(**{policy.creator_field: user.pk})
 
 
 def _or(left: Any, right: Any) -> Any:

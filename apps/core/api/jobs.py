@@ -1,0 +1,229 @@
+"""Jobs in the API: ``/api/v1/jobs/`` (list, start), ``/jobs/{uuid}/`` (status) and ``/jobs/{uuid}/download/``.
+
+Who sees what (docs/api/jobs.md): a job is visible to its creator and to its organization's admins and owners
+(``Job.objects.restrict(user, "view")``); anyone else gets 404. Starting a job needs the role and token scope its
+kind asks for (``audit.export``: admin and admin); a token bound to an organization sees and starts jobs of that
+organization only.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import django_filters
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.response import Response
+
+from apps.accounts.models import ApiToken, TokenScope
+from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
+from apps.core.job_services import job_kinds, job_task_for, start_job
+from apps.core.jobs import Job, JobStatus
+from apps.organizations.models import Organization
+from apps.organizations.services import role_of
+
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+def user_startable_kinds() -> list[str]:
+    return sorted(kind for kind, task in job_kinds().items() if task.user_startable)
+
+
+# --- serializers ------------------------------------------------------------------------------------------------
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A job's state as its creator and the organization's admins see it."""
+
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    creator = serializers.SlugRelatedField(slug_field="handle", read_only=True, allow_null=True)
+    url = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "uuid",
+            "url",
+            "kind",
+            "organization",
+            "creator",
+            "params",
+            "status",
+            "progress",
+            "progress_message",
+            "result",
+            "download_url",
+            "error",
+            "traceback",
+            "attempts",
+            "max_attempts",
+            "queue",
+            "time_limit",
+            "heartbeat_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, job: Job) -> str:
+        return self._absolute(reverse("api:job-detail", kwargs={"uuid": job.uuid}))
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download_url(self, job: Job) -> str | None:
+        if job.status != JobStatus.SUCCEEDED or not job.result_file:
+            return None
+        return self._absolute(reverse("api:job-download", kwargs={"uuid": job.uuid}))
+
+
+class JobCreateSerializer(serializers.Serializer):
+    """``{"kind": "audit.export", "organization": "<slug>", "params": {...}}``."""
+
+    kind = serializers.CharField(max_length=100, help_text="The kind of job; people may start “audit.export”.")
+    organization = serializers.SlugField(max_length=39, help_text="The slug of the organization the job works for.")
+    params = serializers.JSONField(required=False, default=dict, help_text="The kind's parameters (a JSON object).")
+
+
+# --- filters ------------------------------------------------------------------------------------------------------
+
+
+class JobFilterSet(django_filters.FilterSet):
+    """``?status=running&kind=audit.export&organization=acme`` (shared by the API and the jobs pages)."""
+
+    status = django_filters.MultipleChoiceFilter(choices=JobStatus.choices)
+    kind = django_filters.CharFilter(field_name="kind")
+    organization = django_filters.CharFilter(field_name="organization__slug", label="Organization (slug)")
+
+    class Meta:
+        model = Job
+        fields = ["status", "kind", "organization"]
+
+
+# --- views ----------------------------------------------------------------------------------------------------------
+
+
+class JobNotFinished(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The job has not finished yet."
+    default_code = "job_not_finished"
+
+
+def _invalid(field: str, message: str, code: str) -> exceptions.ValidationError:
+    return exceptions.ValidationError({field: [ErrorDetail(message, code=code)]})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Jobs you may see", tags=["jobs"]),
+    retrieve=extend_schema(summary="One job: status, progress, result or error", tags=["jobs"]),
+    create=extend_schema(
+        summary="Start a job",
+        description="Kinds people may start: `audit.export` (organization admins; token scope `admin`), "
+        'params `{"format": "csv" | "jsonl", "filters": {...}}` with the audit trail\'s filters.',
+        request=JobCreateSerializer,
+        responses={201: JobSerializer},
+        tags=["jobs"],
+    ),
+)
+class JobViewSet(
+    RestrictedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Background jobs: list those you may see, start one, follow its progress, download its file."""
+
+    queryset = Job.objects.select_related("organization", "creator")
+    serializer_class = JobSerializer
+    filterset_class = JobFilterSet
+    lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
+    ordering_fields = ["created_at", "finished_at", "status", "kind"]
+    ordering = ["-created_at"]
+    search_fields: list[str] = []
+    # Each kind asks for its own scope as well (``JobTask.required_scope``), checked in ``create``.
+    scope_for_action = {"create": TokenScope.WRITE}
+
+    def get_serializer_class(self):
+        return JobCreateSerializer if self.action == "create" else JobSerializer
+
+    def create(self, request, *args, **kwargs):
+        incoming = JobCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        task = job_task_for(data["kind"])
+        if task is None or not task.user_startable:
+            startable = ", ".join(user_startable_kinds())
+            message = f"“{data['kind']}” is not a kind of job you can start; use one of: {startable}."
+            raise _invalid("kind", message, "invalid_choice")
+        organization = self._organization_for_job(data["organization"], task)
+        try:
+            params = task.clean_params(data["params"], organization=organization, user=request.user)
+        except exceptions.ValidationError as exc:
+            raise exceptions.ValidationError({"params": exc.detail}) from exc
+        job = start_job(kind=task.kind, organization=organization, creator=request.user, params=params)
+        body = JobSerializer(job, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+
+    def _organization_for_job(self, slug: str, task) -> Organization:
+        request = self.request
+        bound = bound_organization_id(request)
+        visible = Organization.objects.restrict(request.user, "view", within_organization=bound)
+        organization = visible.filter(slug=slug.lower()).first()
+        if organization is None:
+            raise _invalid("organization", f"There is no organization “{slug}” that you can see.", "does_not_exist")
+        if bound is not None and organization.pk != bound:
+            raise exceptions.PermissionDenied(
+                f"This token is bound to another organization and cannot start jobs in “{organization.slug}”.",
+                code="token_binding",
+            )
+        role = role_of(request.user, organization)
+        if role is None or role < task.required_role:
+            raise exceptions.PermissionDenied(
+                f"Only an organization {task.required_role.label} or above may start “{task.kind}” jobs "
+                f"in “{organization.slug}”."
+            )
+        token = request.auth if isinstance(request.auth, ApiToken) else None
+        if token is not None and not token.allows(task.required_scope):
+            raise exceptions.PermissionDenied(
+                f"This token's scope is “{token.get_scope_display()}”; starting “{task.kind}” jobs needs "
+                f"“{task.required_scope.label}”.",
+                code="insufficient_scope",
+            )
+        return organization
+
+    @extend_schema(
+        summary="Download the job's result file",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file."),
+            404: OpenApiResponse(description="No such job that you may see, or the job made no file."),
+            409: OpenApiResponse(description="The job has not succeeded (yet)."),
+        },
+        tags=["jobs"],
+    )
+    @action(detail=True, methods=["get"], restrict_action="view", filter_backends=[], pagination_class=None)
+    def download(self, request, *args, **kwargs):
+        job = self.get_object()
+        if job.status != JobStatus.SUCCEEDED:
+            raise JobNotFinished(f"The job is {job.status}: only a job that succeeded has a file to download.")
+        if not job.result_file:
+            raise exceptions.NotFound("This job made no file to download.", code="no_file")
+        try:
+            handle = job.result_file.open("rb")
+        except FileNotFoundError as exc:
+            raise exceptions.NotFound("The job's file is no longer available.", code="file_gone") from exc
+        content_type = (job.result or {}).get("content_type") or "application/octet-stream"
+        return FileResponse(
+            handle, as_attachment=True, filename=PurePosixPath(job.result_file.name).name, content_type=content_type
+        )

@@ -1,0 +1,359 @@
+"""Job workflows: start a job, claim it, report progress, record its outcome, reap jobs whose worker was lost.
+
+The Job row is the single source of truth; Celery messages only say "look at job N". Every transition is a
+conditional update on the state the writer saw, so two workers, a redelivered message or the reaper racing
+a slow worker can never record two outcomes for one job:
+
+* ``claim_job``: queued -> running (attempts + 1); a message whose job is not queued does nothing.
+* ``finish_job`` / ``fail_job``: only while still running *the same attempt*.
+* ``reap_stale_jobs``: running with a stale heartbeat -> queued again (re-sent), or failed after max attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.audit.services import record_event
+from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue, JobStatus
+
+if TYPE_CHECKING:
+    from celery import Task
+
+logger = logging.getLogger(__name__)
+
+# Celery's hard limit kills an attempt this long after its soft limit (the job's time_limit) was reached.
+HARD_LIMIT_MARGIN = 30
+
+
+class JobClaimLost(Exception):
+    """The running attempt no longer owns its job (reaped, cancelled or claimed again): stop working."""
+
+
+# --- the registry of job kinds --------------------------------------------------------------------------------
+
+_job_tasks: dict[str, Task] = {}
+_discovered = False
+
+
+def register_job_kind(task: Task) -> None:
+    """Make ``task`` (a registered JobTask) the one that runs jobs of ``task.kind``."""
+    existing = _job_tasks.get(task.kind)
+    if existing is not None and existing.name != task.name:
+        raise ValueError(f"Job kind {task.kind!r} is already run by {existing.name!r}, not {task.name!r}.")
+    _job_tasks[task.kind] = task
+
+
+def _discover_job_kinds() -> None:
+    # Importing every app's tasks module (and CELERY_IMPORTS) registers their job kinds; the worker does the
+    # same at start-up, the web process does it here on first use.
+    global _discovered
+    if not _discovered:
+        from gpux_portal.celery import app
+
+        app.loader.import_default_modules()
+        _discovered = True
+
+
+def job_task_for(kind: str) -> Task | None:
+    """The task that runs jobs of ``kind``, or None when no such kind is registered."""
+    if kind not in _job_tasks:
+        _discover_job_kinds()
+    return _job_tasks.get(kind)
+
+
+def job_kinds() -> dict[str, Task]:
+    """Every registered job kind and its task."""
+    _discover_job_kinds()
+    return dict(_job_tasks)
+
+
+# --- starting and sending --------------------------------------------------------------------------------------
+
+
+def start_job(
+    *,
+    kind: str,
+    organization: Any,
+    creator: Any = None,
+    params: dict | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    time_limit: int | None = None,
+) -> Job:
+    """Write a queued Job row and send its task once the surrounding transaction commits.
+
+    Defaults for ``queue``, ``max_attempts`` and ``time_limit`` come from the kind's task. ``params`` must be
+    JSON; the kind's own ``clean_params`` validation is the caller's business (the API runs it). Records a
+    ``job.created`` audit event in the organization's chain.
+    """
+    task = job_task_for(kind)
+    if task is None:
+        raise ValidationError({"kind": [f"There is no job kind “{kind}”."]}, code="invalid_choice")
+    queue = queue or task.queue or JobQueue.DEFAULT
+    if queue not in JobQueue.values:
+        raise ValidationError(
+            {"queue": [f"“{queue}” is not a queue; use one of {', '.join(JobQueue.values)}."]}, code="invalid_choice"
+        )
+    try:
+        params = json.loads(json.dumps(params or {}, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"params": [f"Parameters must be JSON: {exc}"]}, code="invalid") from exc
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=kind,
+            params=params,
+            organization=organization,
+            creator=creator if getattr(creator, "is_authenticated", False) else None,
+            queue=queue,
+            max_attempts=max_attempts or getattr(task, "max_attempts", DEFAULT_MAX_ATTEMPTS),
+            time_limit=time_limit or getattr(task, "job_time_limit", DEFAULT_TIME_LIMIT),
+        )
+        record_event(
+            action="job.created",
+            organization=organization,
+            actor=creator,
+            target=job,
+            metadata={"kind": kind, "params": params, "queue": queue},
+        )
+        transaction.on_commit(lambda: send_job(job))
+    return job
+
+
+def send_job(job: Job) -> bool:
+    """Send the job's task message now (call it after commit). A broker failure fails the job, loudly, once.
+
+    The job's ``time_limit`` becomes the attempt's soft limit (the job fails with a clear error) and
+    ``time_limit + HARD_LIMIT_MARGIN`` its hard limit (the worker process is killed; the reaper takes over).
+    """
+    task = job_task_for(job.kind)
+    if task is None:
+        _fail_unsent(job, f"No worker code is registered for job kind “{job.kind}”.")
+        return False
+    try:
+        task.apply_async(
+            args=[job.pk],
+            queue=job.queue,
+            soft_time_limit=job.time_limit,
+            time_limit=job.time_limit + HARD_LIMIT_MARGIN,
+        )
+    except Exception as exc:
+        logger.exception("Could not send job %s to the broker", job.uuid)
+        _fail_unsent(job, f"The job could not be queued (broker unreachable: {type(exc).__name__}: {exc}).")
+        return False
+    return True
+
+
+def _fail_unsent(job: Job, error: str) -> None:
+    Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+def cancel_job(*, job: Job, actor: Any = None) -> bool:
+    """Cancel a queued or running job; False when it had already finished.
+
+    A queued job's message then finds nothing to claim; a running attempt stops at its next progress report
+    (``JobClaimLost``) and records nothing. Records ``job.cancelled`` in the organization's chain.
+    """
+    with transaction.atomic():
+        cancelled = Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now()
+        )
+        if cancelled:
+            record_event(
+                action="job.cancelled",
+                organization=job.organization_id,
+                actor=actor,
+                target=job,
+                metadata={"kind": job.kind, "status_before": job.status},
+            )
+    job.refresh_from_db()
+    return bool(cancelled)
+
+
+# --- running: claim, progress, outcome --------------------------------------------------------------------------
+
+
+def claim_job(job_id: int) -> Job | None:
+    """Move a queued job to running for this attempt and return it; None when it is not queued (any more).
+
+    One conditional UPDATE: of two workers handed the same job, exactly one gets a row back.
+    """
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        attempts=F("attempts") + 1,
+        progress=0.0,
+        progress_message="",
+        error="",
+        traceback="",
+    )
+    if not claimed:
+        return None
+    return Job.objects.select_related("organization", "creator").get(pk=job_id)
+
+
+def _still_ours(job: Job):
+    return Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
+
+
+@dataclass
+class ProgressReporter:
+    """``progress(fraction, message)`` for a running attempt: stores progress and beats the heartbeat.
+
+    Writes at most once per ``interval`` seconds (a final 1.0 always goes through). Raises ``JobClaimLost``
+    when the attempt no longer owns the job, so work on a reaped or cancelled job stops at the next report.
+    """
+
+    job: Job
+    interval: float = 1.0
+    _last_write: float = field(default=float("-inf"), init=False)
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        self.job.progress, self.job.progress_message = fraction, str(message)[:300]
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last_write < self.interval:
+            return
+        self._last_write = now
+        self.job.heartbeat_at = timezone.now()
+        updated = _still_ours(self.job).update(
+            progress=self.job.progress, progress_message=self.job.progress_message, heartbeat_at=self.job.heartbeat_at
+        )
+        if not updated:
+            raise JobClaimLost(f"Job {self.job.uuid} is no longer running attempt {self.job.attempts}.")
+
+    def heartbeat(self) -> None:
+        """A sign of life for work that cannot say how far it is."""
+        self(self.job.progress, self.job.progress_message)
+
+
+def _as_json(result: Any) -> Any:
+    return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
+
+
+def finish_job(job: Job, result: Any = None) -> bool:
+    """Record success for the attempt that claimed ``job``; False (and nothing written) if it lost the job.
+
+    A result file the attempt saved (``job.result_file``) is kept only when the outcome is recorded.
+    """
+    try:
+        result = _as_json(result)
+    except (TypeError, ValueError) as exc:
+        return fail_job(job, error=f"The job's result is not JSON: {exc}")
+    now = timezone.now()
+    recorded = _still_ours(job).update(
+        status=JobStatus.SUCCEEDED,
+        result=result,
+        result_file=job.result_file.name or "",
+        progress=1.0,
+        heartbeat_at=now,
+        finished_at=now,
+    )
+    if not recorded:
+        _discard_orphan_file(job)
+    return bool(recorded)
+
+
+def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:
+    """Record failure (message and traceback) for the attempt that claimed ``job``; False if it lost the job."""
+    now = timezone.now()
+    recorded = _still_ours(job).update(
+        status=JobStatus.FAILED,
+        error=error[:10_000],
+        traceback=traceback,
+        result_file="",
+        heartbeat_at=now,
+        finished_at=now,
+    )
+    _discard_orphan_file(job)
+    return bool(recorded)
+
+
+def _discard_orphan_file(job: Job) -> None:
+    # A file written by an attempt whose outcome was not recorded would never be served: remove it.
+    name = job.result_file.name
+    if name and not Job.objects.filter(pk=job.pk, result_file=name).exists():
+        default_storage.delete(name)
+
+
+# --- the reaper --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReapReport:
+    """What one reaper pass did."""
+
+    requeued: list[Job] = field(default_factory=list)
+    failed: list[Job] = field(default_factory=list)
+
+
+def reaper_grace() -> int:
+    return int(getattr(settings, "JOBS_REAPER_GRACE_SECONDS", 60))
+
+
+def reap_stale_jobs(*, now: Any = None) -> ReapReport:
+    """Re-queue (or, past ``max_attempts``, fail) running jobs whose worker is gone.
+
+    A running job is taken for lost when its heartbeat is older than its time limit plus the grace
+    (``JOBS_REAPER_GRACE_SECONDS``): an attempt alive that long would have hit its hard time limit
+    (time limit + ``HARD_LIMIT_MARGIN``), so a live worker is never robbed of its job. Each transition is
+    conditional on the heartbeat and attempt seen, so a late report from the old attempt and the reaper
+    cannot both win; the old attempt's result writes then find the job no longer theirs.
+    """
+    now = now or timezone.now()
+    grace = reaper_grace()
+    report = ReapReport()
+    candidates = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=grace))
+    for job in candidates.order_by("heartbeat_at"):
+        if job.heartbeat_at + timedelta(seconds=job.time_limit + grace) > now:
+            continue
+        seen = Job.objects.filter(
+            pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts, heartbeat_at=job.heartbeat_at
+        )
+        silent_for = int((now - job.heartbeat_at).total_seconds())
+        with transaction.atomic():
+            if job.attempts < job.max_attempts:
+                changed = seen.update(
+                    status=JobStatus.QUEUED,
+                    heartbeat_at=None,
+                    progress_message=(
+                        f"Re-queued: the worker running attempt {job.attempts} of {job.max_attempts} "
+                        f"was lost (no heartbeat for {silent_for} s)."
+                    ),
+                )
+                if changed:
+                    job.refresh_from_db()
+                    transaction.on_commit(lambda job=job: send_job(job))
+                    report.requeued.append(job)
+            else:
+                changed = seen.update(
+                    status=JobStatus.FAILED,
+                    finished_at=now,
+                    error=(
+                        f"Worker lost {job.attempts} times (no heartbeat for {silent_for} s, time limit "
+                        f"{job.time_limit} s + {grace} s grace); giving up after {job.max_attempts} attempts."
+                    ),
+                )
+                if changed:
+                    job.refresh_from_db()
+                    report.failed.append(job)
+        if changed:
+            logger.warning("Reaped job %s (%s): now %s", job.uuid, job.kind, job.status)
+    return report

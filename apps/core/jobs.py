@@ -1,0 +1,120 @@
+"""The Job table: one row per piece of background work (DESIGN.md, "Background work").
+
+A job row is written first; its Celery task is sent when the transaction commits and claims the row with a
+conditional update, so a message delivered twice runs the work once. Feature tables (a registry sync, an
+inference job) link to a Job one-to-one for what more they need.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from apps.core.access import AccessPolicy, Role
+from apps.core.models import OwnedModel
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobQueue(models.TextChoices):
+    """The Celery queues of DESIGN.md; a worker subscribes to the ones it serves (a GPU worker: inference.gpu)."""
+
+    DEFAULT = "default", "default"
+    SYNC = "sync", "sync"
+    INFERENCE_CPU = "inference.cpu", "inference.cpu"
+    INFERENCE_GPU = "inference.gpu", "inference.gpu"
+
+
+DEFAULT_TIME_LIMIT = 600
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def job_file_path(job: Job, filename: str) -> str:
+    """Where a job's result file lives in the default storage: ``jobs/<uuid>/<filename>``."""
+    return f"jobs/{job.uuid}/{filename}"
+
+
+class Job(OwnedModel):
+    """One piece of background work of an organization: its kind and parameters, its state, progress and result.
+
+    The creator and the organization's admins see a job (``restrict(user, "view")``); members see jobs on
+    objects they may view through the feature tables that link to a job. ``attempts`` counts claims: a worker
+    lost mid-job is noticed by the reaper (a stale ``heartbeat_at``) and the job runs again, up to
+    ``max_attempts``. Result writes are conditional on the attempt that claimed the job, so a job that ran
+    twice records one result.
+    """
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN},
+        grants=False,
+        creator_field="creator",
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=100, db_index=True, help_text="What the job does, e.g. “audit.export”.")
+    params = models.JSONField(default=dict, blank=True)
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="jobs")
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    progress_message = models.CharField(max_length=300, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_file = models.FileField(upload_to=job_file_path, max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker has claimed it.")
+    max_attempts = models.PositiveSmallIntegerField(default=DEFAULT_MAX_ATTEMPTS)
+    queue = models.CharField(max_length=20, choices=JobQueue.choices, default=JobQueue.DEFAULT)
+    time_limit = models.PositiveIntegerField(
+        default=DEFAULT_TIME_LIMIT, help_text="Seconds one attempt may run before it is stopped and failed."
+    )
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the running attempt.")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["creator", "-created_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0.0, progress__lte=1.0), name="core_job_progress_between_0_and_1"
+            ),
+            models.CheckConstraint(condition=models.Q(max_attempts__gte=1), name="core_job_max_attempts_positive"),
+            models.CheckConstraint(condition=models.Q(time_limit__gte=1), name="core_job_time_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.uuid} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """How long the last attempt ran (so far, while running)."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())

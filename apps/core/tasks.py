@@ -1,0 +1,122 @@
+"""``JobTask``, the base of every job's Celery task, and the periodic reaper.
+
+A job kind is a JobTask subclass with a ``kind`` and an ``execute(job, progress)`` method, registered once::
+
+    class ExportAuditTrail(JobTask):
+        name = "audit.export_audit_trail"
+        kind = "audit.export"
+
+        def execute(self, job, progress):
+            ...  # call a service; report progress(fraction, message); return a JSON result
+
+    export_audit_trail = register_job_task(ExportAuditTrail)
+
+The message carries only the job id. ``run`` claims the row (a job claimed twice runs once), calls
+``execute`` and records the result, or the error and its traceback, for the attempt that claimed it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, ClassVar
+
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from apps.accounts.models import TokenScope
+from apps.core.access import Role
+from apps.core.job_services import (
+    JobClaimLost,
+    ProgressReporter,
+    claim_job,
+    fail_job,
+    finish_job,
+    reap_stale_jobs,
+    register_job_kind,
+)
+from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue
+
+logger = logging.getLogger(__name__)
+
+
+class JobTask(Task):
+    """The Celery side of a job kind: claim, execute, record. Subclasses set ``kind`` and write ``execute``.
+
+    Late acknowledgement and ``reject_on_worker_lost`` keep a message until its attempt ends; JSON only;
+    soft and hard time limits per job (``Job.time_limit``). Attempts are counted on the row and the reaper
+    re-runs a job whose worker died, so Celery's own retries are not used.
+    """
+
+    kind: ClassVar[str] = ""
+    queue: ClassVar[str] = JobQueue.DEFAULT
+    max_attempts: ClassVar[int] = DEFAULT_MAX_ATTEMPTS
+    job_time_limit: ClassVar[int] = DEFAULT_TIME_LIMIT
+    progress_interval: ClassVar[float] = 1.0
+    # Whether people may start this kind through the API and pages, and what it takes.
+    user_startable: ClassVar[bool] = False
+    required_role: ClassVar[Role] = Role.ADMIN
+    required_scope: ClassVar[TokenScope] = TokenScope.ADMIN
+
+    acks_late = True
+    reject_on_worker_lost = True
+    serializer = "json"
+    ignore_result = True
+
+    def run(self, job_id: int) -> str:
+        job = claim_job(job_id)
+        if job is None:
+            logger.info("Job %s is not queued (already claimed, finished or cancelled): nothing to do.", job_id)
+            return "skipped"
+        progress = ProgressReporter(job, interval=self.progress_interval)
+        try:
+            result = self.execute(job, progress)
+        except JobClaimLost:
+            logger.warning("Job %s attempt %s lost its claim; stopping without recording.", job.uuid, job.attempts)
+            return "lost"
+        except SoftTimeLimitExceeded:
+            fail_job(
+                job, error=f"Ran past its time limit of {job.time_limit} s and was stopped.", traceback=_traceback()
+            )
+            return "failed"
+        except Exception as exc:
+            logger.exception("Job %s (%s) failed", job.uuid, job.kind)
+            fail_job(job, error=f"{type(exc).__name__}: {exc}", traceback=_traceback())
+            return "failed"
+        return "succeeded" if finish_job(job, result) else "lost"
+
+    def execute(self, job: Job, progress: ProgressReporter) -> Any:
+        """Do the work of ``job``; call ``progress(fraction, message)`` as it goes; return a JSON result."""
+        raise NotImplementedError
+
+    def clean_params(self, params: Any, *, organization: Any, user: Any) -> dict:
+        """Validate and normalise the parameters a person gave; raise ValidationError naming the parameter."""
+        if params is None:
+            return {}
+        if not isinstance(params, dict):
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError({"params": ["Parameters must be a JSON object."]}, code="invalid")
+        return params
+
+
+def _traceback() -> str:
+    return traceback.format_exc()
+
+
+def register_job_task(task_class: type[JobTask]) -> JobTask:
+    """Register a JobTask subclass with Celery and as the runner of its ``kind``; returns the task."""
+    from gpux_portal.celery import app
+
+    if not task_class.kind or not task_class.name:
+        raise ValueError(f"{task_class.__name__} must set both `kind` and `name`.")
+    task = app.register_task(task_class())
+    register_job_kind(task)
+    return task
+
+
+@shared_task(name="core.reap_stale_jobs", ignore_result=True)
+def reap_stale_jobs_task() -> dict[str, int]:
+    """Periodic (celery beat): re-queue or fail running jobs whose worker was lost."""
+    report = reap_stale_jobs()
+    return {"requeued": len(report.requeued), "failed": len(report.failed)}

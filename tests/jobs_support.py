@@ -1,0 +1,193 @@
+"""Test-only job kinds and real Celery workers for the job tests (tests/core/test_jobs_*.py).
+
+The kinds below exist only in the test suite: the test process imports this module, and a worker subprocess
+imports it through ``CELERY_EXTRA_TASK_MODULES=tests.jobs_support`` (settings.CELERY_IMPORTS). None of them
+may be started through the API (``user_startable`` is False).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+from apps.core.job_services import ProgressReporter
+from apps.core.jobs import Job
+from apps.core.tasks import JobTask, register_job_task
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Job ids executed in *this* process (the in-thread worker shares it): how many times a job's work ran.
+EXECUTED: list[int] = []
+
+
+class SleepInSteps(JobTask):
+    """Sleeps ``steps`` times ``pause`` seconds, reporting progress after each step; the result names the pid."""
+
+    name = "tests.sleep_in_steps"
+    kind = "test.sleep"
+    progress_interval = 0.0
+    job_time_limit = 30
+
+    def execute(self, job: Job, progress: ProgressReporter) -> dict:
+        steps, pause = int(job.params.get("steps", 5)), float(job.params.get("pause", 0.05))
+        EXECUTED.append(job.pk)
+        for step in range(1, steps + 1):
+            time.sleep(pause)
+            progress(step / steps, f"step {step} of {steps}")
+        return {"steps": steps, "pid": os.getpid(), "attempt": job.attempts}
+
+
+def explode_with_a_recognizable_frame(job: Job) -> None:
+    raise RuntimeError(f"boom in job {job.uuid}")
+
+
+class Crash(JobTask):
+    """Fails half-way: the traceback must name ``explode_with_a_recognizable_frame``."""
+
+    name = "tests.crash"
+    kind = "test.crash"
+    progress_interval = 0.0
+
+    def execute(self, job: Job, progress: ProgressReporter) -> dict:
+        EXECUTED.append(job.pk)
+        progress(0.5, "about to fail")
+        explode_with_a_recognizable_frame(job)
+        return {}
+
+
+sleep_in_steps = register_job_task(SleepInSteps)
+crash = register_job_task(Crash)
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout} s waiting for {what or predicate}")
+
+
+def job_in(job: Job, *statuses: str) -> Callable[[], Job | None]:
+    def check() -> Job | None:
+        fresh = Job.objects.get(pk=job.pk)
+        return fresh if fresh.status in statuses else None
+
+    return check
+
+
+def purge_broker() -> None:
+    """Empty the job queues and drop unacknowledged messages left by killed workers of earlier runs."""
+    from gpux_portal.celery import app
+
+    app.control.purge()
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.delete("unacked", "unacked_index", "unacked_mutex")
+
+
+def database_url_of_this_test_run() -> str:
+    """A DATABASE_URL naming the database this test process uses (pytest-django's ``test_...`` database)."""
+    config = connection.settings_dict
+    user = quote(config.get("USER") or "", safe="")
+    password = quote(config.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = config.get("HOST") or "127.0.0.1"
+    port = f":{config['PORT']}" if config.get("PORT") else ""
+    return f"postgres://{credentials}{host}{port}/{quote(config['NAME'], safe='')}"
+
+
+class WorkerProcess:
+    """``celery -A gpux_portal worker -Q default -P solo --concurrency 1`` on the test database, stopped by pid."""
+
+    def __init__(self, log_dir: Path, *, queues: tuple[str, ...] = ("default",)) -> None:
+        self.name = f"jobs-test-{uuid.uuid4().hex[:8]}"
+        self.log_path = log_dir / f"{self.name}.log"
+        self.queues = queues
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_of_this_test_run(),
+            "DATABASE_TEST_NAME": "",
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "DJANGO_ENV": "test",
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "CELERY_EXTRA_TASK_MODULES": "tests.jobs_support",
+            "CELERY_SKIP_CHECKS": "1",
+            "PYTHONPATH": str(BASE_DIR),
+        }
+        command = [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "gpux_portal",
+            "worker",
+            "-Q",
+            ",".join(self.queues),
+            "-P",
+            "solo",
+            "--concurrency",
+            "1",
+            "--prefetch-multiplier",
+            "1",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{self.name}@%h",
+            "--loglevel",
+            "INFO",
+        ]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"The worker exited with {self.process.returncode}:\n{self.log()}")
+            return " ready." in self.log()
+
+        wait_for(ready, timeout=timeout, interval=0.1, what=f"worker {self.name} to be ready")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgement, no last words (what an OOM kill or a lost node does)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
