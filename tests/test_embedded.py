@@ -1,0 +1,112 @@
+"""`make run` cannot rot: start the embedded mode as the Makefile does and load the sign-in page.
+
+The launcher runs in a fresh var/ folder (GPUX_VAR_DIR), without DATABASE_URL and REDIS_URL, on a free port;
+it migrates SQLite, seeds the demo organization, starts gunicorn, a Celery worker and beat, and is stopped
+by its pid with SIGTERM, which must stop its children too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 240
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_embedded(var_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "DEBUG"}}
+    env.update(GPUX_VAR_DIR=str(var_dir), GPUX_PORT=str(port), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gpux_portal.embedded"],
+        cwd=REPO,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_banner(process: subprocess.Popen, log_path: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        text = log_path.read_text()
+        if "GPUX Portal is up" in text:
+            return text
+        if process.poll() is not None:
+            pytest.fail(f"the launcher exited with {process.returncode}:\n{text[-4000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"no banner within {START_TIMEOUT} s:\n{log_path.read_text()[-4000:]}")
+
+
+def stop(process: subprocess.Popen) -> int:
+    os.kill(process.pid, signal.SIGTERM)
+    return process.wait(timeout=60)
+
+
+def child_pids(parent: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie counts as gone
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    return bool(state.stdout.strip()) and not state.stdout.strip().startswith("Z")
+
+
+@pytest.mark.slow
+def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_path):
+    port = free_port()
+    log_path = tmp_path / "run.log"
+    process = start_embedded(tmp_path / "var", port, log_path)
+    children: list[int] = []
+    try:
+        banner = wait_for_banner(process, log_path)
+        assert f"http://127.0.0.1:{port}/" in banner
+        assert "owner@demo.local" in banner and "member@demo.local" in banner
+        children = child_pids(process.pid)
+        assert len(children) == 3, "gunicorn, a Celery worker and beat"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+            assert response.status == 200
+            assert b'name="login"' in response.read()
+        # web, worker and beat all write: the embedded database runs in WAL mode (settings: init_command).
+        with sqlite3.connect(tmp_path / "var" / "portal.sqlite3") as database:
+            assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        if process.poll() is None:
+            assert stop(process) == 0
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in children), "the children outlived the launcher"
+
+    # Run again: nothing to migrate or seed, the same demo accounts.
+    second_log = tmp_path / "second.log"
+    process = start_embedded(tmp_path / "var", port, second_log)
+    try:
+        second = wait_for_banner(process, second_log)
+        assert "database is up to date" in second
+        assert "seeding" not in second and "applying" not in second
+        assert banner.split("sign in as", 1)[1].split("\n")[0] == second.split("sign in as", 1)[1].split("\n")[0]
+    finally:
+        if process.poll() is None:
+            assert stop(process) == 0
