@@ -220,7 +220,7 @@ class MembershipViewSet(
 class TeamViewSet(ServiceErrorsMixin, OrganizationNestedMixin, RestrictedModelViewSet):
     """Teams of an organization, by slug."""
 
-    queryset = Team.objects.annotate(member_count=Count("group__user", distinct=True))
+    queryset = Team.objects.all()
     serializer_class = TeamSerializer
     lookup_field = "slug"
     lookup_url_kwarg = "team_slug"
@@ -234,7 +234,8 @@ class TeamViewSet(ServiceErrorsMixin, OrganizationNestedMixin, RestrictedModelVi
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Team.objects.none()
-        return super().get_queryset()
+        # Annotated here, not on ``queryset``: the writes' row lock (FOR UPDATE) refuses a GROUP BY.
+        return super().get_queryset().annotate(member_count=Count("group__user", distinct=True))
 
     def _answer(self, team: Team):
         return self.get_queryset().get(pk=team.pk)
