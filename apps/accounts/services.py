@@ -38,6 +38,7 @@ WIDEST_SCOPE_FOR_ROLE = {
 }
 
 _UNSET: Any = object()
+PREFIX_ATTEMPTS = 3
 
 
 def field_error(field: str, message: str, *, code: str) -> ValidationError:
@@ -162,18 +163,26 @@ def create_api_token(
                 code="scope_exceeds_role",
             )
 
-    raw, prefix, secret_hash = ApiToken.generate()
     with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=user,
-            name=name,
-            prefix=prefix,
-            secret_hash=secret_hash,
-            scope=scope,
-            organization=organization,
-            expires_at=expires_at,
-            created_at=now,
-        )
+        for attempt in range(PREFIX_ATTEMPTS):
+            raw, prefix, secret_hash = ApiToken.generate()
+            try:
+                with transaction.atomic():
+                    token = ApiToken.objects.create(
+                        user=user,
+                        name=name,
+                        prefix=prefix,
+                        secret_hash=secret_hash,
+                        scope=scope,
+                        organization=organization,
+                        expires_at=expires_at,
+                        created_at=now,
+                    )
+                break
+            except IntegrityError:
+                # Two tokens drew the same 32-bit prefix: draw again rather than fail.
+                if attempt == PREFIX_ATTEMPTS - 1:
+                    raise
         record_event(
             action="token.created",
             organization=token_chain_organization(token),
@@ -204,25 +213,44 @@ def revoke_api_token(*, token: ApiToken, by: Any, as_operator: bool = False) -> 
     """
     if not as_operator and not can_revoke_api_token(token=token, by=by):
         raise PermissionDenied("Only the token's owner or an admin of the organization it is bound to may revoke it.")
+    return _revoke(token, by=by, metadata={"by_operator": as_operator})
+
+
+def _revoke(token: ApiToken, *, by: Any, metadata: dict[str, Any]) -> ApiToken:
     with transaction.atomic():
-        locked = (
-            ApiToken.objects.select_for_update(of=("self",)).select_related("user", "organization").get(pk=token.pk)
-        )
+        tokens = ApiToken.objects.select_related("user", "organization")
+        locked = tokens.select_for_update(of=("self",)).get(pk=token.pk)
         if locked.revoked_at is not None:
             token.revoked_at, token.revoked_by_id = locked.revoked_at, locked.revoked_by_id
             return token
         now = timezone.now()
-        ApiToken.objects.filter(pk=locked.pk).update(revoked_at=now, revoked_by=by)
-        locked.revoked_at, locked.revoked_by = now, by
+        revoked_by = by if getattr(by, "is_authenticated", False) else None
+        ApiToken.objects.filter(pk=locked.pk).update(revoked_at=now, revoked_by=revoked_by)
+        locked.revoked_at, locked.revoked_by = now, revoked_by
         record_event(
             action="token.revoked",
             organization=token_chain_organization(locked),
             actor=by,
             target=locked,
-            metadata={**token_summary(locked), "by_operator": as_operator},
+            metadata={**token_summary(locked), **metadata},
         )
-    token.revoked_at, token.revoked_by = now, by
+    token.revoked_at, token.revoked_by = now, revoked_by
     return token
+
+
+def revoke_member_tokens(*, organization: Organization, user: User, by: Any) -> int:
+    """Revoke ``user``'s tokens bound to ``organization``: call it when they leave it or are removed from it.
+
+    The caller (the membership workflow) has already decided that ``by`` may end the membership. A bound token
+    of someone who is no longer a member could only see public objects anyway; revoking it keeps the
+    organization's token list honest. Returns how many were revoked; each revocation is audited.
+    """
+    revoked = 0
+    with transaction.atomic():
+        for token in ApiToken.objects.filter(organization=organization, user=user, revoked_at__isnull=True):
+            _revoke(token, by=by, metadata={"reason": "membership ended"})
+            revoked += 1
+    return revoked
 
 
 def _clean_handle(handle: str, personal: Organization | None) -> str:

@@ -7,7 +7,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken, TokenScope
+from apps.accounts.services import revoke_member_tokens
 from apps.audit.models import AuditEvent
+from apps.core.access import Visibility
 from tests.factories import MembershipFactory, OrganizationFactory, make_token
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +105,25 @@ def test_organization_token_lists_filter_by_owner_and_search_by_name(world, api_
 def test_an_unknown_organization_answers_404(world, api_client):
     url = reverse("api:org-token-list", kwargs={"org_slug": "no-such-org"})
     assert api_client(world.user("admin")).get(url).status_code == 404
+
+
+def test_an_outsider_may_view_a_public_organization_but_gets_403_on_its_tokens(world, api_client, member_token):
+    world.org.visibility = Visibility.PUBLIC
+    world.org.save()
+    client = api_client(world.user("outsider"))
+    assert client.get(LIST).status_code == 403
+    assert client.delete(detail(member_token)).status_code == 403
+    member_token.refresh_from_db()
+    assert member_token.revoked_at is None
+
+
+def test_a_members_bound_tokens_are_revoked_when_their_membership_ends(world, member_token):
+    make_token(world.user("member"), scope=TokenScope.READ)  # unbound: not the organization's business
+    revoked = revoke_member_tokens(organization=world.org, user=world.user("member"), by=world.user("admin"))
+    assert revoked == 1
+    member_token.refresh_from_db()
+    assert member_token.status == "revoked"
+    assert ApiToken.objects.filter(organization__isnull=True, revoked_at__isnull=True).count() == 1
+    event = AuditEvent.objects.get(action="token.revoked")
+    assert event.organization == world.org
+    assert event.metadata["reason"] == "membership ended"

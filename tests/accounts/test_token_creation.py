@@ -225,3 +225,18 @@ def test_the_service_refuses_an_unknown_scope_value():
     assert error.value.message_dict["scope"]
     token, raw = create_api_token(user=user, name="x", scope=TokenScope.RUN)
     assert token.scope == TokenScope.RUN and raw.startswith("gpux_")
+
+
+def test_a_prefix_drawn_twice_is_drawn_again_instead_of_failing(monkeypatch):
+    from apps.accounts import models as account_models
+    from apps.accounts.services import create_api_token
+
+    user = UserFactory()
+    first, _ = create_api_token(user=user, name="first", scope="read")
+    draws = iter([first.prefix, "0badc0de"])  # the random prefix collides once, then not
+    real_token_hex = account_models.secrets.token_hex
+    monkeypatch.setattr(account_models.secrets, "token_hex", lambda n: next(draws, None) or real_token_hex(n))
+    second, raw = create_api_token(user=user, name="second", scope="read")
+    assert second.prefix == "0badc0de"
+    assert raw.startswith("gpux_0badc0de_")
+    assert ApiToken.objects.count() == 2
