@@ -11,11 +11,21 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from apps.core.access import Role, Visibility
 from apps.organizations.models import Invitation, Membership, Organization, Team
 
 ROLE_NAMES = [role.label for role in Role]
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers too (DRF's turns ``12`` into ``"12"``): names and keys are text."""
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class RoleField(serializers.ChoiceField):
@@ -37,7 +47,7 @@ class RoleField(serializers.ChoiceField):
 class OrganizationSerializer(serializers.ModelSerializer):
     """An organization as the caller sees it, with the caller's role in it (``null`` when not a member)."""
 
-    slug = serializers.CharField(
+    slug = StrictCharField(
         max_length=39, help_text="The organization's name in URLs; shares one namespace with user handles."
     )
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
@@ -70,8 +80,8 @@ class OrganizationSerializer(serializers.ModelSerializer):
 class OrganizationCreateSerializer(serializers.Serializer):
     """What a new organization needs: its slug and name (description and visibility are optional)."""
 
-    slug = serializers.CharField(max_length=39)
-    name = serializers.CharField(max_length=100)
+    slug = StrictCharField(max_length=39)
+    name = StrictCharField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False, default=Visibility.PRIVATE)
 
@@ -79,15 +89,15 @@ class OrganizationCreateSerializer(serializers.Serializer):
 class UserSummarySerializer(serializers.Serializer):
     """A user as others see them: handle and name."""
 
-    handle = serializers.CharField(read_only=True)
-    name = serializers.CharField(read_only=True)
+    handle = StrictCharField(read_only=True)
+    name = StrictCharField(read_only=True)
 
 
 class MembershipSerializer(serializers.ModelSerializer):
     """A member of an organization and their role. Only ``role`` can be changed (PATCH)."""
 
-    handle = serializers.CharField(source="user.handle", read_only=True)
-    name = serializers.CharField(source="user.name", read_only=True)
+    handle = StrictCharField(source="user.handle", read_only=True)
+    name = StrictCharField(source="user.name", read_only=True)
     role = RoleField()
     joined_at = serializers.DateTimeField(source="created_at", read_only=True)
 
@@ -95,12 +105,19 @@ class MembershipSerializer(serializers.ModelSerializer):
         model = Membership
         fields = ["handle", "name", "role", "joined_at"]
 
+    def validate(self, attrs: dict) -> dict:
+        if "role" not in attrs:  # a PATCH is partial, but changing nothing but the role, it must name one
+            raise serializers.ValidationError(
+                {"role": [ErrorDetail("This field is required.", code="required")]}, code="required"
+            )
+        return attrs
+
 
 class TeamSerializer(serializers.ModelSerializer):
     """A team of an organization's members."""
 
-    slug = serializers.CharField(max_length=50, help_text="The team's name in URLs, unique in its organization.")
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, help_text="Defaults to the slug.")
+    slug = StrictCharField(max_length=50, help_text="The team's name in URLs, unique in its organization.")
+    name = StrictCharField(max_length=100, required=False, allow_blank=True, help_text="Defaults to the slug.")
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     member_count = serializers.IntegerField(read_only=True)
 
@@ -122,13 +139,13 @@ class TeamMemberSerializer(serializers.ModelSerializer):
 class TeamMemberAddSerializer(serializers.Serializer):
     """Who to add to a team: the handle of a member of the organization."""
 
-    handle = serializers.CharField(max_length=39)
+    handle = StrictCharField(max_length=39)
 
 
 class InvitationSerializer(serializers.ModelSerializer):
     """An invitation. Its key is only ever in the e-mail sent to the invited address."""
 
-    email = serializers.CharField(max_length=254, help_text="The invited address (stored lower-case).")
+    email = StrictCharField(max_length=254, help_text="The invited address (stored lower-case).")
     role = RoleField(required=False, default=Role.MEMBER.label)
     status = serializers.ChoiceField(choices=Invitation.Status.choices, read_only=True)
     invited_by = serializers.SlugRelatedField(
@@ -167,14 +184,14 @@ class InvitationSerializer(serializers.ModelSerializer):
 class InvitationAcceptSerializer(serializers.Serializer):
     """The key from the invitation's link (``/invitations/<key>/``)."""
 
-    key = serializers.CharField(max_length=200, trim_whitespace=True)
+    key = StrictCharField(max_length=200, trim_whitespace=True)
 
 
 class InvitationAcceptedSerializer(serializers.Serializer):
     """The membership an accepted invitation made."""
 
     organization = serializers.CharField(source="organization.slug", read_only=True)
-    name = serializers.CharField(source="organization.name", read_only=True)
+    name = StrictCharField(source="organization.name", read_only=True)
     role = serializers.SerializerMethodField()
 
     @extend_schema_field(OpenApiTypes.STR)
