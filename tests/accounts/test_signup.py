@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.organizations.models import Membership, Organization
-from tests.factories import PASSWORD, OrganizationFactory, UserFactory
+from tests.factories import OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -163,11 +163,3 @@ def test_mismatched_or_weak_passwords_are_refused():
     assert "password2" in form_errors(sign_up(Client(), password2="something-else-entirely"))
     assert "password1" in form_errors(sign_up(Client(), password="short"))
     assert not User.objects.exists()
-
-
-def test_an_existing_user_signs_in_with_their_password():
-    UserFactory(email="grace@example.com")
-    client = Client()
-    response = client.post(LOGIN, {"login": "grace@example.com", "password": PASSWORD})
-    assert response.status_code == 302
-    assert signed_in(client)
