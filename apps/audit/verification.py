@@ -158,19 +158,16 @@ def verify_chain(key: str) -> VerificationResult:
     On PostgreSQL, when called outside a transaction, the head row and the events are read from one
     REPEATABLE READ snapshot, so events appended while verifying neither break nor extend what is checked.
     """
+    # Only a transaction opened here can still choose its isolation level (no query has run in it yet).
+    fresh = connection.vendor == "postgresql" and not connection.in_atomic_block and connection.get_autocommit()
     with transaction.atomic():
-        if connection.vendor == "postgresql" and _is_outermost_atomic():
+        if fresh:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         chain = AuditChain.objects.filter(key=key).first()
         if chain is None:
             raise ChainNotFound(f"No audit chain “{key}”.")
         return _walk(chain)
-
-
-def _is_outermost_atomic() -> bool:
-    # The atomic block just opened is the only one: no query has run in this transaction yet.
-    return len(connection.atomic_blocks) == 1 and not connection.savepoint_ids
 
 
 def verify_all_chains() -> list[VerificationResult]:
