@@ -7,11 +7,12 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.models import ApiToken, User
-from apps.accounts.services import personal_organization_of, revoke_api_token, update_profile
+from apps.accounts.services import personal_organization_of, replace_email_address, revoke_api_token, update_profile
 from apps.organizations.services import check_slug_available
 
 
@@ -85,7 +86,10 @@ class UserAdmin(DjangoUserAdmin):
         if change and profile_fields:
             # A handle rename must rename the personal organization too, and be audited: the service does both.
             update_profile(user=obj, by=request.user, **{field: getattr(obj, field) for field in profile_fields})
-        super().save_model(request, obj, form, change)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change and "email" in form.changed_data:
+                replace_email_address(user=obj, old_email=form.initial.get("email") or "", by=request.user)
 
 
 @admin.register(ApiToken)

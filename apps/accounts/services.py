@@ -316,3 +316,29 @@ def update_profile(*, user: User, name: str | None = _UNSET, handle: str | None 
         record_event(action="user.updated", organization=personal, actor=by, target=locked, diff=diff)
     user.name, user.handle = locked.name, locked.handle
     return locked
+
+
+def replace_email_address(*, user: User, old_email: str, by: Any) -> None:
+    """After an operator changed ``user.email``: the old address stops being a login, the new one is primary.
+
+    allauth signs people in by any of their EmailAddress rows, so the old row must go. The new address keeps
+    its verified flag if the user already had it, else it is unverified and allauth asks for verification at
+    the next sign-in.
+    """
+    from allauth.account.models import EmailAddress
+
+    with transaction.atomic():
+        EmailAddress.objects.filter(user=user).exclude(email__iexact=user.email).delete()
+        address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+        if address is None:
+            EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=False)
+        elif not address.primary:
+            address.primary = True
+            address.save(update_fields=["primary"])
+        record_event(
+            action="user.updated",
+            organization=personal_organization_of(user),
+            actor=by,
+            target=user,
+            diff={"email": [old_email, user.email]},
+        )

@@ -9,7 +9,7 @@ from django.urls import reverse
 from apps.accounts.models import ApiToken, TokenScope, User
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Organization
-from tests.factories import OrganizationFactory, UserFactory, make_token
+from tests.factories import PASSWORD, OrganizationFactory, UserFactory, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +110,24 @@ def test_the_revoke_action_revokes_and_audits(admin_client, operator):
     assert events.count() == 2
     assert all(event.metadata["by_operator"] for event in events)
     assert {event.organization for event in events} == {owner.personal_organization}
+
+
+def test_an_operator_changing_an_email_replaces_the_login_address(admin_client, operator):
+    from allauth.account.models import EmailAddress
+
+    user = UserFactory(handle="ada", email="ada@example.com")
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data |= {"email": "ada@newmail.example", "groups": [], "user_permissions": []}
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    addresses = EmailAddress.objects.filter(user=user)
+    assert [(a.email, a.primary, a.verified) for a in addresses] == [("ada@newmail.example", True, False)]
+    event = AuditEvent.objects.get(action="user.updated")
+    assert event.diff == {"email": ["ada@example.com", "ada@newmail.example"]}
+    assert event.actor == operator
+
+    old = Client()
+    old.post(reverse("account_login"), {"login": "ada@example.com", "password": PASSWORD})
+    assert "_auth_user_id" not in old.session
