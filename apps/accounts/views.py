@@ -52,7 +52,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
                     expires_at=form.expires_at(),
                 )
             except ValidationError as exc:
-                add_service_errors(form, exc)
+                add_service_errors(form, exc, aliases={"expires_at": "expires_on"})
             else:
                 form = TokenForm(user=user)
     else:

@@ -412,6 +412,8 @@ class InvitationsView(OrganizationPage):
 
 
 class InvitationRevokeView(OrganizationAction):
+    required_role = Invitation.access.role_for("delete")
+
     def next_url(self) -> str:
         return reverse("org-invitations", args=[self.organization.slug])
 
@@ -478,6 +480,8 @@ class TokensView(OrganizationPage):
 
 
 class TokenRevokeView(OrganizationAction):
+    required_role = ApiToken.access.role_for("delete")
+
     def next_url(self) -> str:
         return reverse("org-tokens", args=[self.organization.slug])
 
