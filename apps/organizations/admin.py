@@ -292,7 +292,12 @@ class InvitationAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:
         revoked = 0
         with transaction.atomic():
-            for invitation in queryset.select_for_update().filter(accepted_at__isnull=True, revoked_at__isnull=True):
+            open_ = (
+                queryset.select_related(None)
+                .select_for_update()
+                .filter(accepted_at__isnull=True, revoked_at__isnull=True)
+            )
+            for invitation in open_:
                 invitation.revoked_at = timezone.now()
                 invitation.save(update_fields=["revoked_at"])
                 record_event(
