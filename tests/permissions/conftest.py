@@ -1,0 +1,20 @@
+"""Fixtures of the permission matrix: a fresh scene (world + objects) per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.permissions.matrix import Scene
+
+
+@pytest.fixture
+def scene(world) -> Scene:
+    return Scene(world)
+
+
+@pytest.fixture(autouse=True)
+def _no_throttling(settings):
+    """Hundreds of matrix requests from one test client IP must not trip the API's rate limits."""
+    rest = dict(settings.REST_FRAMEWORK)
+    rest["DEFAULT_THROTTLE_CLASSES"] = []
+    settings.REST_FRAMEWORK = rest
