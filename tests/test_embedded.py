@@ -110,3 +110,50 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
     finally:
         if process.poll() is None:
             assert stop(process) == 0
+
+
+WRITER = """
+from apps.accounts.models import User
+from apps.organizations import services
+owner = User.objects.get(handle="writer-owner")
+for number in range(25):
+    services.create_organization(creator=owner, slug=f"w{WHO}-{number}", name="Concurrent")
+print("done")
+"""
+
+
+@pytest.mark.slow
+def test_embedded_sqlite_takes_concurrent_writers_without_database_is_locked(tmp_path):
+    """Web, worker and beat write at once in `make run`: WAL, a busy timeout and immediate transactions make
+    concurrent writers queue instead of failing with "database is locked"."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "DEBUG"}}
+    env["GPUX_VAR_DIR"] = str(tmp_path)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=300)
+    create = (
+        "from apps.accounts.models import User; User.objects.create_user(email='w@x.example', handle='writer-owner')"
+    )
+    subprocess.run([*manage, "shell", "-c", create], cwd=REPO, env=env, check=True, timeout=120)
+    writers = [
+        subprocess.Popen(
+            [*manage, "shell", "-c", WRITER.replace("WHO", str(who))],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for who in range(3)
+    ]
+    outputs = [writer.communicate(timeout=300)[0] for writer in writers]
+    for writer, output in zip(writers, outputs, strict=True):
+        assert writer.returncode == 0, output[-3000:]
+        assert "database is locked" not in output
+    with sqlite3.connect(tmp_path / "portal.sqlite3") as database:
+        count = database.execute("SELECT COUNT(*) FROM organizations_organization WHERE name = 'Concurrent'").fetchone()
+        # each organization's audit chain is intact too: one "organization.created" event each
+        events = database.execute(
+            "SELECT COUNT(*) FROM audit_auditevent WHERE action = 'organization.created' AND seq = 1"
+        ).fetchone()
+    assert count[0] == 75
+    assert events[0] >= 75
