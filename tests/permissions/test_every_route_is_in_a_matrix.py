@@ -117,3 +117,15 @@ def test_no_route_is_both_in_the_matrix_and_exempt():
     in_matrix = matrix_methods()
     both = sorted(p.label() for p in all_patterns() if p.name in in_matrix and exemption_for(p) is not None)
     assert not both, f"routes both in the matrix and exempt (drop the exemption): {both}"
+
+
+def test_the_walk_sees_api_routes_pages_and_third_party_routes_with_their_methods():
+    """Guards the meta-test itself: a walk that saw nothing would pass vacuously."""
+    patterns = {p.name: p for p in all_patterns() if p.name}
+    assert patterns["api:org-detail"].methods == {"GET", "PATCH", "DELETE"}
+    assert patterns["api:org-team-member-detail"].methods == {"DELETE"}
+    assert "org-overview" in patterns
+    assert patterns["account_login"].module.startswith("allauth.")
+    assert exemption_for(patterns["account_login"]) == "allauth."
+    assert exemption_for(patterns["admin:index"]) == "admin:"
+    assert exemption_for(patterns["api:org-detail"]) is None
