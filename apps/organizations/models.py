@@ -65,7 +65,9 @@ class OrganizationGroupObjectPermission(GroupObjectPermissionBase):
 class Membership(OwnedModel):
     """A user's role in an organization. The last owner can neither leave nor be demoted."""
 
+    # Who belongs to an organization is as visible as the organization itself (a public one shows its members).
     access: ClassVar[AccessPolicy] = AccessPolicy(
+        visibility_field="organization__visibility",
         roles={"view": Role.VIEWER, "change": Role.ADMIN, "delete": Role.ADMIN},
         grants=False,
     )
@@ -87,7 +89,9 @@ class Membership(OwnedModel):
 class Team(OwnedModel):
     """A named group of an organization's members. It is an auth Group, so guardian grants reach it."""
 
+    # Teams are as visible as their organization (a public one shows its teams), like GitHub's.
     access: ClassVar[AccessPolicy] = AccessPolicy(
+        visibility_field="organization__visibility",
         roles={"view": Role.VIEWER, "change": Role.ADMIN, "delete": Role.ADMIN},
     )
 

@@ -223,7 +223,7 @@ def test_revoking_twice_or_after_acceptance_is_refused(world, client_as):
     assert late.data["codes"] == {"invitation": ["already_accepted"]}
 
 
-def test_admins_list_and_filter_invitations_and_the_rest_of_the_organization_sees_none(world, client_as):
+def test_admins_list_and_filter_invitations_and_the_rest_of_the_organization_gets_403(world, client_as):
     invite(world, email="a@example.com")
     revoked = invite(world, email="b@example.com", role="viewer")
     services.revoke_invitation(actor=world.user("admin"), invitation=revoked)
@@ -234,9 +234,18 @@ def test_admins_list_and_filter_invitations_and_the_rest_of_the_organization_see
     assert [i["email"] for i in admin.get(INVITATIONS, {"role": "viewer"}).data["results"]] == ["b@example.com"]
     assert [i["email"] for i in admin.get(INVITATIONS, {"search": "a@ex"}).data["results"]] == ["a@example.com"]
     for persona in ("member", "viewer"):
-        assert client_as(persona).get(INVITATIONS).data["count"] == 0
-        assert client_as(persona).get(f"{INVITATIONS}{revoked.uuid}/").status_code == 404
+        assert client_as(persona).get(INVITATIONS).status_code == 403
+        assert client_as(persona).get(f"{INVITATIONS}{revoked.uuid}/").status_code == 403
     assert client_as("outsider").get(INVITATIONS).status_code == 404
+
+
+def test_a_public_organizations_invitations_stay_with_its_admins(world, client_as):
+    world.org.visibility = "public"
+    world.org.save()
+    invite(world)
+    assert client_as("outsider").get(INVITATIONS).status_code == 403
+    assert client_as("anonymous").get(INVITATIONS).status_code in (401, 403)
+    assert client_as("admin").get(INVITATIONS).data["count"] == 1
 
 
 def test_accepting_needs_sign_in_and_an_unbound_admin_token(world):

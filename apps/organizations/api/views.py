@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, generics, mixins, status, viewsets
+from rest_framework import exceptions, generics, mixins, permissions, status, viewsets
 from rest_framework.response import Response
 
 from apps.accounts.models import TokenScope
@@ -69,6 +69,33 @@ class ServiceErrorsMixin:
         if isinstance(exc, DjangoPermissionDenied):
             exc = exceptions.PermissionDenied(str(exc) or None)
         return super().handle_exception(exc)
+
+
+def refuse_outside_binding(request, organization: Organization) -> None:
+    """403 for a token bound to another organization: there it may only read what anyone may read."""
+    bound = bound_organization_id(request)
+    if bound is not None and bound != organization.pk:
+        raise exceptions.PermissionDenied(
+            f"This token is bound to another organization: in “{organization.slug}” it may only read public objects.",
+            code="token_binding",
+        )
+
+
+class OrganizationScopedMixin(ServiceErrorsMixin, OrganizationNestedMixin):
+    """Routes under ``/orgs/{org_slug}/``: the organization first (404 if the caller may not view it), then,
+    for writes (and every request of an ``admin_only`` route), a token bound elsewhere is refused, and
+    ``admin_only`` routes answer 403 below admin."""
+
+    admin_only = False
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if getattr(self, "swagger_fake_view", False):
+            return
+        if self.admin_only or request.method not in permissions.SAFE_METHODS:
+            refuse_outside_binding(request, self.organization)
+        if self.admin_only:
+            self.require_role(Role.ADMIN)
 
 
 def refuse_bound_token(request, doing: str) -> None:
@@ -126,12 +153,14 @@ class OrganizationViewSet(ServiceErrorsMixin, RestrictedModelViewSet):
         return Response(answer.data, status=status.HTTP_201_CREATED)
 
     def save_update(self, serializer) -> None:
+        refuse_outside_binding(self.request, serializer.instance)
         organization = services.update_organization(
             actor=self.request.user, organization=serializer.instance, **serializer.validated_data
         )
         serializer.instance = self.get_queryset().get(pk=organization.pk)
 
     def delete_object(self, instance: Organization) -> None:
+        refuse_outside_binding(self.request, instance)
         services.delete_organization(actor=self.request.user, organization=instance)
 
 
@@ -143,7 +172,7 @@ class OrganizationViewSet(ServiceErrorsMixin, RestrictedModelViewSet):
     request=None,
     responses={204: None},
 )
-class OrganizationLeaveView(ServiceErrorsMixin, OrganizationNestedMixin, generics.GenericAPIView):
+class OrganizationLeaveView(OrganizationScopedMixin, generics.GenericAPIView):
     """POST: the caller leaves the organization and its teams."""
 
     scope_for_action = {"leave": TokenScope.ADMIN}
@@ -172,8 +201,7 @@ class OrganizationLeaveView(ServiceErrorsMixin, OrganizationNestedMixin, generic
     ),
 )
 class MembershipViewSet(
-    ServiceErrorsMixin,
-    OrganizationNestedMixin,
+    OrganizationScopedMixin,
     RestrictedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -217,7 +245,7 @@ class MembershipViewSet(
     partial_update=extend_schema(summary="Rename or describe a team (admins)", parameters=[TEAM_SLUG]),
     destroy=extend_schema(summary="Delete a team (admins)", parameters=[TEAM_SLUG], responses={204: None}),
 )
-class TeamViewSet(ServiceErrorsMixin, OrganizationNestedMixin, RestrictedModelViewSet):
+class TeamViewSet(OrganizationScopedMixin, RestrictedModelViewSet):
     """Teams of an organization, by slug."""
 
     queryset = Team.objects.all()
@@ -268,7 +296,7 @@ class TeamViewSet(ServiceErrorsMixin, OrganizationNestedMixin, RestrictedModelVi
     ),
     destroy=extend_schema(summary="Take a user out of a team (admins)", parameters=[HANDLE], responses={204: None}),
 )
-class TeamMemberViewSet(ServiceErrorsMixin, OrganizationNestedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class TeamMemberViewSet(OrganizationScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The users in a team. The team is found through restrict(): 404 if not visible, 403 if not changeable."""
 
     serializer_class = TeamMemberSerializer
@@ -334,7 +362,7 @@ class TeamMemberViewSet(ServiceErrorsMixin, OrganizationNestedMixin, mixins.List
 # -- invitations ----------------------------------------------------------------------------------------------
 @extend_schema(tags=["invitations"], parameters=[ORG_SLUG])
 @extend_schema_view(
-    list=extend_schema(summary="An organization's invitations (admins)"),
+    list=extend_schema(summary="An organization's invitations (admins; others get 403)"),
     retrieve=extend_schema(summary="An invitation (admins)", parameters=[INVITATION_UUID]),
     create=extend_schema(
         summary="Invite an e-mail address (admins; the role at most your own)",
@@ -344,8 +372,7 @@ class TeamMemberViewSet(ServiceErrorsMixin, OrganizationNestedMixin, mixins.List
     destroy=extend_schema(summary="Revoke an invitation (admins)", parameters=[INVITATION_UUID], responses={204: None}),
 )
 class InvitationViewSet(
-    ServiceErrorsMixin,
-    OrganizationNestedMixin,
+    OrganizationScopedMixin,
     RestrictedViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -353,8 +380,13 @@ class InvitationViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Invitations of an organization, by UUID. DELETE revokes (the row stays, with status ``revoked``)."""
+    """Invitations of an organization, by UUID. DELETE revokes (the row stays, with status ``revoked``).
 
+    The admins' business: 404 for those who may not see the organization, 403 for its viewers and members
+    (and outsiders of a public one), before anything else.
+    """
+
+    admin_only = True
     queryset = Invitation.objects.select_related("invited_by", "accepted_by")
     serializer_class = InvitationSerializer
     lookup_field = "uuid"
@@ -370,10 +402,6 @@ class InvitationViewSet(
         if getattr(self, "swagger_fake_view", False):
             return Invitation.objects.none()
         return super().get_queryset()
-
-    def create(self, request, *args, **kwargs) -> Response:
-        self.require_role(Role.ADMIN)  # 404 for outsiders, 403 below admin, before looking at the body
-        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer) -> None:
         data = serializer.validated_data
