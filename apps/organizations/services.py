@@ -20,7 +20,9 @@ The rules (DESIGN.md's role table):
 
 from __future__ import annotations
 
+import logging
 import re
+import smtplib
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -40,6 +42,8 @@ from apps.audit.services import changes, record_event
 from apps.core.access import Role, Visibility
 from apps.organizations.models import Invitation, Membership, Organization, Team, hash_invitation_key
 from apps.organizations.validators import namespace_is_taken, validate_namespace_slug
+
+logger = logging.getLogger(__name__)
 
 _UNSET: Any = object()
 
@@ -617,7 +621,15 @@ def send_invitation_email(*, invitation: Invitation, key: str, inviter: Any) -> 
     subject = prefix + " ".join(render_to_string("organizations/email/invitation_subject.txt", context).split())
     body = render_to_string("organizations/email/invitation_message.txt", context)
     html = render_to_string("organizations/email/invitation_message.html", context)
-    send_mail(subject, body, None, [invitation.email], html_message=html)
+    try:
+        send_mail(subject, body, None, [invitation.email], html_message=html)
+    except (OSError, smtplib.SMTPException) as exc:
+        # Raised inside the invitation's transaction: nothing is kept of an invitation nobody was told about.
+        logger.warning("Invitation e-mail to %s could not be sent: %s", invitation.email, exc)
+        raise field_error(
+            {"email": ["The invitation e-mail could not be sent; nothing was saved. Try again later."]},
+            code="email_not_sent",
+        ) from exc
 
 
 @transaction.atomic

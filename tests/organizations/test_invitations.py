@@ -266,3 +266,14 @@ def test_the_accept_page_lookup_finds_the_invitation_by_its_key(world):
     assert services.invitation_for_key(invitation.key) == invitation
     assert services.invitation_for_key("nope") is None
     assert services.invitation_for_key("") is None
+
+
+def test_an_invitation_whose_email_cannot_be_sent_is_not_kept(world, client_as, settings):
+    # A real SMTP backend aimed at a closed local port: the connection is refused.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    before = snapshot()
+    answer = client_as("admin").post(INVITATIONS, {"email": "new@example.com"})
+    assert answer.status_code == 400
+    assert answer.data["codes"] == {"email": ["email_not_sent"]}
+    assert snapshot() == before
