@@ -91,7 +91,7 @@ class OrganizationPageMixin:
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         from apps.organizations.models import Organization
 
-        if not request.user.is_authenticated and not self.allow_anonymous:
+        if not request.user.is_authenticated and (not self.allow_anonymous or request.method not in ("GET", "HEAD")):
             return redirect_to_login(request.get_full_path())
         slug = kwargs[self.organization_url_kwarg]
         try:

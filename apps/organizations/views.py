@@ -165,7 +165,7 @@ class MembersView(OrganizationPage):
     """/orgs/<slug>/members/: the organization's members (viewers and up); admins change roles and remove."""
 
     template_name = "organizations/members.html"
-    required_role = Membership.access.role_for("view")
+    allow_anonymous = True  # members are as visible as their organization (restrict() on Membership decides)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -251,7 +251,7 @@ class TeamsView(OrganizationPage):
     """/orgs/<slug>/teams/: the teams (viewers and up); admins create them here."""
 
     template_name = "organizations/teams.html"
-    required_role = Team.access.role_for("view")
+    allow_anonymous = True  # teams are as visible as their organization (restrict() on Team decides)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -288,7 +288,7 @@ class TeamView(TeamPageMixin, OrganizationPage):
     """/orgs/<slug>/teams/<team>/: a team and its members; admins edit it and manage its members."""
 
     template_name = "organizations/team.html"
-    required_role = Team.access.role_for("view")
+    allow_anonymous = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

@@ -101,9 +101,9 @@ def test_job_page_shows_to_its_creator_and_the_admins_only(world, page_client, p
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("page", "expected"),
-    # On a public organization an outsider (and anyone) may view it, but not the pages that need a role.
-    [("org-overview", OK), ("org-members", FORBIDDEN), ("org-teams", FORBIDDEN), ("org-audit", FORBIDDEN),
-     ("org-settings", FORBIDDEN), ("org-jobs", OK)],
+    # On a public organization anyone may view it, its members and its teams, but not the pages that need a role.
+    [("org-overview", OK), ("org-members", OK), ("org-teams", OK), ("org-invitations", FORBIDDEN),
+     ("org-tokens", FORBIDDEN), ("org-audit", FORBIDDEN), ("org-settings", FORBIDDEN), ("org-jobs", OK)],
 )  # fmt: skip
 def test_outsider_on_a_public_organization_gets_403_where_a_role_is_needed(world, page_client, page, expected):
     services.update_organization(actor=world.user("owner"), organization=world.org, visibility=Visibility.PUBLIC)
@@ -111,11 +111,27 @@ def test_outsider_on_a_public_organization_gets_403_where_a_role_is_needed(world
 
 
 @pytest.mark.django_db
-def test_anonymous_visitor_sees_a_public_organization_overview(world, page_client):
+@pytest.mark.parametrize("page", ["org-overview", "org-members", "org-teams"])
+def test_anonymous_visitor_sees_a_public_organization_and_its_people(world, page_client, page):
     services.update_organization(actor=world.user("owner"), organization=world.org, visibility=Visibility.PUBLIC)
-    response = page_client("anonymous").get(reverse("org-overview", args=[world.org.slug]))
+    response = page_client("anonymous").get(reverse(page, args=[world.org.slug]))
     assert response.status_code == 200
     assert b"Acme" in response.content
+
+
+@pytest.mark.django_db
+def test_anonymous_visitor_is_sent_to_sign_in_before_changing_anything(world, page_client):
+    services.update_organization(actor=world.user("owner"), organization=world.org, visibility=Visibility.PUBLIC)
+    expect(page_client("anonymous").post(reverse("org-teams", args=[world.org.slug]), {"slug": "x"}), LOGIN)
+
+
+@pytest.mark.django_db
+def test_outsider_of_a_public_organization_cannot_change_its_teams(world, page_client):
+    services.update_organization(actor=world.user("owner"), organization=world.org, visibility=Visibility.PUBLIC)
+    services.create_team(actor=world.user("owner"), organization=world.org, slug="vision")
+    assert page_client("outsider").post(reverse("org-teams", args=["acme"]), {"slug": "x"}).status_code == 403
+    response = page_client("outsider").post(reverse("org-team", args=["acme", "vision"]), {"slug": "renamed"})
+    assert response.status_code == 403
 
 
 @pytest.mark.django_db
