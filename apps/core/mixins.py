@@ -10,6 +10,7 @@ they resolve objects through ``restrict()`` and answer as the API does.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -71,7 +72,7 @@ def mfa_setup_redirect(request: HttpRequest, organization: Any) -> HttpResponse 
         f"“{organization.name}” requires two-factor authentication. "
         "Set up an authenticator app to continue to its pages.",
     )
-    return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?next={request.get_full_path()}")
+    return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}")
 
 
 class OrganizationPageMixin:
