@@ -8,7 +8,8 @@ restrict(user, action) =
  OR (action is view and the user is the object's creator, for models whose policy names a ``creator_field``).
 
 It compiles to one SQL query with EXISTS subqueries. A grant of change, delete or run implies view.
-An API token bound to an organization narrows it further: that organization's objects and public ones.
+An API token bound to an organization narrows it further: that organization's objects, plus public ones for
+view and run (never for change or delete).
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class RestrictedQuerySet(models.QuerySet):
             return self.none()
         restricted = self.filter(allowed)
         if within_organization is not None:
+            # A bound token acts only inside its organization; elsewhere it may at most view or run what is public.
             scope = Q(**{policy.organization_id_path(): within_organization})
-            if policy.visibility_field:
+            if policy.visibility_field and action in (VIEW, RUN):
                 scope |= Q(**{policy.visibility_field: Visibility.PUBLIC})
             restricted = restricted.filter(scope)
         return restricted

@@ -408,6 +408,7 @@ def remove_member(*, actor: Any, membership: Membership) -> None:
         metadata={"user": membership.user.handle, "teams": teams},
     )
     membership.delete()
+    _revoke_bound_tokens(organization=organization, user=membership.user, by=actor)
 
 
 @transaction.atomic
@@ -443,6 +444,14 @@ def leave_organization(*, user: Any, organization: Organization) -> None:
         metadata={"user": user.handle, "teams": teams},
     )
     membership.delete()
+    _revoke_bound_tokens(organization=organization, user=user, by=user)
+
+
+def _revoke_bound_tokens(*, organization: Organization, user: Any, by: Any) -> None:
+    """A membership ended: its tokens bound to the organization go with it (each revocation audited)."""
+    from apps.accounts.services import revoke_member_tokens  # accounts' services import this module
+
+    revoke_member_tokens(organization=organization, user=user, by=by)
 
 
 # -- teams ----------------------------------------------------------------------------------------------------

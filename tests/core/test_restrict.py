@@ -83,3 +83,14 @@ def test_restrict_is_one_query(world, django_assert_num_queries):
         list(Organization.objects.restrict(world.user("member"), "view"))
     with django_assert_num_queries(1):
         list(Team.objects.restrict(world.user("member"), "change"))
+
+
+def test_bound_token_may_view_public_objects_elsewhere_but_never_change_them(world):
+    owner = world.user("owner")
+    world.org.visibility = Visibility.PUBLIC
+    world.org.save()
+    elsewhere = Organization.objects.get(slug=owner.handle).pk
+    viewable = Organization.objects.restrict(owner, "view", within_organization=elsewhere)
+    changeable = Organization.objects.restrict(owner, "change", within_organization=elsewhere)
+    assert "acme" in set(viewable.values_list("slug", flat=True))
+    assert "acme" not in set(changeable.values_list("slug", flat=True))

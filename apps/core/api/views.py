@@ -115,6 +115,12 @@ class OrganizationNestedMixin:
         """For creating objects in the organization: 403 unless the caller's role there is at least ``role``."""
         from apps.organizations.services import role_of
 
+        bound = bound_organization_id(self.request)
+        if bound is not None and bound != self.organization.pk:
+            raise exceptions.PermissionDenied(
+                f"This token is bound to another organization; it cannot act in “{self.organization.slug}”.",
+                code="token_binding",
+            )
         mine = role_of(self.request.user, self.organization)
         if mine is None or mine < role:
             raise exceptions.PermissionDenied(
