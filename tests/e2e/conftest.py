@@ -12,10 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the test also reads the database and the mail outbox
-# in it, which Django refuses inside a running loop unless told it is safe (it is: one thread uses the ORM).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -30,8 +26,23 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")
+def _async_unsafe_allowed():
+    """Playwright's sync API runs an event loop in this thread; the test also reads the database and the mail
+    outbox in it, which Django refuses inside a running loop unless told it is safe (it is: one thread uses the
+    ORM). Set for the browser tests only, and removed after them: `check --deploy` rightly refuses it, and the
+    production settings test runs manage.py in subprocesses that inherit this environment."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser(_async_unsafe_allowed):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (or set CHROMIUM_PATH)", pytrace=False)
     from playwright.sync_api import sync_playwright
