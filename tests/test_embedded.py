@@ -1,9 +1,9 @@
 """`make run` cannot rot: start the embedded mode as the Makefile does and load the sign-in page.
 
 The launcher runs in a fresh var/ folder (GPUX_VAR_DIR), without DATABASE_URL and REDIS_URL, on a free port;
-an audit export started from the audit page must run on its worker to a downloadable file;
 it migrates SQLite, seeds the demo organization, starts gunicorn, a Celery worker and beat, and is stopped
-by its pid with SIGTERM, which must stop its children too.
+by its pid with SIGTERM, which must stop its children too. An audit export started from the audit page must
+run on the embedded worker (file broker) to a downloadable file.
 """
 
 from __future__ import annotations
