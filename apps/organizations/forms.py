@@ -12,8 +12,8 @@ from apps.core.access import Role, Visibility
 class OrganizationForm(forms.Form):
     slug = forms.CharField(
         label="Slug",
-        help_text="Its address: /orgs/<slug>/ and <slug>/<model>. Lowercase letters, digits and hyphens; "
-        "shared with user handles.",
+        help_text="Its address (/orgs/slug/) and the prefix of its models (slug/model): lowercase letters, digits "
+        "and hyphens; organizations and user handles share these names.",
     )
     name = forms.CharField(label="Display name")
     description = forms.CharField(label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3}))
