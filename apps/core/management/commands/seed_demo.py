@@ -123,7 +123,7 @@ class Command(BaseCommand):
                 creator=owner,
                 slug=DEMO_ORGANIZATION,
                 name="Demo",
-                description="A demo organization made by `make run`: try inviting someone, making a team or a token.",
+                description="A demo organization made by make run: try inviting someone, making a team or a token.",
                 visibility="internal",
             )
             invitation = services.create_invitation(
