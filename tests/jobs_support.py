@@ -32,7 +32,7 @@ EXECUTED: list[int] = []
 
 
 class SleepInSteps(JobTask):
-    """Sleeps ``steps`` times ``pause`` seconds, reporting progress after each step; the result names the pid."""
+    """Sleeps ``steps`` times ``pause`` seconds, reporting progress (and its pid) after each step."""
 
     name = "tests.sleep_in_steps"
     kind = "test.sleep"
@@ -44,7 +44,7 @@ class SleepInSteps(JobTask):
         EXECUTED.append(job.pk)
         for step in range(1, steps + 1):
             time.sleep(pause)
-            progress(step / steps, f"step {step} of {steps}")
+            progress(step / steps, f"step {step} of {steps} in pid {os.getpid()}")
         return {"steps": steps, "pid": os.getpid(), "attempt": job.attempts}
 
 
@@ -114,9 +114,9 @@ def database_url_of_this_test_run() -> str:
 
 
 class WorkerProcess:
-    """``celery -A gpux_portal worker -Q default -P solo --concurrency 1`` on the test database, stopped by pid."""
+    """``celery -A gpux_portal worker -Q sync -P solo --concurrency 1`` on the test database, stopped by pid."""
 
-    def __init__(self, log_dir: Path, *, queues: tuple[str, ...] = ("default",)) -> None:
+    def __init__(self, log_dir: Path, *, queues: tuple[str, ...] = ("sync",)) -> None:
         self.name = f"jobs-test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
         self.queues = queues
@@ -183,11 +183,15 @@ class WorkerProcess:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+    def terminate(self) -> None:
+        """SIGTERM: the worker's warm shutdown (it finishes the task in hand); ``wait_stopped`` reaps it."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15.0) -> None:
+        if self.process is None:
             return
-        os.kill(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()

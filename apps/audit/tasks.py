@@ -66,7 +66,7 @@ class ExportAuditTrail(JobTask):
 
     name = "audit.export_audit_trail"
     kind = "audit.export"
-    queue = "default"
+    job_queue = "default"
     job_time_limit = 3600
     progress_interval = 0.5
     user_startable = True

@@ -102,7 +102,7 @@ def start_job(
     task = job_task_for(kind)
     if task is None:
         raise ValidationError({"kind": [f"There is no job kind “{kind}”."]}, code="invalid_choice")
-    queue = queue or task.queue or JobQueue.DEFAULT
+    queue = queue or getattr(task, "job_queue", JobQueue.DEFAULT)
     if queue not in JobQueue.values:
         raise ValidationError(
             {"queue": [f"“{queue}” is not a queue; use one of {', '.join(JobQueue.values)}."]}, code="invalid_choice"
@@ -248,15 +248,16 @@ def _as_json(result: Any) -> Any:
     return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
 
 
-def finish_job(job: Job, result: Any = None) -> bool:
-    """Record success for the attempt that claimed ``job``; False (and nothing written) if it lost the job.
+def finish_job(job: Job, result: Any = None) -> str | None:
+    """Record success for the attempt that claimed ``job``: the status recorded, or None if it lost the job.
 
-    A result file the attempt saved (``job.result_file``) is kept only when the outcome is recorded.
+    A result that is not JSON records a failure instead. A result file the attempt saved
+    (``job.result_file``) is kept only when the outcome is recorded.
     """
     try:
         result = _as_json(result)
     except (TypeError, ValueError) as exc:
-        return fail_job(job, error=f"The job's result is not JSON: {exc}")
+        return JobStatus.FAILED if fail_job(job, error=f"The job's result is not JSON: {exc}") else None
     now = timezone.now()
     recorded = _still_ours(job).update(
         status=JobStatus.SUCCEEDED,
@@ -268,7 +269,8 @@ def finish_job(job: Job, result: Any = None) -> bool:
     )
     if not recorded:
         _discard_orphan_file(job)
-    return bool(recorded)
+        return None
+    return JobStatus.SUCCEEDED
 
 
 def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:

@@ -49,7 +49,7 @@ class JobTask(Task):
     """
 
     kind: ClassVar[str] = ""
-    queue: ClassVar[str] = JobQueue.DEFAULT
+    job_queue: ClassVar[str] = JobQueue.DEFAULT
     max_attempts: ClassVar[int] = DEFAULT_MAX_ATTEMPTS
     job_time_limit: ClassVar[int] = DEFAULT_TIME_LIMIT
     progress_interval: ClassVar[float] = 1.0
@@ -83,7 +83,7 @@ class JobTask(Task):
             logger.exception("Job %s (%s) failed", job.uuid, job.kind)
             fail_job(job, error=f"{type(exc).__name__}: {exc}", traceback=_traceback())
             return "failed"
-        return "succeeded" if finish_job(job, result) else "lost"
+        return finish_job(job, result) or "lost"
 
     def execute(self, job: Job, progress: ProgressReporter) -> Any:
         """Do the work of ``job``; call ``progress(fraction, message)`` as it goes; return a JSON result."""

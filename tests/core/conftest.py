@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.db import connection
@@ -15,34 +17,49 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
-@pytest.fixture
-def job_worker(transactional_db, media_root, monkeypatch):
-    """A solo-pool worker consuming the ``default`` queue in a thread, against the (committed) test database."""
+@pytest.fixture(scope="session")
+def _thread_worker(django_db_setup):
+    """One solo-pool worker in a thread for the whole session, consuming the ``default`` queue.
+
+    It touches the database only while it runs a task, that is inside a ``transaction=True`` test; Celery's
+    Django fixup closes its connection after every task, so the test database can be dropped at the end.
+    """
     from gpux_portal.celery import app
 
-    monkeypatch.setenv("CELERY_SKIP_CHECKS", "1")
+    os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
     jobs_support.purge_broker()
-    jobs_support.EXECUTED.clear()
     with start_worker(
         app, pool="solo", perform_ping_check=False, queues=["default"], loglevel="WARNING", shutdown_timeout=30
     ) as worker:
         yield worker
+    jobs_support.purge_broker()
+
+
+@pytest.fixture
+def job_worker(_thread_worker, transactional_db, media_root):
+    """The in-thread worker, for a test whose data it must see (committed: ``transaction=True``)."""
+    jobs_support.EXECUTED.clear()
+    return _thread_worker
 
 
 @pytest.fixture
 def worker_processes(transactional_db, media_root, tmp_path):
-    """Start worker subprocesses with ``worker_processes()``; every one still alive is stopped by pid at the end."""
+    """Start worker subprocesses on the ``sync`` queue with ``worker_processes()``; all are stopped by pid.
+
+    They use the ``sync`` queue so that the in-thread worker (``default``) never takes their jobs.
+    """
     if connection.vendor != "postgresql":
         pytest.skip("worker subprocesses need a database server that two processes can share (PostgreSQL)")
-    jobs_support.purge_broker()
     started: list[jobs_support.WorkerProcess] = []
 
     def start(**kwargs) -> jobs_support.WorkerProcess:
-        worker = jobs_support.WorkerProcess(tmp_path, **kwargs).start()
+        worker = jobs_support.WorkerProcess(tmp_path, queues=("sync",), **kwargs).start()
         started.append(worker)
         return worker
 
     yield start
     for worker in started:
-        worker.stop()
+        worker.terminate()
+    for worker in started:
+        worker.wait_stopped()
     jobs_support.purge_broker()

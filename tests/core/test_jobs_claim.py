@@ -1,0 +1,113 @@
+"""Claiming and recording are conditional updates: one claim per delivery, one outcome per job."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from apps.core.job_services import (
+    JobClaimLost,
+    ProgressReporter,
+    cancel_job,
+    claim_job,
+    fail_job,
+    finish_job,
+    start_job,
+)
+from apps.core.jobs import Job, JobStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued_job(world):
+    return start_job(kind="test.sleep", organization=world.org, creator=world.user("admin"), params={"steps": 1})
+
+
+def test_a_job_claimed_twice_is_handed_out_once(queued_job):
+    first = claim_job(queued_job.pk)
+    second = claim_job(queued_job.pk)
+
+    assert first is not None and first.status == JobStatus.RUNNING and first.attempts == 1
+    assert second is None
+    assert Job.objects.get(pk=queued_job.pk).attempts == 1
+
+
+def test_starting_a_job_writes_the_row_and_an_audit_event_and_sends_on_commit(
+    world, django_capture_on_commit_callbacks
+):
+    from apps.audit.models import AuditEvent
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = start_job(kind="test.sleep", organization=world.org, creator=world.user("admin"))
+
+    assert len(callbacks) == 1
+    assert (job.status, job.attempts, job.queue) == (JobStatus.QUEUED, 0, "default")
+    event = AuditEvent.objects.get(action="job.created", target_id=str(job.uuid))
+    assert event.organization_id == world.org.pk and event.metadata["kind"] == "test.sleep"
+
+
+def test_an_attempt_that_lost_its_job_records_nothing(queued_job, media_root):
+    stale_attempt = claim_job(queued_job.pk)
+    # The reaper re-queued it and another worker claimed it again.
+    Job.objects.filter(pk=queued_job.pk).update(status=JobStatus.QUEUED)
+    current_attempt = claim_job(queued_job.pk)
+    assert current_attempt.attempts == 2
+
+    stale_attempt.result_file.save("late.txt", ContentFile(b"late"), save=False)
+    assert finish_job(stale_attempt, {"from": "the stale attempt"}) is None
+    assert not default_storage.exists(stale_attempt.result_file.name)  # its orphan file is removed
+    assert fail_job(stale_attempt, error="late failure") is False
+    with pytest.raises(JobClaimLost):
+        ProgressReporter(stale_attempt, interval=0)(0.5, "still here?")
+
+    assert finish_job(current_attempt, {"from": "the current attempt"}) == JobStatus.SUCCEEDED
+    done = Job.objects.get(pk=queued_job.pk)
+    assert (done.status, done.result, done.attempts) == (JobStatus.SUCCEEDED, {"from": "the current attempt"}, 2)
+    assert finish_job(current_attempt, {"again": True}) is None
+    assert Job.objects.get(pk=queued_job.pk).result == {"from": "the current attempt"}
+
+
+def test_progress_is_clamped_and_throttled(queued_job):
+    job = claim_job(queued_job.pk)
+    progress = ProgressReporter(job, interval=3600)
+
+    progress(1.7, "past the end")  # clamped to 1.0, which always goes through
+    assert Job.objects.get(pk=job.pk).progress == 1.0
+    progress(0.25, "too soon to write")
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.progress, stored.progress_message) == (1.0, "past the end")
+
+
+def test_a_result_that_is_not_json_fails_the_job_with_a_clear_error(queued_job):
+    job = claim_job(queued_job.pk)
+
+    assert finish_job(job, {"value": object()}) == JobStatus.FAILED
+
+    failed = Job.objects.get(pk=job.pk)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error.startswith("The job's result is not JSON")
+
+
+def test_a_cancelled_job_is_not_claimed_and_a_running_one_stops_reporting(world, queued_job):
+    assert cancel_job(job=queued_job, actor=world.user("admin")) is True
+    assert claim_job(queued_job.pk) is None
+    assert cancel_job(job=queued_job, actor=world.user("admin")) is False  # already finished
+
+    other = start_job(kind="test.sleep", organization=world.org, creator=world.user("admin"))
+    running = claim_job(other.pk)
+    cancel_job(job=other, actor=world.user("admin"))
+    with pytest.raises(JobClaimLost):
+        ProgressReporter(running, interval=0)(0.5)
+    assert finish_job(running, {}) is None
+    assert Job.objects.get(pk=other.pk).status == JobStatus.CANCELLED
+
+
+def test_an_unknown_kind_is_refused_naming_the_kind(world):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        start_job(kind="no.such.kind", organization=world.org, creator=world.user("admin"))
+    assert "kind" in caught.value.message_dict
+    assert not Job.objects.exists()
