@@ -98,6 +98,8 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.organizations",
     "apps.audit",
+    "apps.marketplace",
+    "apps.analytics",
 ]
 
 MIDDLEWARE = [
@@ -344,6 +346,19 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- organizations ------------------------------------------------------------------------------------------
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
+
+# --- model catalog (docs/admin/storage.md) ------------------------------------------------------------------
+# Storage quota of an organization whose own quota is unset; 0 means unlimited.
+DEFAULT_STORAGE_QUOTA_BYTES = env_int("DEFAULT_STORAGE_QUOTA_BYTES", 50 * 1024**3)
+# Where uploads are spooled while they arrive (resumable sessions too): local disk, shared by all web processes.
+MARKETPLACE_UPLOAD_DIR = Path(env("MARKETPLACE_UPLOAD_DIR", str(VAR_DIR / "uploads")))
+MARKETPLACE_UPLOAD_SESSION_TTL_HOURS = env_int("MARKETPLACE_UPLOAD_SESSION_TTL_HOURS", 24)
+MARKETPLACE_MODEL_RETENTION_DAYS = env_int("MARKETPLACE_MODEL_RETENTION_DAYS", 30)
+# "" (the portal streams files), "x-accel-redirect" (nginx), "x-sendfile" (Apache) or "storage-url" (redirect
+# to the storage's own, e.g. presigned S3, URL). DOWNLOAD_OFFLOAD_PREFIX is the internal location of MEDIA_ROOT.
+DOWNLOAD_OFFLOAD = env("DOWNLOAD_OFFLOAD", "")
+DOWNLOAD_OFFLOAD_PREFIX = env("DOWNLOAD_OFFLOAD_PREFIX", "/protected/")
+SIGNED_DOWNLOAD_URL_TTL_SECONDS = env_int("SIGNED_DOWNLOAD_URL_TTL_SECONDS", 3600)
 
 # --- i18n, static, media ------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

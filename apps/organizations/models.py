@@ -43,6 +43,11 @@ class Organization(OwnedModel):
         editable=False,
     )
     require_mfa = models.BooleanField(default=False, help_text="Members must have two-factor authentication on.")
+    storage_quota_bytes = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bytes of model files the organization may store; empty: DEFAULT_STORAGE_QUOTA_BYTES (0: unlimited).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

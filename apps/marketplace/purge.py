@@ -1,0 +1,1 @@
+"""The purge job (filled in below)."""
