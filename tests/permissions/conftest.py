@@ -18,3 +18,9 @@ def _no_throttling(settings):
     rest = dict(settings.REST_FRAMEWORK)
     rest["DEFAULT_THROTTLE_CLASSES"] = []
     settings.REST_FRAMEWORK = rest
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    """Job result files the scenes write stay in the test's own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
