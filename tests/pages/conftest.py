@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import copy
+import uuid
+
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 
+@pytest.fixture
+def fresh_cache(settings):
+    """Switch the cache to a new, empty key namespace (without FLUSHDB: the Redis database may hold a Celery
+    broker that other tests' workers use). allauth's rate limits, the failed-token throttle and used TOTP codes
+    live in the cache."""
+
+    def switch() -> None:
+        caches = copy.deepcopy(settings.CACHES)
+        caches["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
+        settings.CACHES = caches
+
+    return switch
+
+
 @pytest.fixture(autouse=True)
-def _clean_cache():
-    """allauth's rate limits, axes' and the token throttle's counters and used TOTP codes live in the cache."""
-    cache.clear()
-    yield
-    cache.clear()
+def _clean_cache(fresh_cache):
+    fresh_cache()
 
 
 @pytest.fixture

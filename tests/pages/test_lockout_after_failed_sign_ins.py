@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -24,10 +23,10 @@ def attempt(client: Client, email: str, password: str):
     return client.post(reverse("account_login"), {"login": email, "password": password})
 
 
-def lock_out(client: Client, email: str):
+def lock_out(client: Client, email: str, fresh_cache):
     responses = [attempt(client, email, "wrong-password") for _ in range(settings.AXES_FAILURE_LIMIT)]
-    # allauth's own per-account rate limit counts in the cache; clear it so that what is left is axes' lock.
-    cache.clear()
+    # allauth's own per-account rate limit counts in the cache; start a fresh one so that what is left is axes' lock.
+    fresh_cache()
     return responses
 
 
@@ -45,10 +44,10 @@ def test_failures_below_the_limit_only_say_the_password_is_wrong(world):
     assert signed_in(client)
 
 
-def test_the_limit_locks_the_account_out_with_a_clear_page(world):
+def test_the_limit_locks_the_account_out_with_a_clear_page(world, fresh_cache):
     email = world.user("member").email
     client = Client()
-    responses = lock_out(client, email)
+    responses = lock_out(client, email, fresh_cache)
     assert [r.status_code for r in responses[:-1]] == [200] * (settings.AXES_FAILURE_LIMIT - 1)
     locked = responses[-1]
     assert locked.status_code == 429
@@ -61,35 +60,35 @@ def test_the_limit_locks_the_account_out_with_a_clear_page(world):
     assert AccessAttempt.objects.filter(username=email, failures_since_start__gte=settings.AXES_FAILURE_LIMIT).exists()
 
 
-def test_the_lock_is_per_account_other_accounts_still_sign_in(world):
+def test_the_lock_is_per_account_other_accounts_still_sign_in(world, fresh_cache):
     client = Client()
-    lock_out(client, world.user("member").email)
+    lock_out(client, world.user("member").email, fresh_cache)
     assert attempt(Client(), world.user("viewer").email, PASSWORD).status_code == 302
 
 
-def test_the_address_is_matched_case_insensitively(world):
+def test_the_address_is_matched_case_insensitively(world, fresh_cache):
     client = Client()
-    lock_out(client, world.user("member").email.upper())
+    lock_out(client, world.user("member").email.upper(), fresh_cache)
     assert attempt(client, world.user("member").email, PASSWORD).status_code == 429
 
 
-def test_axes_reset_releases_the_lock(world):
+def test_axes_reset_releases_the_lock(world, fresh_cache):
     email = world.user("member").email
     client = Client()
-    lock_out(client, email)
+    lock_out(client, email, fresh_cache)
     call_command("axes_reset")
     response = attempt(client, email, PASSWORD)
     assert response.status_code == 302
     assert signed_in(client)
 
 
-def test_the_lock_lifts_after_the_cool_off(world, settings):
+def test_the_lock_lifts_after_the_cool_off(world, settings, fresh_cache):
     settings.AXES_COOLOFF_TIME = timedelta(seconds=2)
     email = world.user("member").email
     client = Client()
-    lock_out(client, email)
+    lock_out(client, email, fresh_cache)
     assert attempt(client, email, PASSWORD).status_code == 429
-    cache.clear()
+    fresh_cache()
     time.sleep(2.5)
     response = attempt(client, email, PASSWORD)
     assert response.status_code == 302

@@ -56,3 +56,15 @@ def test_a_code_cannot_be_used_twice(enrolled):
     response = second.post(reverse("mfa_authenticate"), {"code": code})
     assert response.status_code == 200
     assert not signed_in(second)
+
+
+def test_guessing_codes_is_rate_limited(enrolled):
+    user, secret, _ = enrolled
+    client = Client()
+    sign_in(client, user.email)
+    for _ in range(5):
+        client.post(reverse("mfa_authenticate"), {"code": wrong(fresh_totp(secret))})
+    response = client.post(reverse("mfa_authenticate"), {"code": fresh_totp(secret)})
+    assert response.status_code == 200
+    assert "Too many failed login attempts" in response.content.decode()
+    assert not signed_in(client)
