@@ -114,12 +114,16 @@ def database_url_of_this_test_run() -> str:
 
 
 class WorkerProcess:
-    """``celery -A gpux_portal worker -Q sync -P solo --concurrency 1`` on the test database, stopped by pid."""
+    """``celery -A gpux_portal worker -Q sync -P solo --concurrency 1`` on the test database, stopped by pid.
 
-    def __init__(self, log_dir: Path, *, queues: tuple[str, ...] = ("sync",)) -> None:
+    ``pool="prefork"`` gives a worker that enforces time limits (the solo pool ignores them).
+    """
+
+    def __init__(self, log_dir: Path, *, queues: tuple[str, ...] = ("sync",), pool: str = "solo") -> None:
         self.name = f"jobs-test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
         self.queues = queues
+        self.pool = pool
         self.process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
@@ -143,7 +147,7 @@ class WorkerProcess:
             "-Q",
             ",".join(self.queues),
             "-P",
-            "solo",
+            self.pool,
             "--concurrency",
             "1",
             "--prefetch-multiplier",
@@ -184,9 +188,9 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
     def terminate(self) -> None:
-        """SIGTERM: the worker's warm shutdown (it finishes the task in hand); ``wait_stopped`` reaps it."""
+        """SIGQUIT: the worker's cold shutdown (the test is over; nothing in hand matters); then ``wait_stopped``."""
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGQUIT)
 
     def wait_stopped(self, timeout: float = 15.0) -> None:
         if self.process is None:
