@@ -13,11 +13,13 @@ from pathlib import PurePosixPath
 import django_filters
 from django.http import FileResponse
 from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail
+from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from apps.accounts.models import ApiToken, TokenScope
@@ -151,7 +153,7 @@ class JobViewSet(
     lookup_value_regex = UUID_PATTERN
     ordering_fields = ["created_at", "finished_at", "status", "kind"]
     ordering = ["-created_at"]
-    search_fields: list[str] = []
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
     # Each kind asks for its own scope as well (``JobTask.required_scope``), checked in ``create``.
     scope_for_action = {"create": TokenScope.WRITE}
 
