@@ -128,13 +128,16 @@ def assert_audit_follows_answer(route: Route, persona: str, url: str, response, 
         assert after == before, f"a refused write wrote an audit event — {describe(route, persona, url, response)}"
 
 
-def assert_audit_unchanged_when_refused(route: Route, persona: str, url: str, response, before: int) -> None:
-    """Pages: a refused request (403, 404, a redirect to the login page) writes no audit event.
-
-    (A page may also refuse with a message and a redirect, so "done" is not checked for an event here: the
-    API matrix checks that every allowed write is audited.)
-    """
-    if route.writes and (response.status_code in {403, 404} or is_login_redirect(response)):
+def assert_page_audit_follows_answer(route: Route, persona: str, url: str, response, before: int) -> None:
+    """Pages: a refused request (403, 404, a redirect to the login page) writes no audit event; a form action
+    that was expected to be done and was (2xx, or a redirect elsewhere) wrote one, unless the route says that
+    this persona is refused with a message (the last owner leaving)."""
+    if not route.writes:
+        return
+    if matches(DONE, response) and persona not in route.unchanged_for:
+        message = f"a form action answered as done left no audit event — {describe(route, persona, url, response)}"
+        assert audit_event_count() > before, message
+    if response.status_code in {403, 404} or is_login_redirect(response):
         assert audit_event_count() == before, (
             f"a refused write wrote an audit event — {describe(route, persona, url, response)}"
         )

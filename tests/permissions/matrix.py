@@ -244,6 +244,7 @@ class Route:
     under_org: bool = True  # the route lives under /orgs/{org_slug}/ (so the public-org slice applies)
     lists: Callable[[Scene], str] | None = None  # a list route: the item that must (or must not) be in it
     listed: Access | None = None  # who finds that item in the list (True) or must not (False)
+    unchanged_for: frozenset[str] = frozenset()  # pages: personas refused with a message (no change, no event)
     note: str = ""
 
     @property
@@ -508,7 +509,13 @@ PAGE_ROUTES: list[Route] = [
     Route("org-settings", "GET", PAGE_OWNER),
     Route("org-settings", "POST", PAGE_OWNER, body=acme_settings),
     Route("org-delete", "POST", PAGE_OWNER, body=lambda s, p: {"confirm_slug": s.org.slug}),
-    Route("org-leave", "POST", PAGE_MEMBER_SELF),
+    Route(
+        "org-leave",
+        "POST",
+        PAGE_MEMBER_SELF,
+        unchanged_for=frozenset({"owner", "outsider"}),
+        note="the last owner stays, an outsider of a public org has nothing to leave: a message says so",
+    ),
     Route("org-members", "GET", PAGE_ORG_READ),
     Route("org-member-role", "POST", PAGE_ADMIN, target_member, lambda s, p: {"role": int(Role.MEMBER)}),
     Route("org-member-remove", "POST", PAGE_ADMIN, target_member),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.permissions.checks import (
-    assert_audit_unchanged_when_refused,
+    assert_page_audit_follows_answer,
     assert_status,
     audit_event_count,
     page_client_as,
@@ -34,7 +34,7 @@ def test_page_answers_the_persona_as_the_role_table_says(scene, route, persona):
     before = audit_event_count()
     response = send_page(route, url, body, client)
     assert_status(route.access.private[persona], route, persona, url, response)
-    assert_audit_unchanged_when_refused(route, persona, url, response, before)
+    assert_page_audit_follows_answer(route, persona, url, response, before)
 
 
 @pytest.mark.parametrize(("route", "persona"), PUBLIC_CASES)
@@ -45,4 +45,4 @@ def test_page_of_a_public_org_answers_the_persona_as_the_role_table_says(scene, 
     before = audit_event_count()
     response = send_page(route, url, body, client)
     assert_status(route.access.public[persona], route, persona, url, response)
-    assert_audit_unchanged_when_refused(route, persona, url, response, before)
+    assert_page_audit_follows_answer(route, persona, url, response, before)
