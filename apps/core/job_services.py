@@ -11,6 +11,7 @@ a slow worker can never record two outcomes for one job:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
 
 from apps.audit.services import record_event
 from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue, JobStatus
@@ -57,13 +59,13 @@ def register_job_kind(task: Task) -> None:
 
 
 def _discover_job_kinds() -> None:
-    # Importing every app's tasks module (and CELERY_IMPORTS) registers their job kinds; the worker does the
-    # same at start-up, the web process does it here on first use.
+    # Importing every app's tasks module (and CELERY_IMPORTS) registers their job kinds: the worker does it
+    # at start-up, the web process here on first use.
     global _discovered
     if not _discovered:
-        from gpux_portal.celery import app
-
-        app.loader.import_default_modules()
+        autodiscover_modules("tasks")
+        for module in getattr(settings, "CELERY_IMPORTS", ()):
+            importlib.import_module(module)
         _discovered = True
 
 

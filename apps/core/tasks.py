@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from rest_framework import serializers
 
 from apps.accounts.models import TokenScope
 from apps.core.access import Role
@@ -90,13 +91,14 @@ class JobTask(Task):
         raise NotImplementedError
 
     def clean_params(self, params: Any, *, organization: Any, user: Any) -> dict:
-        """Validate and normalise the parameters a person gave; raise ValidationError naming the parameter."""
+        """Validate and normalise the parameters a person gave (the API nests errors under ``params``).
+
+        Raise DRF's ``ValidationError`` with a dict naming the parameter; the default takes any JSON object.
+        """
         if params is None:
             return {}
         if not isinstance(params, dict):
-            from django.core.exceptions import ValidationError
-
-            raise ValidationError({"params": ["Parameters must be a JSON object."]}, code="invalid")
+            raise serializers.ValidationError(["Parameters must be a JSON object."], code="invalid")
         return params
 
 

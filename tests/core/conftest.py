@@ -6,6 +6,7 @@ import os
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 from django.db import connection
 
 from tests import jobs_support
@@ -26,6 +27,8 @@ def _thread_worker(django_db_setup):
     """
     from gpux_portal.celery import app
 
+    if not settings.REDIS_URL:
+        pytest.skip("the worker tests need Redis as the broker (REDIS_URL), as in CI")
     os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
     jobs_support.purge_broker()
     with start_worker(
@@ -48,6 +51,8 @@ def worker_processes(transactional_db, media_root, tmp_path):
 
     They use the ``sync`` queue so that the in-thread worker (``default``) never takes their jobs.
     """
+    if not settings.REDIS_URL:
+        pytest.skip("the worker tests need Redis as the broker (REDIS_URL), as in CI")
     if connection.vendor != "postgresql":
         pytest.skip("worker subprocesses need a database server that two processes can share (PostgreSQL)")
     started: list[jobs_support.WorkerProcess] = []

@@ -91,3 +91,11 @@ def test_reap_jobs_command_reports_what_it_did(world):
 
     assert f"failed {job.uuid}" in out.getvalue()
     assert "0 re-queued, 1 failed" in out.getvalue()
+
+
+def test_beat_runs_the_reaper_every_minute_by_default(settings):
+    from gpux_portal.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["reap-stale-jobs"]
+    assert entry["schedule"] == 60
+    assert app.tasks[entry["task"]].name == "core.reap_stale_jobs"
