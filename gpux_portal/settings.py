@@ -359,6 +359,13 @@ MARKETPLACE_MODEL_RETENTION_DAYS = env_int("MARKETPLACE_MODEL_RETENTION_DAYS", 3
 DOWNLOAD_OFFLOAD = env("DOWNLOAD_OFFLOAD", "")
 DOWNLOAD_OFFLOAD_PREFIX = env("DOWNLOAD_OFFLOAD_PREFIX", "/protected/")
 SIGNED_DOWNLOAD_URL_TTL_SECONDS = env_int("SIGNED_DOWNLOAD_URL_TTL_SECONDS", 3600)
+# ONNX validation (docs/user/onnx-validation.md): the child process's address space and wall clock, and the
+# size limits of a version's files, of each declared tensor and of each text (name, doc string, metadata).
+ONNX_VALIDATION_MEMORY_MB = env_int("ONNX_VALIDATION_MEMORY_MB", 4096)
+ONNX_VALIDATION_TIMEOUT_S = env_int("ONNX_VALIDATION_TIMEOUT_S", 300)
+ONNX_MAX_FILE_BYTES = env_int("ONNX_MAX_FILE_BYTES", 4 * 1024**3)
+ONNX_MAX_TENSOR_BYTES = env_int("ONNX_MAX_TENSOR_BYTES", 2 * 1024**3)
+ONNX_MAX_TEXT_LENGTH = env_int("ONNX_MAX_TEXT_LENGTH", 65536)
 
 # --- i18n, static, media ------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
