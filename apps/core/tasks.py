@@ -28,6 +28,7 @@ from rest_framework import serializers
 from apps.accounts.models import TokenScope
 from apps.core.access import Role
 from apps.core.job_services import (
+    HARD_LIMIT_MARGIN,
     JobClaimLost,
     ProgressReporter,
     claim_job,
@@ -63,6 +64,9 @@ class JobTask(Task):
     reject_on_worker_lost = True
     serializer = "json"
     ignore_result = True
+    # Used when a message is sent without limits of its own; send_job gives each attempt its job's limits.
+    soft_time_limit = DEFAULT_TIME_LIMIT
+    time_limit = DEFAULT_TIME_LIMIT + HARD_LIMIT_MARGIN
 
     def run(self, job_id: int) -> str:
         job = claim_job(job_id)

@@ -18,9 +18,11 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _thread_worker(django_db_setup):
-    """One solo-pool worker in a thread for the whole session, consuming the ``default`` queue.
+    """One solo-pool worker in a thread per test module, consuming the ``default`` queue.
+
+    Module-scoped so that it is gone before other modules' tests run (it would take their messages).
 
     It touches the database only while it runs a task, that is inside a ``transaction=True`` test; Celery's
     Django fixup closes its connection after every task, so the test database can be dropped at the end.
