@@ -289,6 +289,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "InvitationStatusEnum": "apps.organizations.models.Invitation.Status",
         "ApiTokenStatusEnum": "apps.accounts.api.serializers.STATUS_NAMES",
+        "FileRoleEnum": "apps.marketplace.models.FileRole",
+        "RoleEnum": "apps.organizations.api.serializers.ROLE_NAMES",
+        "VersionStatusEnum": "apps.marketplace.models.VersionStatus",
+        "UploadStatusEnum": "apps.marketplace.models.UploadStatus",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("apps.organizations.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.core.api.urls")),
+    path("", include("apps.marketplace.api.urls")),
 ]
 
 urlpatterns = [

@@ -111,6 +111,14 @@ def _human_bytes(size: int) -> str:
     return f"{size} bytes"  # pragma: no cover
 
 
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """Both sizes for a message; exact byte counts when rounding would make them look equal."""
+    shown, limit_shown = _human_bytes(size), _human_bytes(limit)
+    if shown == limit_shown:
+        return f"{size:,} bytes", f"{limit:,} bytes"
+    return shown, limit_shown
+
+
 def check_files(root: Path, limits: Limits, report: Report) -> dict[str, int]:
     """Every file of the version directory is a regular file (no links) under the size limit; their sizes."""
     sizes: dict[str, int] = {}
@@ -125,10 +133,8 @@ def check_files(root: Path, limits: Limits, report: Report) -> dict[str, int]:
                 size = os.lstat(full).st_size
                 sizes[relative] = size
                 if size > limits.max_file_bytes:
-                    report.error(
-                        f"“{_shown(relative)}” is {_human_bytes(size)}; the limit for one file is "
-                        f"{_human_bytes(limits.max_file_bytes)}."
-                    )
+                    shown, limit_shown = _sizes(size, limits.max_file_bytes)
+                    report.error(f"“{_shown(relative)}” is {shown}; the limit for one file is {limit_shown}.")
             elif not stat.S_ISDIR(mode):
                 report.error(f"“{_shown(relative)}” is not a plain file.")
     return sizes
@@ -146,6 +152,7 @@ def parse_model(path: Path, report: Report) -> Any:
     try:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
+        raise_if_out_of_memory(exc)
         report.error(
             "The file is not an ONNX model: it cannot be read as an ONNX protobuf (ModelProto); it may be "
             f"truncated, corrupted or another format ({_shown(str(exc), 120)})."
@@ -166,6 +173,16 @@ def parse_model(path: Path, report: Report) -> Any:
         report.error("The file is not a usable ONNX model: it imports no operator set (opset).")
         return None
     return model
+
+
+_MEMORY_WORDS = ("alloc failed", "bad_alloc", "cannot allocate memory", "out of memory", "failed to allocate")
+
+
+def raise_if_out_of_memory(exc: BaseException) -> None:
+    """Native code reports a failed allocation as an ordinary error: turn it into MemoryError."""
+    text = str(exc).lower()
+    if any(word in text for word in _MEMORY_WORDS):
+        raise MemoryError(str(exc)) from exc
 
 
 # --- walking the model ------------------------------------------------------------------------------------------
@@ -348,11 +365,9 @@ def check_tensor_sizes(model: Any, limits: Limits, report: Report) -> int:
             continue
         total += size
         if size > limits.max_tensor_bytes:
-            what = "Its dense shape" if sparse is not None else "Its shape"
-            report.error(
-                f"The {label} declares {_human_bytes(size)} ({what.lower()} {dims}); the limit for one tensor is "
-                f"{_human_bytes(limits.max_tensor_bytes)}."
-            )
+            what = "its dense shape" if sparse is not None else "its shape"
+            shown, limit_shown = _sizes(size, limits.max_tensor_bytes)
+            report.error(f"The {label} declares {shown} ({what} {dims}); the limit for one tensor is {limit_shown}.")
     return total
 
 
@@ -484,16 +499,18 @@ def run_checker(path: Path, report: Report) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise_if_out_of_memory(exc)
         report.error(f"The ONNX checker refused the model: {_first_lines(str(exc))}")
 
 
 _ORT_PREFIX = re.compile(r"^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+_ORT_LOAD = re.compile(r"Load model from .*? failed:\s*")
 _ORT_SOURCE = re.compile(r"/onnxruntime_src/\S+:\d+ ")
 
 
 def clean_ort_message(message: str) -> str:
     """ONNX Runtime's message without its error-code prefix and C++ source location and function signature."""
-    message = _ORT_PREFIX.sub("", message)
+    message = _ORT_LOAD.sub("", _ORT_PREFIX.sub("", message), count=1)
     match = _ORT_SOURCE.search(message)
     if match:
         rest = message[match.end() :]
@@ -531,9 +548,8 @@ def run_onnxruntime(path: Path, report: Report) -> None:
     except MemoryError:
         raise
     except Exception as exc:
+        raise_if_out_of_memory(exc)
         text = str(exc)
-        if "bad_alloc" in text:
-            raise MemoryError(text) from exc
         report.error(f"ONNX Runtime cannot load the model on CPU: {clean_ort_message(text)}")
         return
     del session
@@ -595,6 +611,9 @@ def inspect_model(directory: str | Path, main_file: str, limits: Limits | None =
     before = report.error_count
     run_checker(path, report)
     report.outcome("checker", before)
+
+    if report.error_count:  # the checker's reason is the clearest; ONNX Runtime would only repeat it
+        return report.as_dict()
 
     before = report.error_count
     run_onnxruntime(path, report)

@@ -1,0 +1,49 @@
+"""Errors of the catalog that are not a plain 400: each carries its HTTP status and a stable code."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, status
+
+
+class QuotaExceeded(exceptions.APIException):
+    """The organization's storage quota cannot take the file: 413, nothing stored."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "quota_exceeded"
+    default_detail = "This upload would exceed the organization's storage quota."
+
+
+class UploadOffsetMismatch(exceptions.APIException):
+    """A chunk was sent at another offset than the session's: 409 with the offset the server expects."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "offset_mismatch"
+    default_detail = "The chunk's offset does not match the upload's."
+
+    def __init__(self, *, expected: int, given: int) -> None:
+        super().__init__(
+            {
+                "detail": exceptions.ErrorDetail(
+                    f"This upload is at offset {expected}, not {given}: resume from {expected}.",
+                    code=self.default_code,
+                ),
+                "expected_offset": expected,
+            }
+        )
+        self.expected = expected
+
+
+class UploadGone(exceptions.APIException):
+    """The upload session expired, was aborted or completed: 410."""
+
+    status_code = status.HTTP_410_GONE
+    default_code = "upload_gone"
+    default_detail = "This upload session is no longer open."
+
+
+class VersionYanked(exceptions.APIException):
+    """A yanked version asked for by someone who had not pinned it: 410 with the reason."""
+
+    status_code = status.HTTP_410_GONE
+    default_code = "version_yanked"
+    default_detail = "This version was yanked."
