@@ -37,7 +37,7 @@ from apps.core.job_services import (
     reap_stale_jobs,
     register_job_kind,
 )
-from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue
+from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,13 @@ class JobTask(Task):
             logger.warning("Job %s attempt %s lost its claim; stopping without recording.", job.uuid, job.attempts)
             return "lost"
         except SoftTimeLimitExceeded:
-            fail_job(
-                job, error=f"Ran past its time limit of {job.time_limit} s and was stopped.", traceback=_traceback()
-            )
-            return "failed"
+            error, trace = f"Ran past its time limit of {job.time_limit} s and was stopped.", traceback.format_exc()
         except Exception as exc:
             logger.exception("Job %s (%s) failed", job.uuid, job.kind)
-            fail_job(job, error=f"{type(exc).__name__}: {exc}", traceback=_traceback())
-            return "failed"
-        return finish_job(job, result) or "lost"
+            error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        else:
+            return finish_job(job, result) or "lost"
+        return JobStatus.FAILED if fail_job(job, error=error, traceback=trace) else "lost"
 
     def execute(self, job: Job, progress: ProgressReporter) -> Any:
         """Do the work of ``job``; call ``progress(fraction, message)`` as it goes; return a JSON result."""
@@ -104,10 +102,6 @@ class JobTask(Task):
         if not isinstance(params, dict):
             raise serializers.ValidationError(["Parameters must be a JSON object."], code="invalid")
         return params
-
-
-def _traceback() -> str:
-    return traceback.format_exc()
 
 
 def register_job_task(task_class: type[JobTask]) -> JobTask:
