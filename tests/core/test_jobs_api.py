@@ -92,8 +92,9 @@ def test_a_job_shows_its_state_error_and_links(api_client, world, jobs):
 
 
 def test_download_of_an_unfinished_job_is_a_409(api_client, world, jobs):
-    response = api_client(world.user("member")).get(download(jobs["member"]))
+    response = api_client(world.user("member")).get(download(jobs["member"]), HTTP_ACCEPT="text/csv")
     assert response.status_code == 409
+    assert response["Content-Type"] == "application/json"
     assert response.json()["code"] == "job_not_finished"
 
 

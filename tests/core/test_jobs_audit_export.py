@@ -47,8 +47,8 @@ def expected_events(job: Job, **filters):
     )
 
 
-def download_body(client, job: Job):
-    response = client.get(reverse("api:job-download", kwargs={"uuid": job.uuid}))
+def download_body(client, job: Job, accept: str):
+    response = client.get(reverse("api:job-download", kwargs={"uuid": job.uuid}), HTTP_ACCEPT=accept)
     assert response.status_code == 200
     return response, b"".join(response.streaming_content)
 
@@ -60,7 +60,7 @@ def test_an_admin_exports_the_trail_as_csv_and_downloads_it(job_worker, trail, a
 
     assert job.status == JobStatus.SUCCEEDED, job.traceback
     events = expected_events(job)
-    response, body = download_body(client, job)
+    response, body = download_body(client, job, "text/csv")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="{job.result["file"]}"'
     rows = list(csv.DictReader(io.StringIO(body.decode())))
@@ -84,7 +84,7 @@ def test_a_filtered_export_as_json_lines(job_worker, trail, api_client):
     assert job.status == JobStatus.SUCCEEDED, job.traceback
     events = expected_events(job, action__startswith="model.")
     assert len(events) == 3
-    response, body = download_body(client, job)
+    response, body = download_body(client, job, "application/x-ndjson")
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
     lines = [json.loads(line) for line in body.decode().splitlines()]
     assert [line["hash"] for line in lines] == [event.hash for event in events]

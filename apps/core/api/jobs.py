@@ -157,6 +157,10 @@ class JobViewSet(
     # Each kind asks for its own scope as well (``JobTask.required_scope``), checked in ``create``.
     scope_for_action = {"create": TokenScope.WRITE}
 
+    def perform_content_negotiation(self, request, force: bool = False):
+        # A download answers a file whatever the client says it accepts (``Accept: text/csv``); errors are JSON.
+        return super().perform_content_negotiation(request, force=force or self.action == "download")
+
     def get_serializer_class(self):
         return JobCreateSerializer if self.action == "create" else JobSerializer
 
