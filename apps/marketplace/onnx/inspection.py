@@ -28,7 +28,7 @@ from typing import Any
 from apps.marketplace.onnx.limits import Limits
 
 MAX_ERRORS = 25
-MANIFEST_NAME = "gpux.yml"
+MANIFEST_NAMES = ("gpux.yml", "gpux.yaml")
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"})
 
 # Bits per element of each TensorProto data type (strings are counted by their bytes).
@@ -619,12 +619,13 @@ def inspect_model(directory: str | Path, main_file: str, limits: Limits | None =
     run_onnxruntime(path, report)
     report.outcome("onnxruntime", before)
 
-    if (root / MANIFEST_NAME).exists():
+    manifest_path = next((root / name for name in MANIFEST_NAMES if (root / name).is_file()), None)
+    if manifest_path is not None:
         from apps.marketplace.onnx.manifest import inspect_manifest_file
 
         before = report.error_count
         manifest, errors = inspect_manifest_file(
-            root / MANIFEST_NAME, main_file=main_file, signature=report.signature, limits=limits
+            manifest_path, main_file=main_file, signature=report.signature, limits=limits
         )
         for message in errors:
             report.error(message)
