@@ -203,6 +203,7 @@ def _values(checker: _Checker, value: Any, path: str, allowed: set[str], *, kind
     if value is None:
         checker.error(path, f"at least one {kind} is required")
         return []
+    errors_before = len(checker.errors)
     if isinstance(value, dict):
         items = []
         for name, spec in value.items():
@@ -224,7 +225,7 @@ def _values(checker: _Checker, value: Any, path: str, allowed: set[str], *, kind
     else:
         checker.error(path, f"expected a mapping of {kind} names to their type and shape, or a list")
         return []
-    if not items and not checker.errors:
+    if not items and len(checker.errors) == errors_before:
         checker.error(path, f"at least one {kind} is required")
     result, seen = [], set()
     for where, spec in items:
