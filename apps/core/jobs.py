@@ -12,7 +12,9 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 from apps.core.access import AccessPolicy, Role
@@ -118,3 +120,11 @@ class Job(OwnedModel):
             return None
         end = self.finished_at or timezone.now()
         return max(0.0, (end - self.started_at).total_seconds())
+
+
+@receiver(post_delete, sender=Job, dispatch_uid="core.job.delete_result_file")
+def delete_result_file(sender: type[Job], instance: Job, **kwargs: object) -> None:
+    """A deleted job takes its result file with it, once the deletion is committed."""
+    if instance.result_file:
+        name, storage = instance.result_file.name, instance.result_file.storage
+        transaction.on_commit(lambda: storage.delete(name))

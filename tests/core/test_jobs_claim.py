@@ -111,3 +111,14 @@ def test_an_unknown_kind_is_refused_naming_the_kind(world):
         start_job(kind="no.such.kind", organization=world.org, creator=world.user("admin"))
     assert "kind" in caught.value.message_dict
     assert not Job.objects.exists()
+
+
+def test_deleting_a_job_deletes_its_file(queued_job, media_root, django_capture_on_commit_callbacks):
+    queued_job.result_file.save("export.csv", ContentFile(b"a,b\n"), save=True)
+    name = queued_job.result_file.name
+    assert default_storage.exists(name)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Job.objects.filter(pk=queued_job.pk).delete()
+
+    assert not default_storage.exists(name)
