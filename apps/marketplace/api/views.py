@@ -569,6 +569,7 @@ class VersionFileDownloadView(ModelLookupMixin, DownloadMixin, APIView):
     def delete(self, request, owner: str, name: str, label: str, path: str) -> Response:
         self.require("change")
         version = self.version_by_label(label)
+        get_object_or_404(version.files.all(), path=path)
         with transaction.atomic():
             self.lock_model("change")
             services.remove_file(version=version, actor=request.user, path=path)
