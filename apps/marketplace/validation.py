@@ -265,7 +265,8 @@ def export_version_manifest(version: ModelVersion) -> str:
     model = version.model
     metadata = {"portal_model": f"{model.organization.slug}/{model.name}", "portal_version": version.label}
     if version.onnx_info.get("producer_name"):
-        metadata["producer"] = f"{version.onnx_info['producer_name']} {version.onnx_info.get('producer_version', '')}"
+        producer = f"{version.onnx_info['producer_name']} {version.onnx_info.get('producer_version') or ''}"
+        metadata["producer"] = producer.strip()
     task = model.task or version.detected_task
     if task:
         metadata["task"] = task
