@@ -21,16 +21,14 @@ class UploadOffsetMismatch(exceptions.APIException):
     default_detail = "The chunk's offset does not match the upload's."
 
     def __init__(self, *, expected: int, given: int) -> None:
-        super().__init__(
-            {
-                "detail": exceptions.ErrorDetail(
-                    f"This upload is at offset {expected}, not {given}: resume from {expected}.",
-                    code=self.default_code,
-                ),
-                "expected_offset": expected,
-            }
-        )
+        super().__init__(f"This upload is at offset {expected}, not {given}: resume from {expected}.")
         self.expected = expected
+
+    def add_to(self, response) -> None:
+        """Name the expected offset in the body (``expected_offset``) and the ``Upload-Offset`` header."""
+        if isinstance(response.data, dict):
+            response.data["expected_offset"] = self.expected
+        response["Upload-Offset"] = str(self.expected)
 
 
 class UploadGone(exceptions.APIException):

@@ -337,11 +337,13 @@ def add_file(
     spooled: storage.SpooledFile | None = None,
     role: str | None = None,
     declared_size: int | None = None,
+    declared_sha256: str | None = None,
     exclude_session: Any = None,
 ) -> VersionFile:
     """Add a file to a draft version, from an uploaded file (streamed to the spool while hashed) or a spool file
-    (a finished upload session). The quota is checked before reading (``declared_size``) and once the bytes are
-    in; a refused file leaves nothing behind (no blob, no spool file)."""
+    (a finished upload session). The quota is checked before reading (``declared_size``, or the upload's size)
+    and once the bytes are in; ``declared_sha256``, when given, must match. A refused file leaves nothing behind
+    (no blob, no spool file)."""
     try:
         path = normalize_path(path)
         if role is not None and role not in FileRole.values:
@@ -358,9 +360,19 @@ def add_file(
             if uploaded is None:
                 raise _invalid("file", "Send the file.", "required")
             size = declared_size if declared_size is not None else getattr(uploaded, "size", None)
-            if size is not None:
-                storage.check_quota(organization, size=size)
-            spooled = storage.spool_uploaded_file(uploaded, limit=storage.quota_left(organization))
+            if declared_sha256 and storage.organization_references(organization, declared_sha256):
+                limit = None  # bytes it already stores cost nothing; the digest is verified below
+            else:
+                if size is not None:
+                    storage.check_quota(organization, size=size)
+                limit = storage.quota_left(organization)
+            spooled = storage.spool_uploaded_file(uploaded, limit=limit)
+        if declared_sha256 and declared_sha256 != spooled.sha256:
+            raise _invalid(
+                "sha256",
+                f"The file's SHA-256 is {spooled.sha256}, not the {declared_sha256} declared: nothing was stored.",
+                "checksum_mismatch",
+            )
         storage.check_quota(organization, size=spooled.size, sha256=spooled.sha256, exclude_session=exclude_session)
     except BaseException:
         if spooled is not None:

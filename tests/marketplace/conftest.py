@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.accounts.models import TokenScope
 from apps.core.access import Visibility
 from apps.marketplace import services
 from apps.marketplace.models import Model, ModelVersion, ValidationStatus

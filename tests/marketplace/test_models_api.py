@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from apps.accounts.models import TokenScope
-
 from apps.marketplace.models import Model
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +35,9 @@ def test_outsider_gets_404_creating_in_a_private_organization(catalog):
 
 
 def test_read_scope_token_may_not_create(catalog):
-    response = catalog.client("member", scope=TokenScope.READ).post("/api/v1/orgs/acme/models/", {"name": "x"}, format="json")
+    response = catalog.client("member", scope=TokenScope.READ).post(
+        "/api/v1/orgs/acme/models/", {"name": "x"}, format="json"
+    )
     assert response.status_code == 403
 
 
@@ -109,7 +110,9 @@ def test_member_changes_a_model_and_viewer_gets_403(catalog):
     assert response.status_code == 200, response.content
     assert response.json()["summary"] == "Better"
     assert response.json()["visibility"] == "internal"
-    assert catalog.client("viewer").patch("/api/v1/models/acme/iris/", {"summary": "x"}, format="json").status_code == 403
+    assert (
+        catalog.client("viewer").patch("/api/v1/models/acme/iris/", {"summary": "x"}, format="json").status_code == 403
+    )
 
 
 def test_an_unknown_visibility_is_refused(catalog):

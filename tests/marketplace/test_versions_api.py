@@ -90,7 +90,9 @@ def test_version_detail_shows_files_with_sizes_and_digests(catalog):
 def test_deprecating_keeps_the_version_listed(catalog):
     model = catalog.model("iris")
     catalog.published(model, "1.0")
-    response = catalog.client("member").post(version_url(model, "1.0", "deprecate/"), {"message": "use 2"}, format="json")
+    response = catalog.client("member").post(
+        version_url(model, "1.0", "deprecate/"), {"message": "use 2"}, format="json"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "deprecated"
     labels = [v["label"] for v in catalog.client("viewer").get("/api/v1/models/acme/iris/versions/").json()["results"]]

@@ -226,6 +226,12 @@ class FileUploadSerializer(serializers.Serializer):
         max_length=500, required=False, help_text="Where in the version; the uploaded file's name by default."
     )
     role = serializers.ChoiceField(choices=FileRole.choices, required=False)
+    sha256 = serializers.RegexField(
+        r"^[0-9a-fA-F]{64}$",
+        required=False,
+        help_text="The file's SHA-256, if you know it: verified, and bytes your organization already stores cost "
+        "no quota.",
+    )
 
 
 class UploadSessionCreateSerializer(serializers.Serializer):

@@ -57,9 +57,10 @@ from apps.marketplace.api.serializers import (
     VersionUpdateSerializer,
     YankSerializer,
 )
-from apps.marketplace.exceptions import VersionYanked
+from apps.marketplace.exceptions import UploadOffsetMismatch, VersionYanked
 from apps.marketplace.filtersets import ModelFilterSet, VersionFilterSet
 from apps.marketplace.models import (
+    SHA256_PATTERN,
     Alias,
     Model,
     ModelVersion,
@@ -527,9 +528,14 @@ class VersionFileViewSet(ModelLookupMixin, viewsets.GenericViewSet):
         self.require("change")
         version = self.version
         services._refuse_unless_draft(version, "add files")
-        length = request.META.get("CONTENT_LENGTH")
-        if length and length.isdigit():
-            storage.check_quota(self.catalog_model.organization, size=int(length))
+        organization = self.catalog_model.organization
+        declared = (request.query_params.get("sha256") or "").lower()
+        if declared and not SHA256_PATTERN.match(declared):
+            raise exceptions.ValidationError({"sha256": ["Give the SHA-256 as 64 hexadecimal characters."]})
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and not (declared and storage.organization_references(organization, declared)):
+            # Before the body is read: the request's Content-Length bounds the file's size.
+            storage.check_quota(organization, size=int(length))
         serializer = FileUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         uploaded = serializer.validated_data["file"]
@@ -540,6 +546,7 @@ class VersionFileViewSet(ModelLookupMixin, viewsets.GenericViewSet):
             path=path,
             uploaded=uploaded,
             role=serializer.validated_data.get("role"),
+            declared_sha256=(serializer.validated_data.get("sha256") or declared or "").lower() or None,
         )
         return Response(self.get_serializer(version_file).data, status=status.HTTP_201_CREATED)
 
@@ -800,6 +807,12 @@ class UploadSessionView(UploadSessionMixin, AnyContentMixin, APIView):
     """GET/HEAD: the offset to resume from; PATCH: a chunk at ``Upload-Offset``; DELETE: abort."""
 
     parser_classes: list = []  # the body is read as a stream, never parsed
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, UploadOffsetMismatch):
+            exc.add_to(response)
+        return response
 
     @extend_schema(summary="An upload session and the offset to resume from", responses={200: UploadSessionSerializer})
     def get(self, request, uuid) -> Response:
