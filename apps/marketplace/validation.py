@@ -168,8 +168,8 @@ def apply_report(
     """Record a validation report on the version, once: ``"passed"``, ``"failed"`` or ``"stale"`` (dropped:
     another validation took over, the files changed, or the version is decided or no longer a draft)."""
     with transaction.atomic():
-        locked = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
-        if locked.status != VersionStatus.DRAFT:
+        locked = ModelVersion.objects.select_for_update().select_related("model").filter(pk=version.pk).first()
+        if locked is None or locked.status != VersionStatus.DRAFT:  # deleted, or published meanwhile
             return "stale"
         if job is not None and (
             locked.validation_job_id != job.pk or locked.validation_status != ValidationStatus.PENDING

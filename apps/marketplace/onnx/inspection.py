@@ -28,6 +28,7 @@ from typing import Any
 from apps.marketplace.onnx.limits import Limits
 
 MAX_ERRORS = 25
+PROTOBUF_LIMIT = 2**31  # a serialized protobuf message cannot be 2 GiB or larger
 MANIFEST_NAMES = ("gpux.yml", "gpux.yaml")
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"})
 
@@ -153,6 +154,12 @@ def parse_model(path: Path, report: Report) -> Any:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise_if_out_of_memory(exc)
+        if path.stat().st_size >= PROTOBUF_LIMIT:
+            report.error(
+                "The model file is 2 GiB or more, more than one ONNX protobuf can hold: store the weights as "
+                "external data (a “model.onnx.data” file beside the model) and upload both."
+            )
+            return None
         report.error(
             "The file is not an ONNX model: it cannot be read as an ONNX protobuf (ModelProto); it may be "
             f"truncated, corrupted or another format ({_shown(str(exc), 120)})."
