@@ -51,5 +51,5 @@ def has_used(*, actor: Any, subject: models.Model, kind: str = UsageKind.DOWNLOA
         kind=kind,
         subject_type=subject._meta.label_lower,
         subject_id=str(getattr(subject, "uuid", subject.pk)),
-        status_code__in=(200, 206),
+        status_code__in=(200, 206, 302),
     ).exists()
