@@ -32,7 +32,7 @@ from apps.marketplace.onnx.inspection import failure_report
 from apps.marketplace.onnx.limits import Limits
 from apps.marketplace.onnx.manifest import ManifestError, compare_with_signature, export_manifest, parse_manifest
 from apps.marketplace.onnx.task_detection import detect_task
-from apps.marketplace.onnx.validation import validate_model
+from apps.marketplace.onnx.validation import precheck_model_file, validate_model
 
 VALIDATE_JOB_KIND = "marketplace.validate_version"
 MANIFEST_PATH = "gpux.yml"
@@ -95,6 +95,20 @@ def start_validation(*, version: ModelVersion, actor: Any) -> Job:
         locked.save(update_fields=["validation_status", "validation_message", "validation_job", "updated_at"])
     version.refresh_from_db()
     return job
+
+
+def check_uploaded_model(*, local_path: str | Path) -> None:
+    """Refuse an uploaded ONNX model file before it is stored, with the reasons, as ``ValidationError({"file":
+    [...]}, code="invalid_onnx")`` (a 400): random bytes, a truncated file, a protobuf that is not a model,
+    bad text, a declared tensor over the limit, external data pointing outside the version.
+
+    Runs the upload-time checks in the limited child process; the full validation (checker, ONNX Runtime,
+    external files present) still runs as the job once the file is stored.
+    """
+    report = precheck_model_file(local_path, validation_limits())
+    if not report.get("ok"):
+        messages = report.get("errors") or ["The file is not a usable ONNX model."]
+        raise ValidationError({"file": [ValidationError(message, code="invalid_onnx") for message in messages]})
 
 
 # --- running ------------------------------------------------------------------------------------------------------

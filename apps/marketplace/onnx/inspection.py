@@ -381,27 +381,36 @@ def check_tensor_sizes(model: Any, limits: Limits, report: Report) -> int:
 # --- 2c. external data --------------------------------------------------------------------------------------------
 
 
-def resolve_inside(root: Path, relative: str, *, what: str) -> tuple[Path | None, str | None]:
-    """``root / relative`` when it is a plain, existing file inside ``root`` reached without links;
-    otherwise ``(None, the reason)``. Nothing outside ``root`` is read: each step is ``lstat``-ed."""
+def relative_parts(relative: str, *, what: str) -> tuple[list[str], str | None]:
+    """The parts of a reference that stays inside its folder, or the reason it does not (absolute, ``..``,
+    NUL, empty). Reads nothing."""
     if not relative:
-        return None, f"{_capital(what)} names no file."
+        return [], f"{_capital(what)} names no file."
     if "\x00" in relative:
-        return None, f"{_capital(what)} “{_shown(relative)}” contains a NUL character."
+        return [], f"{_capital(what)} “{_shown(relative)}” contains a NUL character."
     normalized = relative.replace("\\", "/")
     if normalized.startswith("/") or PureWindowsPath(relative).is_absolute() or PureWindowsPath(relative).drive:
-        return None, (
+        return [], (
             f"{_capital(what)} “{_shown(relative)}” is an absolute path; it must be a path relative to the "
             "model, inside the same version."
         )
     parts = [part for part in PurePosixPath(normalized).parts if part not in ("", ".")]
     if ".." in parts:
-        return None, (
+        return [], (
             f"{_capital(what)} “{_shown(relative)}” goes up with “..”: it points outside the version; only "
             "files of the same version can be referenced."
         )
     if not parts:
-        return None, f"{_capital(what)} “{_shown(relative)}” names no file."
+        return [], f"{_capital(what)} “{_shown(relative)}” names no file."
+    return parts, None
+
+
+def resolve_inside(root: Path, relative: str, *, what: str) -> tuple[Path | None, str | None]:
+    """``root / relative`` when it is a plain, existing file inside ``root`` reached without links;
+    otherwise ``(None, the reason)``. Nothing outside ``root`` is read: each step is ``lstat``-ed."""
+    parts, problem = relative_parts(relative, what=what)
+    if problem:
+        return None, problem
     current = root
     for part in parts:
         current = current / part
@@ -420,9 +429,12 @@ def resolve_inside(root: Path, relative: str, *, what: str) -> tuple[Path | None
     return current, None
 
 
-def check_external_data(model: Any, root: Path, report: Report) -> list[str]:
+def check_external_data(model: Any, root: Path, report: Report, *, files_present: bool = True) -> list[str]:
     """Every external-data reference is a relative path to a plain file of the version, its offset and
-    length inside it; returns the files referenced. Checked before any external data is loaded."""
+    length inside it; returns the files referenced. Checked before any external data is loaded.
+
+    ``files_present=False`` (a model file checked on upload, before its companions arrive): only that the
+    references stay inside the version."""
     from onnx import TensorProto
 
     files: set[str] = set()
@@ -433,6 +445,13 @@ def check_external_data(model: Any, root: Path, report: Report) -> list[str]:
         location = entries.get("location", "")
         if not isinstance(location, str):
             continue  # not UTF-8: already reported by the text check
+        if not files_present:
+            parts, problem = relative_parts(location, what=f"the external data of the {label}")
+            if problem:
+                report.error(problem)
+            else:
+                files.add("/".join(parts))
+            continue
         path, problem = resolve_inside(root, location, what=f"the external data of the {label}")
         if problem:
             report.error(problem)
@@ -563,6 +582,41 @@ def run_onnxruntime(path: Path, report: Report) -> None:
 
 
 # --- the whole inspection -------------------------------------------------------------------------------------------
+
+
+def precheck_model(path: str | Path, limits: Limits | None = None) -> dict[str, Any]:
+    """The checks that need only the model file itself, for an upload before it is stored: size, parse,
+    text, declared tensor sizes, external-data references that stay inside the version (their files may
+    arrive later). No checker, no ONNX Runtime. Run it in the validation child as well."""
+    limits = limits or Limits()
+    report = Report()
+    path = Path(path)
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        report.error("The model file is not a plain file.")
+        report.checks["files"] = "failed"
+        return report.as_dict()
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        shown, limit_shown = _sizes(size, limits.max_file_bytes)
+        report.error(f"The model file is {shown}; the limit for one file is {limit_shown}.")
+        report.checks["files"] = "failed"
+        return report.as_dict()
+    report.checks["files"] = "passed"
+    report.onnx_info["file_size"] = size
+    before = report.error_count
+    model = parse_model(path, report)
+    if not report.outcome("parse", before):
+        return report.as_dict()
+    for check, run in (
+        ("text", lambda: check_texts(model, limits, report)),
+        ("tensor_sizes", lambda: check_tensor_sizes(model, limits, report)),
+        ("external_data", lambda: check_external_data(model, path.parent, report, files_present=False)),
+    ):
+        before = report.error_count
+        run()
+        report.outcome(check, before)
+    return report.as_dict()
 
 
 def inspect_model(directory: str | Path, main_file: str, limits: Limits | None = None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Run the inspection of a model in a child process with memory and time limits.
 
 ``validate_model(directory, main_file, limits)`` starts ``python -m apps.marketplace.onnx.validation
-<directory> <main_file> <limits-json>``. The child caps its own address space (RLIMIT_AS = ``memory_mb``) and
+<directory> <main_file> <limits-json> full`` (``precheck_model_file`` the same with ``precheck``: the
+upload-time checks of one file). The child caps its own address space (RLIMIT_AS = ``memory_mb``) and
 CPU time before it imports ONNX or reads a byte of the model, moves its stdout aside (native libraries print
 there) and writes one JSON report to the original stdout. The parent kills the child's whole process group
 after ``timeout_s`` seconds of wall clock. Whatever happens to the child (out of memory, a crash in native
@@ -62,14 +63,23 @@ def _child_env() -> dict[str, str]:
 
 def validate_model(directory: str | Path, main_file: str, limits: Limits | None = None) -> dict[str, Any]:
     """Inspect ``directory/main_file`` in a limited child process; the report (see ``inspection.Report``)."""
-    limits = limits or Limits()
+    return _run_child([str(directory), main_file], limits or Limits(), mode="full")
+
+
+def precheck_model_file(path: str | Path, limits: Limits | None = None) -> dict[str, Any]:
+    """The upload-time checks of one model file (``inspection.precheck_model``) in a limited child process."""
+    path = Path(path)
+    return _run_child([str(path.parent), path.name], limits or Limits(), mode="precheck")
+
+
+def _run_child(arguments: list[str], limits: Limits, *, mode: str) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
         "apps.marketplace.onnx.validation",
-        str(directory),
-        main_file,
+        *arguments,
         json.dumps(limits.as_dict()),
+        mode,
     ]
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         try:
@@ -141,16 +151,20 @@ def child_main(argv: list[str]) -> int:
     """Entry point of the child: limits first, then the inspection; one JSON report on the original stdout."""
     report_fd = os.dup(1)
     os.dup2(2, 1)  # whatever native code prints goes to stderr, not into the report
-    if len(argv) != 3:
+    if len(argv) not in (3, 4) or (len(argv) == 4 and argv[3] not in ("full", "precheck")):
         os.write(report_fd, json.dumps(failure_report("validation was started with wrong arguments.")).encode())
         return 2
-    directory, main_file, limits_json = argv
+    directory, main_file, limits_json = argv[:3]
+    mode = argv[3] if len(argv) == 4 else "full"
     limits = Limits.from_dict(json.loads(limits_json))
     _apply_limits(limits)
     try:
-        from apps.marketplace.onnx.inspection import inspect_model
+        from apps.marketplace.onnx.inspection import inspect_model, precheck_model
 
-        report = inspect_model(directory, main_file, limits)
+        if mode == "precheck":
+            report = precheck_model(Path(directory) / main_file, limits)
+        else:
+            report = inspect_model(directory, main_file, limits)
     except MemoryError:
         report = failure_report(out_of_memory_message(limits), check="memory")
     except RecursionError:
