@@ -140,6 +140,14 @@ class Scene:
         self.world = world
         self.org: Organization = world.org
         self._own_tokens: dict[str, ApiToken] = {}
+        self._made: dict[str, Any] = {}
+
+    def once(self, name: str, build: Callable[[Scene], Any]) -> Any:
+        """An object of the scene made on first use, for the matrix entries of other apps (see the end of this
+        module): ``scene.once("model", lambda s: Model.objects.create(organization=s.org, ...))``."""
+        if name not in self._made:
+            self._made[name] = build(self)
+        return self._made[name]
 
     def user(self, persona: str):
         return self.world.user(persona)
@@ -550,3 +558,22 @@ EXEMPT: dict[str, str] = {
     "api-redoc": "Redoc: public by design, served offline (tests/test_openapi_schema.py)",
     "healthz": "liveness probe for load balancers: public by design, shows nothing",
 }
+
+
+# --- entries of other apps ----------------------------------------------------------------------------------------
+# An app adds its routes in ``tests/<app>/permission_matrix.py``, which may define API_ROUTES, PAGE_ROUTES (lists of
+# Route, built from the access patterns above and ``Scene.once``) and EXEMPT (URL name -> reason). They join the
+# matrix, so the meta-test counts them as covered and the matrix tests run them like the routes above.
+def _load_app_entries() -> None:
+    import importlib
+    from pathlib import Path
+
+    tests_dir = Path(__file__).resolve().parent.parent
+    for path in sorted(tests_dir.glob("*/permission_matrix.py")):
+        module = importlib.import_module(f"tests.{path.parent.name}.permission_matrix")
+        API_ROUTES.extend(getattr(module, "API_ROUTES", []))
+        PAGE_ROUTES.extend(getattr(module, "PAGE_ROUTES", []))
+        EXEMPT.update(getattr(module, "EXEMPT", {}))
+
+
+_load_app_entries()
