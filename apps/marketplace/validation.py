@@ -114,6 +114,13 @@ def check_uploaded_model(*, local_path: str | Path) -> None:
 # --- running ------------------------------------------------------------------------------------------------------
 
 
+def _work_dir() -> Path:
+    """Where versions are copied to be checked: beside the upload spool (large, local disk), not /tmp."""
+    path = Path(getattr(settings, "MARKETPLACE_UPLOAD_DIR", tempfile.gettempdir())) / "validation"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def materialize_files(version: ModelVersion, directory: Path) -> None:
     """Copy each file of the version from storage to ``directory/<path>``, streamed in chunks."""
     from apps.marketplace.storage import open_blob
@@ -147,7 +154,7 @@ def run_validation(job: Job, progress: Any = None) -> dict[str, Any]:
     main_file = job.params.get("main_file") or getattr(model_file_of(version), "path", "")
     limits = validation_limits()
     report_progress(0.05, "Fetching the version's files")
-    with tempfile.TemporaryDirectory(prefix="gpux-validate-") as directory:
+    with tempfile.TemporaryDirectory(prefix="validate-", dir=_work_dir()) as directory:
         try:
             materialize_files(version, Path(directory))
         except (OSError, ValueError) as exc:

@@ -198,3 +198,13 @@ def test_a_version_whose_stored_bytes_vanished_fails_with_a_message(catalog):
     assert version.validation_message == (
         "validation could not fetch the version's files: The stored bytes of “model.onnx” are missing from storage."
     )
+
+
+def test_the_copies_made_for_checking_are_removed_afterwards(catalog, settings):
+    version = catalog.version(catalog.model())
+    catalog.add(version, "model.onnx", iris_path().read_bytes())
+
+    run_job(version)
+
+    work = settings.MARKETPLACE_UPLOAD_DIR / "validation"
+    assert work.is_dir() and list(work.iterdir()) == []
