@@ -73,3 +73,18 @@ def test_a_token_bound_to_another_organization_sees_only_public_files(catalog):
     client = catalog.client("viewer", organization=elsewhere)
     for url in _urls(model):
         assert client.get(url).status_code == 404, url
+
+
+def test_a_grant_on_a_private_model_reaches_its_versions_and_files(catalog):
+    from guardian.shortcuts import assign_perm
+
+    model = _setup(catalog, Visibility.PRIVATE)
+    guest = UserFactory()
+    client = api_client_for(guest)
+    assert client.get(file_url(model, "1.0", "model.onnx")).status_code == 404
+    assign_perm("view_model", guest, model)
+    for url in _urls(model):
+        assert client.get(url).status_code == 200, url
+    assert client.post("/api/v1/models/acme/iris/versions/", {"label": "2.0"}, format="json").status_code == 403
+    assign_perm("change_model", guest, model)
+    assert client.post("/api/v1/models/acme/iris/versions/", {"label": "2.0"}, format="json").status_code == 201
