@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gpux
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# The Celery broker gets its own Redis database: tests that clear the cache must not drop queued jobs.
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
 PYTEST_ARGS ?=
 
 .PHONY: install test lint run bench clean
@@ -22,7 +24,7 @@ lint: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO_ENV=test \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_ENV=test \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 run: install
