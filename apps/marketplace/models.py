@@ -70,6 +70,9 @@ class Blob(models.Model):
     size = models.BigIntegerField()
     storage_name = models.CharField(max_length=300, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    referenced_at = models.DateTimeField(
+        default=timezone.now, help_text="When these bytes were last uploaded; the purge spares recent blobs."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -3,7 +3,7 @@ upload sessions, then delete the blobs no version references any more (from the 
 
 Started per organization through ``POST /api/v1/jobs/`` ``{"kind": "marketplace.purge", "organization": "<slug>"}``
 (admins); its models are purged, and unreferenced blobs are collected globally (a blob belongs to nobody). A
-blob is only collected once it is older than ``BLOB_GRACE``, so a file being added at that moment keeps its blob.
+blob is only collected once it was last uploaded more than ``BLOB_GRACE`` ago, so a file being added at that moment keeps its blob.
 """
 
 from __future__ import annotations
@@ -55,12 +55,15 @@ def purge_deleted_models(*, organization: Any = None, actor: Any = None, now: An
 
 
 def collect_unreferenced_blobs(*, now: Any = None, grace: timedelta = BLOB_GRACE) -> list[str]:
-    """Delete blobs no version file references (created before ``now - grace``); their SHA-256 digests."""
+    """Delete blobs no version file references (last uploaded before ``now - grace``); their SHA-256 digests."""
     now = now or timezone.now()
+    cutoff = now - grace
     deleted = []
-    for blob in unreferenced_blobs(older_than=now - grace):
+    for blob in unreferenced_blobs(older_than=cutoff):
         with transaction.atomic():
-            locked = Blob.objects.select_for_update().filter(pk=blob.pk).first()
+            # Re-checked under the row's lock: an upload of the same bytes marks the blob used (referenced_at)
+            # before it references it, so a blob in use is never deleted.
+            locked = Blob.objects.select_for_update().filter(pk=blob.pk, referenced_at__lt=cutoff).first()
             if locked is None or VersionFile.objects.filter(blob=locked).exists():
                 continue
             locked.delete()

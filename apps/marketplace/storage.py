@@ -115,8 +115,11 @@ def store_spooled(spooled: SpooledFile) -> Blob:
     """
     existing = Blob.objects.filter(sha256=spooled.sha256).first()
     if existing is not None and default_storage.exists(existing.storage_name):
-        spooled.discard()
-        return existing
+        # Marking the blob as just used keeps the purge (which re-checks this under a lock) away from it.
+        if Blob.objects.filter(pk=existing.pk).update(referenced_at=timezone.now()):
+            spooled.discard()
+            existing.referenced_at = timezone.now()
+            return existing
     name = blob_storage_name(spooled.sha256)
     try:
         if not default_storage.exists(name):
@@ -224,8 +227,8 @@ def storage_usage(organization: Any) -> dict[str, int | None]:
 
 
 def unreferenced_blobs(*, older_than: Any) -> Any:
-    """Blobs no version file references, created before ``older_than``."""
-    return Blob.objects.filter(created_at__lt=older_than).exclude(
+    """Blobs no version file references, last uploaded before ``older_than``."""
+    return Blob.objects.filter(referenced_at__lt=older_than).exclude(
         Exists(VersionFile.objects.filter(blob=OuterRef("pk")))
     )
 

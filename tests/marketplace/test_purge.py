@@ -7,13 +7,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import ProtectedError
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core.job_services import job_kinds
 from apps.core.jobs import Job
-from apps.marketplace import purge, services
+from apps.marketplace import purge, services, storage
 from apps.marketplace.models import Blob, Model
 from tests.marketplace.conftest import iris_bytes, random_bytes, sha256_of
 
@@ -32,7 +33,7 @@ def two_models(catalog):
     catalog.published(doomed, "1.0", files={"model.onnx": shared, "weights.bin": own})
     kept = catalog.model("kept")
     catalog.published(kept, "1.0", files={"model.onnx": shared})
-    Blob.objects.update(created_at=timezone.now() - timedelta(days=1))
+    Blob.objects.update(referenced_at=timezone.now() - timedelta(days=1))
     return doomed, kept, shared, own
 
 
@@ -105,3 +106,21 @@ def test_an_admin_starts_the_purge_job_and_it_records_what_it_removed(catalog, t
     assert job.status == "succeeded", job.error
     assert job.result["models"] == ["acme/doomed"]
     assert not Blob.objects.filter(sha256=sha256_of(own)).exists()
+
+
+def test_uploading_bytes_of_an_old_unreferenced_blob_again_saves_it_from_the_purge(catalog):
+    version = catalog.version(catalog.model("iris"), "0.1")
+    catalog.add(version, "labels.txt", b"a\n")
+    services.remove_file(version=version, actor=catalog.world.user("member"), path="labels.txt")
+    Blob.objects.update(referenced_at=timezone.now() - timedelta(days=2))
+    # The same bytes arrive again; between storing them and adding the file, the purge runs.
+    blob = storage.store_spooled(storage.spool_chunks([b"a\n"]))
+    assert purge.collect_unreferenced_blobs() == []
+    services.add_file(
+        version=version,
+        actor=catalog.world.user("member"),
+        path="again.txt",
+        spooled=None,
+        uploaded=SimpleUploadedFile("again.txt", b"a\n"),
+    )
+    assert version.files.get().blob == blob
