@@ -3,7 +3,8 @@ upload sessions, then delete the blobs no version references any more (from the 
 
 Started per organization through ``POST /api/v1/jobs/`` ``{"kind": "marketplace.purge", "organization": "<slug>"}``
 (admins); its models are purged, and unreferenced blobs are collected globally (a blob belongs to nobody). A
-blob is only collected once it was last uploaded more than ``BLOB_GRACE`` ago, so a file being added at that moment keeps its blob.
+blob is only collected once it was last uploaded more than ``BLOB_GRACE`` ago, so a file being added at that
+moment keeps its blob.
 """
 
 from __future__ import annotations

@@ -319,6 +319,17 @@ def request_validation(*, version: ModelVersion, actor: Any) -> Any:
     return start_validation(version=version, actor=actor)
 
 
+def check_model_file(local_path: Any) -> None:
+    """Refuse an ONNX model file that cannot be one before it is stored (random bytes, a truncated file, a protobuf
+    that is not a model, a terabyte tensor, external data escaping the version): 400 naming ``file``. The full
+    validation (checker, ONNX Runtime) runs as a job once the file is stored."""
+    try:
+        from apps.marketplace.validation import check_uploaded_model
+    except ImportError:  # the validation module is not installed: the job alone decides
+        return
+    check_uploaded_model(local_path=local_path)
+
+
 def _files_changed(version: ModelVersion, actor: Any) -> None:
     # Any change of files makes an earlier validation outcome stale.
     ModelVersion.objects.filter(pk=version.pk).update(
@@ -339,11 +350,13 @@ def add_file(
     declared_size: int | None = None,
     declared_sha256: str | None = None,
     exclude_session: Any = None,
+    precheck: bool = True,
 ) -> VersionFile:
     """Add a file to a draft version, from an uploaded file (streamed to the spool while hashed) or a spool file
     (a finished upload session). The quota is checked before reading (``declared_size``, or the upload's size)
-    and once the bytes are in; ``declared_sha256``, when given, must match. A refused file leaves nothing behind
-    (no blob, no spool file)."""
+    and once the bytes are in; ``declared_sha256``, when given, must match; an ONNX model file must pass the
+    upload-time checks (``check_model_file``; ``precheck=False`` leaves the whole decision to the validation job).
+    A refused file leaves nothing behind (no blob, no spool file)."""
     try:
         path = normalize_path(path)
         if role is not None and role not in FileRole.values:
@@ -373,6 +386,8 @@ def add_file(
                 f"The file's SHA-256 is {spooled.sha256}, not the {declared_sha256} declared: nothing was stored.",
                 "checksum_mismatch",
             )
+        if precheck and (role or role_for_path(path)) == FileRole.MODEL:
+            check_model_file(spooled.path)
         storage.check_quota(organization, size=spooled.size, sha256=spooled.sha256, exclude_session=exclude_session)
     except BaseException:
         if spooled is not None:

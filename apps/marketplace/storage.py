@@ -114,12 +114,14 @@ def store_spooled(spooled: SpooledFile) -> Blob:
     the purge job removes it (after a grace period, so a concurrent upload of the same bytes is safe).
     """
     existing = Blob.objects.filter(sha256=spooled.sha256).first()
-    if existing is not None and default_storage.exists(existing.storage_name):
-        # Marking the blob as just used keeps the purge (which re-checks this under a lock) away from it.
-        if Blob.objects.filter(pk=existing.pk).update(referenced_at=timezone.now()):
-            spooled.discard()
-            existing.referenced_at = timezone.now()
-            return existing
+    # Marking the blob as just used keeps the purge (which re-checks this under a lock) away from it.
+    if (
+        existing is not None
+        and default_storage.exists(existing.storage_name)
+        and Blob.objects.filter(pk=existing.pk).update(referenced_at=timezone.now())
+    ):
+        spooled.discard()
+        return existing
     name = blob_storage_name(spooled.sha256)
     try:
         if not default_storage.exists(name):

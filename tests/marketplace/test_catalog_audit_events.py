@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.audit.models import AuditEvent
-from tests.marketplace.conftest import sha256_of, version_url
+from tests.marketplace.conftest import iris_bytes, sha256_of, version_url
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def test_the_life_of_a_model_is_audited(catalog):
     model = catalog.world.org.models.get()
     version = model.versions.get()
     catalog.add(version, "labels.txt", b"a\n")
-    catalog.add(version, "model.onnx", b"not really a model")
+    catalog.add(version, "model.onnx", iris_bytes())
     assert member.delete(version_url(model, "1.0", "files/labels.txt")).status_code == 204
     version.__class__.objects.filter(pk=version.pk).update(validation_status="passed")
     assert member.post(version_url(model, "1.0", "publish/")).status_code == 200
@@ -58,7 +58,7 @@ def test_the_life_of_a_model_is_audited(catalog):
     assert events.get(action="model.version.yanked").actor == catalog.world.user("admin")
     assert events.get(action="model.updated").diff == {"summary": ["", "Iris"]}
     published = events.get(action="model.version.published")
-    assert published.metadata["files"] == {"model.onnx": sha256_of(b"not really a model")}
+    assert published.metadata["files"] == {"model.onnx": sha256_of(iris_bytes())}
 
 
 def test_upload_sessions_are_audited_when_started_and_aborted(catalog):
