@@ -102,3 +102,10 @@ def test_the_content_address_no_longer_serves_only_a_yanked_version(catalog):
     _yank(catalog, model)
     response = catalog.client("outsider").get(f"/api/v1/blobs/sha256/{sha256_of(iris_bytes())}")
     assert response.status_code == 404
+
+
+def test_a_signed_link_made_before_the_yank_stops_working_for_a_new_user(catalog, public_model):
+    newcomer = api_client_for(UserFactory())
+    url = newcomer.get(version_url(public_model, "1.0", "links/model.onnx")).json()["url"]
+    _yank(catalog, public_model)
+    assert catalog.client("anonymous").get(url).status_code == 410

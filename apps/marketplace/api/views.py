@@ -646,6 +646,9 @@ class BlobDownloadView(DownloadMixin, CatalogErrorsMixin, APIView):
                 from django.contrib.auth import get_user_model
 
                 actor = get_user_model().objects.filter(pk=access.user_id).first()
+            if version.status == VersionStatus.YANKED and not has_used(actor=actor, subject=version):
+                # Yanked after the link was made: the yank rule applies to the link's user.
+                raise VersionYanked(f"Version “{version.label}” of {version.model} was yanked: {version.yank_reason}")
             route = "signed"
         else:
             version = (
