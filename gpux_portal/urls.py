@@ -21,5 +21,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.accounts.urls")),
     path("", include("apps.organizations.urls")),
+    path("", include("apps.marketplace.urls")),
     path("", include("apps.core.urls")),
 ]
