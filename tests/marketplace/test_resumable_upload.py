@@ -190,3 +190,16 @@ def test_outsider_gets_404_and_viewer_403_on_someone_elses_session(catalog):
     assert catalog.client("outsider").get(url).status_code == 404
     assert _patch(catalog.client("viewer"), url, data, 0).status_code == 403
     assert catalog.client("member").get(url).json()["offset"] == 0
+
+
+def test_a_client_that_lost_its_upload_url_finds_the_open_session(catalog):
+    model = catalog.model("minilm")
+    catalog.version(model, "1.0")
+    data = random_bytes(100)
+    client = catalog.client("member")
+    started = _start(client, model, "1.0", "weights.bin", data).json()
+    _patch(client, started["upload_url"], data[:40], 0)
+    listed = client.get(version_url(model, "1.0", "uploads/")).json()
+    assert [(s["uuid"], s["path"], s["offset"]) for s in listed] == [(started["uuid"], "weights.bin", 40)]
+    assert catalog.client("viewer").get(version_url(model, "1.0", "uploads/")).status_code == 403
+    assert catalog.client("outsider").get(version_url(model, "1.0", "uploads/")).status_code == 404

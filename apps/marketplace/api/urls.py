@@ -14,7 +14,7 @@
 /models/{owner}/{name}/versions/{label}/files/              model-version-file-list        GET, POST (multipart)
 /models/{owner}/{name}/versions/{label}/files/{path}        model-version-file-detail      GET, HEAD, DELETE
 /models/{owner}/{name}/versions/{label}/links/{path}        model-version-file-link        GET (signed URL)
-/models/{owner}/{name}/versions/{label}/uploads/            model-version-upload-list      POST (resumable session)
+/models/{owner}/{name}/versions/{label}/uploads/            model-version-upload-list      GET (open ones), POST
 /uploads/{uuid}/                                            model-upload-detail            GET, HEAD, PATCH, DELETE
 /uploads/{uuid}/complete/                                   model-upload-complete          POST
 /models/{owner}/{name}/aliases/                             model-alias-list               GET, PUT

@@ -65,6 +65,7 @@ from apps.marketplace.models import (
     Model,
     ModelVersion,
     UploadSession,
+    UploadStatus,
     VersionFile,
     VersionStatus,
 )
@@ -760,8 +761,23 @@ class AliasFileDownloadView(ModelLookupMixin, DownloadMixin, APIView):
     responses={201: UploadSessionSerializer, 413: OpenApiResponse(description="Over the storage quota.")},
 )
 class UploadSessionCreateView(ModelLookupMixin, APIView):
+    """POST starts a resumable upload; GET lists the version's open ones (to resume after losing their URL)."""
+
     def get_restrict_action(self) -> str:
-        return "change"
+        return "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "change"
+
+    @extend_schema(
+        summary="A draft's open upload sessions (members), to resume one",
+        request=None,
+        responses={200: UploadSessionSerializer(many=True)},
+    )
+    def get(self, request, owner: str, name: str, label: str) -> Response:
+        self.require("change")
+        version = self.version_by_label(label)
+        sessions = UploadSession.objects.filter(
+            version=version, status=UploadStatus.OPEN, expires_at__gt=timezone.now()
+        ).select_related("version__model__organization", "file__blob")
+        return Response(UploadSessionSerializer(sessions, many=True, context={"request": request}).data)
 
     def post(self, request, owner: str, name: str, label: str) -> Response:
         self.require("change")
