@@ -47,6 +47,21 @@ class ModelFilterSet(django_filters.FilterSet):
         return queryset
 
 
+class OrganizationModelFilterSet(ModelFilterSet):
+    """The organization's models; ``deleted=true`` lists its soft-deleted ones instead (admins), to restore them.
+
+    The view picks the rows for ``deleted`` (it needs the delete right); the filter only declares it.
+    """
+
+    deleted = django_filters.BooleanFilter(method="filter_deleted", label="Soft-deleted models (admins)")
+
+    class Meta(ModelFilterSet.Meta):
+        fields = [*ModelFilterSet.Meta.fields, "deleted"]
+
+    def filter_deleted(self, queryset, name, value):
+        return queryset
+
+
 class VersionFilterSet(django_filters.FilterSet):
     """``status`` and ``validation_status``."""
 

@@ -141,3 +141,14 @@ def test_a_deleted_model_keeps_its_name_until_purged(catalog):
     response = catalog.client("member").post("/api/v1/orgs/acme/models/", {"name": "iris"}, format="json")
     assert response.status_code == 400
     assert response.json()["codes"]["name"] == ["name_taken"]
+
+
+def test_admins_list_deleted_models_to_restore_them(catalog):
+    catalog.model("kept")
+    catalog.model("gone")
+    catalog.client("admin").delete("/api/v1/models/acme/gone/")
+    listed = catalog.client("admin").get("/api/v1/orgs/acme/models/?deleted=true").json()["results"]
+    assert [(m["name"], bool(m["deleted_at"]), bool(m["purge_after"])) for m in listed] == [("gone", True, True)]
+    assert catalog.client("member").get("/api/v1/orgs/acme/models/?deleted=true").json()["results"] == []
+    names = [m["name"] for m in catalog.client("admin").get("/api/v1/orgs/acme/models/").json()["results"]]
+    assert names == ["kept"]

@@ -58,7 +58,7 @@ from apps.marketplace.api.serializers import (
     YankSerializer,
 )
 from apps.marketplace.exceptions import UploadOffsetMismatch, VersionYanked
-from apps.marketplace.filtersets import ModelFilterSet, VersionFilterSet
+from apps.marketplace.filtersets import ModelFilterSet, OrganizationModelFilterSet, VersionFilterSet
 from apps.marketplace.models import (
     SHA256_PATTERN,
     Alias,
@@ -254,13 +254,27 @@ class OrganizationModelViewSet(
 
     queryset = Model.objects.select_related("organization", "created_by")
     serializer_class = ModelSerializer
-    filterset_class = ModelFilterSet
+    filterset_class = OrganizationModelFilterSet
     search_fields = ["name", "summary", "task"]
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["name"]
 
+    def wants_deleted(self) -> bool:
+        return self.request.query_params.get("deleted", "").lower() in ("true", "1", "yes")
+
     def get_queryset(self):
-        return super().get_queryset().annotate(latest_version_label=_latest_published_label())
+        if getattr(self, "action", None) == "list" and self.wants_deleted():
+            # Soft-deleted models exist only for those who may delete (and so restore) them.
+            models = Model.with_deleted.deleted().select_related("organization", "created_by")
+            models = models.restrict(
+                self.request.user, "delete", within_organization=bound_organization_id(self.request)
+            ).filter(organization=self.organization)
+        else:
+            models = super().get_queryset()
+        return models.annotate(latest_version_label=_latest_published_label())
+
+    def get_serializer_class(self):
+        return ModelDetailSerializer if self.wants_deleted() else ModelSerializer
 
     def create(self, request, *args, **kwargs) -> Response:
         self.require_role(Role.MEMBER)
