@@ -51,7 +51,8 @@ def published_iris(world) -> None:
         actor=member,
         name="iris-classifier",
         summary="Logistic regression on the Iris flowers.",
-        card="# Iris classifier\n\n| feature | unit |\n| --- | --- |\n| sepal length | cm |\n\n<script>alert(1)</script>",
+        card="# Iris classifier\n\n| feature | unit |\n| --- | --- |\n| sepal length | cm |\n\n"
+        "<script>alert(1)</script>",
         task="tabular-classification",
         tags=["onnx", "sklearn", "tabular"],
         license="mit",
