@@ -37,7 +37,6 @@ MAX_TAGS = 32
 MAX_TAG_LENGTH = 50
 MAX_PATH_LENGTH = 500
 MAX_PATH_PART_LENGTH = 255
-VALIDATE_JOB_KIND = "marketplace.validate_version"
 
 
 def _invalid(field: str, message: str, code: str) -> ValidationError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -321,8 +320,3 @@ class StorageUsageSerializer(serializers.Serializer):
     used_bytes = serializers.IntegerField()
     reserved_bytes = serializers.IntegerField()
     available_bytes = serializers.IntegerField(allow_null=True)
-
-
-@extend_schema_field(OpenApiTypes.BINARY)
-class BinaryField(serializers.Field):
-    pass
