@@ -119,6 +119,7 @@ class OrganizationAdmin(AuditedAdmin):
         "avatar",
         "visibility",
         "require_mfa",
+        "storage_quota_bytes",
         "is_personal",
         "personal_owner",
         "created_at",
