@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -41,7 +42,9 @@ from apps.marketplace.models import (
 )
 from apps.marketplace.onnx.task_detection import TASKS
 
-SMALL_FILE_LIMIT = 32 * 1024 * 1024  # the upload page sends bigger files through a resumable upload session
+# The upload page sends files above this size through a resumable upload session, in chunks of CHUNK_SIZE;
+# operators (and tests) may change both with the settings of the same names prefixed MARKETPLACE_PAGE_UPLOAD_.
+SMALL_FILE_LIMIT = 32 * 1024 * 1024
 CHUNK_SIZE = 8 * 1024 * 1024
 SORTS = {"name": ("organization__slug", "name"), "updated": ("-updated_at", "name"), "new": ("-created_at", "name")}
 LISTED_STATUSES = (VersionStatus.PUBLISHED, VersionStatus.DEPRECATED)
@@ -381,8 +384,8 @@ class UploadView(ModelPageMixin, TemplateView):
         context["upload_config"] = {
             "filesUrl": reverse("api:model-version-file-list", kwargs=api_kwargs),
             "sessionsUrl": reverse("api:model-version-upload-list", kwargs=api_kwargs),
-            "smallFileLimit": SMALL_FILE_LIMIT,
-            "chunkSize": CHUNK_SIZE,
+            "smallFileLimit": int(getattr(settings, "MARKETPLACE_PAGE_UPLOAD_SMALL_FILE_LIMIT", SMALL_FILE_LIMIT)),
+            "chunkSize": int(getattr(settings, "MARKETPLACE_PAGE_UPLOAD_CHUNK_SIZE", CHUNK_SIZE)),
         }
         return self.render_to_response(context)
 

@@ -107,3 +107,46 @@ def test_a_member_drops_the_iris_model_into_a_draft_and_sees_it_listed(live_serv
     version = ModelVersion.objects.get(model__name="iris-classifier", label="1.1.0")
     stored = VersionFile.objects.get(version=version, path="logreg_iris.onnx")
     assert stored.blob.sha256 == expected
+
+
+def test_a_large_file_goes_up_in_resumable_chunks_with_its_sha256_checked(
+    live_server, page, screenshot, world, settings
+):
+    """Above the small-file limit the page hashes the file, opens an upload session and sends it in chunks."""
+    settings.MARKETPLACE_PAGE_UPLOAD_SMALL_FILE_LIMIT = 1024 * 1024
+    settings.MARKETPLACE_PAGE_UPLOAD_CHUNK_SIZE = 4 * 1024 * 1024
+    from tests.marketplace.conftest import minilm_path
+
+    member = world.user("member")
+    model = services.create_model(organization=world.org, actor=member, name="minilm")
+    services.create_version(model=model, actor=member, label="1.0.0")
+    signed_in(page, live_server, member)
+    page.goto(f"{live_server.url}/models/acme/minilm/versions/1.0.0/upload/")
+
+    # the streamed SHA-256 of upload.js (used beyond what the browser's own digest takes) agrees with Python's
+    data = bytes(range(256)) * 4099
+    streamed = page.evaluate(
+        "(n) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = i % 256;"
+        " return window.gpuxUpload.sha256Streamed(new Blob([b]), () => {}); }",
+        len(data),
+    )
+    assert streamed == hashlib.sha256(data).hexdigest()
+
+    requests = []
+    page.on("request", lambda r: requests.append((r.method, r.url)) if "/api/v1/" in r.url else None)
+    page.fill("#upload-folder", "onnx")
+    page.set_input_files("#upload-input", str(minilm_path()))
+    page.locator('.upload-item[data-path="onnx/model.onnx"]:is([data-state="done"], [data-state="failed"])').wait_for(
+        timeout=120_000
+    )
+    item = page.locator('.upload-item[data-path="onnx/model.onnx"]')
+    assert item.get_attribute("data-state") == "done", item.inner_text()
+    page.locator('#file-table tr[data-path="onnx/model.onnx"]').wait_for()
+    screenshot(page, "resumable-upload")
+
+    patches = [url for method, url in requests if method == "PATCH"]
+    size = minilm_path().stat().st_size
+    assert len(patches) == -(-size // (4 * 1024 * 1024))  # one PATCH per chunk
+    assert any(method == "POST" and url.endswith("/complete/") for method, url in requests)
+    stored = VersionFile.objects.get(version__model=model, path="onnx/model.onnx")
+    assert stored.blob.sha256 == hashlib.sha256(minilm_path().read_bytes()).hexdigest()
