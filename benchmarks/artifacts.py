@@ -53,6 +53,7 @@ UPLOAD_CHUNK = 100 * MiB  # the chunk size docs/api/models.md shows; a server th
 RANGE_LENGTH = 256 * MiB
 MEMORY_BOUND_MB = 64
 LATENCY_PROBES = 20
+NGINX_UNLIMITED = "sendfile_max_chunk 0;"
 GUNICORN_TIMEOUT = 60  # seconds, as gpux_portal/embedded.py runs it
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gpux_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -195,9 +196,10 @@ def start_gunicorn(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen
     return process, port
 
 
-def start_nginx(nginx: str, workdir: Path, root: Path) -> tuple[subprocess.Popen, int]:
+def start_nginx(nginx: str, workdir: Path, root: Path, *, name: str, extra: str = "") -> tuple[subprocess.Popen, int]:
+    """nginx in the foreground (``daemon off``) with a temp config serving ``root``; ``extra`` goes into ``http``."""
     port = free_port()
-    prefix = workdir / "nginx"
+    prefix = workdir / name
     (prefix / "temp").mkdir(parents=True)
     conf = prefix / "nginx.conf"
     temp = prefix / "temp"
@@ -211,6 +213,7 @@ http {{
     access_log off;
     sendfile on;
     tcp_nopush on;
+    {extra}
     default_type application/octet-stream;
     client_body_temp_path {temp}/client;
     proxy_temp_path {temp}/proxy;
@@ -632,7 +635,7 @@ def main() -> int:
     os.chdir(REPO)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-artifacts-"))
-    gunicorn_proc = nginx_proc = None
+    gunicorn_proc = nginx_proc = tuned_proc = None
     try:
         env = configure_environment(workdir)
         nginx = ensure_nginx()
@@ -718,8 +721,11 @@ def main() -> int:
         stored = media / blob_storage_name(sha256)
         if not stored.exists():
             raise RuntimeError(f"the stored blob {stored} is missing")
-        nginx_proc, nginx_port = start_nginx(nginx, workdir, media)
+        nginx_proc, nginx_port = start_nginx(nginx, workdir, media, name="nginx")
         static = Client(nginx_port)
+        # The same, without nginx's default 2 MiB cap per sendfile() call (the portal's gunicorn has none).
+        tuned_proc, tuned_port = start_nginx(nginx, workdir, media, name="nginx-unlimited", extra=NGINX_UNLIMITED)
+        tuned = Client(tuned_port)
         static_url = "/" + blob_storage_name(sha256)
         portal_url = portal.file_url("resumable-0.bin")
         # Correctness, outside the clock: a range from each server equals the file's bytes.
@@ -727,7 +733,12 @@ def main() -> int:
             handle.seek(range_start)
             expected = handle.read(MiB)
         probe = {"Range": f"bytes={range_start}-{range_start + MiB - 1}"}
-        for name, client, url in (("nginx", static, static_url), ("portal", portal.client, portal_url)):
+        servers = (
+            ("nginx", static, static_url),
+            ("nginx-unlimited", tuned, static_url),
+            ("portal", portal.client, portal_url),
+        )
+        for name, client, url in servers:
             answer = client.request("GET", url, headers=probe)
             if answer.status != 206 or answer.body != expected:
                 raise RuntimeError(f"{name} served wrong bytes for {probe}: {answer.status}")
@@ -738,6 +749,10 @@ def main() -> int:
         nginx_whole = Series("baseline B: nginx static file, whole", size)
         portal_whole = Series("portal download route, whole", size)
         nginx_range = Series(f"baseline B: nginx static file, {range_length // MiB} MiB range", range_length)
+        tuned_whole = Series(f"nginx with `{NGINX_UNLIMITED}`, whole (informational)", size)
+        tuned_range = Series(
+            f"nginx with `{NGINX_UNLIMITED}`, {range_length // MiB} MiB range (informational)", range_length
+        )
         portal_range = Series(f"portal download route, {range_length // MiB} MiB range", range_length)
         static.download(static_url)  # the file is in the page cache for both
         # What a request costs besides its bytes: a 1-byte range, many times, from each server.
@@ -757,8 +772,10 @@ def main() -> int:
         for i in range(args.download_repeat):
             for series, client, url, headers, status, nbytes in (
                 (nginx_whole, static, static_url, None, 200, size),
+                (tuned_whole, tuned, static_url, None, 200, size),
                 (portal_whole, portal.client, portal_url, None, 200, size),
                 (nginx_range, static, static_url, range_header, 206, range_length),
+                (tuned_range, tuned, static_url, range_header, 206, range_length),
                 (portal_range, portal.client, portal_url, range_header, 206, range_length),
             ):
                 t, answer = timed(lambda: client.download(url, headers))  # noqa: B023
@@ -786,7 +803,12 @@ def main() -> int:
         all_series = [baseline_a, resumable, resumable_e2e, client_hash]
         if multipart.seconds or multipart.notes:
             all_series.append(multipart)
-        all_series += [nginx_whole, portal_whole, nginx_range, portal_range]
+        all_series += [nginx_whole, tuned_whole, portal_whole, nginx_range, tuned_range, portal_range]
+        informational = [
+            (f"portal / nginx with `{NGINX_UNLIMITED}`, whole", portal_whole.median / tuned_whole.median),
+            (f"portal / nginx with `{NGINX_UNLIMITED}`, range", portal_range.median / tuned_range.median),
+            ("resumable upload incl. the client's SHA-256 pass / baseline A", resumable_e2e.median / baseline_a.median),
+        ]
         print()
         print(
             f"File: {size} bytes ({args.size_mib} MiB); MB/s = 10^6 bytes/s; medians of {args.repeat} runs (copy, "
@@ -819,6 +841,8 @@ def main() -> int:
         if multipart_memory:
             print(memory_line("the multipart upload", multipart_memory))
         print(memory_line("downloads", download_memory))
+        for label, ratio in informational:
+            print(f"  {label}: {ratio:.2f} (informational)")
         if not memory.hwm_reset:
             print("  (VmHWM could not be reset: peaks are the 20 ms VmRSS samples)")
         print()
@@ -845,6 +869,7 @@ def main() -> int:
                           ("downloads", download_memory)],
                 hwm_reset=memory.hwm_reset,
                 target_lines=lines,
+                informational=informational,
                 elapsed=elapsed,
             )  # fmt: skip
             write_results(Path(args.results), section)
@@ -855,6 +880,7 @@ def main() -> int:
         return 0
     finally:
         stop(nginx_proc, signal.SIGQUIT)
+        stop(tuned_proc, signal.SIGQUIT)
         stop(gunicorn_proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -873,6 +899,7 @@ def render_section(
     memories: list[tuple[str, dict]],
     hwm_reset: bool,
     target_lines: list[str],
+    informational: list[tuple[str, float]],
     elapsed: float,
 ) -> str:
     peak_method = (
@@ -896,6 +923,7 @@ def render_section(
         for pid, r in report.items()
     )
     targets = "\n".join(f"    {line}" for line in target_lines)
+    extra_ratios = "\n".join(f"* {label}: {ratio:.2f}" for label, ratio in informational)
     return f"""## Artifact store: 1 GiB upload and download (`benchmarks/artifacts.py`)
 
 Run {now} on {machine["cpu"]}, {machine["memory"]} RAM, Linux {machine["kernel"]}, Python {machine["python"]};
@@ -916,13 +944,15 @@ What was measured, all on this one machine, client and servers sharing its cores
   adds that pass); the **multipart** row sends the whole file as one `multipart/form-data` request (the route is
   meant for small files; informational, no target);
 * **baseline B**: nginx (one worker, `sendfile on`, `tcp_nopush on`, otherwise its defaults, which include
-  `sendfile_max_chunk 2m`) serving the very blob file the portal stored, as a static file; **portal download**:
+  `sendfile_max_chunk 2m`) serving the very blob file the portal stored, as a static file (the targets compare
+  with it), and a second nginx with `{NGINX_UNLIMITED}` (one sendfile() call per answer, as gunicorn
+  does; informational); **portal download**:
   `GET /api/v1/models/<org>/<model>/versions/1.0.0/files/<path>` under gunicorn (2 sync workers, `--timeout
   {GUNICORN_TIMEOUT}`, `DJANGO_ENV=production`, `DOWNLOAD_OFFLOAD` off), Bearer token, PostgreSQL, Redis; the range
   is `bytes={range_start}-{range_start + range_length - 1}` ({range_length // MiB} MiB in the middle); both read
   the file from the page cache; the client reads each body into one reused 1 MiB buffer;
 * **web memory**: RSS of each gunicorn worker at idle (after warm-up requests on every route measured) and its peak
-  during the phase ({peak_method}).
+  during the phase, against its RSS at idle just before the phase ({peak_method}).
 
 | measurement | median MB/s | best MB/s | runs MB/s |
 | --- | ---: | ---: | --- |
@@ -951,6 +981,10 @@ here, a {UPLOAD_CHUNK // MiB} MiB chunk, a {range_length // MiB} MiB range or th
 Targets (ratios of the medians; memory: the largest growth of one worker over all phases):
 
 {targets}
+
+Other ratios (informational, no target):
+
+{extra_ratios}
 """
 
 
