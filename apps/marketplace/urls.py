@@ -13,6 +13,7 @@
 /models/<owner>/<name>/versions/<label>/yank/         catalog-version-yank      POST {reason}, admins
 /models/<owner>/<name>/versions/<label>/validate/     catalog-version-validate  POST, members
 /models/<owner>/<name>/versions/<label>/files/remove/ catalog-version-file-remove POST {path}, members
+/models/<owner>/<name>/versions/<label>/alias/        catalog-version-alias     POST {name}, members
 """
 
 from __future__ import annotations
@@ -38,4 +39,5 @@ urlpatterns = [
     path(f"{VERSION}/yank/", views.YankView.as_view(), name="catalog-version-yank"),
     path(f"{VERSION}/validate/", views.ValidateView.as_view(), name="catalog-version-validate"),
     path(f"{VERSION}/files/remove/", views.FileRemoveView.as_view(), name="catalog-version-file-remove"),
+    path(f"{VERSION}/alias/", views.AliasSetView.as_view(), name="catalog-version-alias"),
 ]

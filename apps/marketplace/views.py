@@ -472,6 +472,18 @@ class ValidateView(VersionAction):
             raise ValidationError({"files": ["Upload the ONNX model file first: there is nothing to validate."]})
 
 
+class AliasSetView(VersionAction):
+    """Point an alias (``production``, ``staging``…) at this published version; members."""
+
+    done_message = "The alias now points at {label}."
+
+    def act(self, version: ModelVersion) -> Any:
+        name = self.request.POST.get("name", "").strip()
+        alias = services.set_alias(model=self.catalog_model, actor=self.request.user, name=name, version=version)
+        self.done_message = f"Alias “{alias.name}” now points at {{label}}."
+        return alias
+
+
 class FileRemoveView(VersionAction):
     done_message = "File removed from {label}."
 

@@ -135,6 +135,15 @@ def _routes_for(visibility: str) -> list[Route]:
         ),
         Route("catalog-version-deprecate", "POST", change, published, query=query, under_org=False),
         Route(
+            "catalog-version-alias",
+            "POST",
+            change,
+            published,
+            lambda s, p: {"name": "production"},
+            query=query,
+            under_org=False,
+        ),
+        Route(
             "catalog-version-yank",
             "POST",
             delete,
