@@ -758,6 +758,7 @@ def main() -> int:
         # What a request costs besides its bytes: a 1-byte range, many times, from each server.
         latency: dict[str, list[float]] = {"nginx": [], "portal": []}
         one_byte = {"Range": f"bytes={range_start}-{range_start}"}
+        os.sync()  # the uploads' writes are on disk: the probes do not wait behind their writeback
         for _ in range(LATENCY_PROBES):
             for name, client, url in (("nginx", static, static_url), ("portal", portal.client, portal_url)):
                 t0 = time.perf_counter()
