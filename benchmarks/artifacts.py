@@ -438,6 +438,7 @@ def file_parts(path: Path, offset: int, length: int) -> Iterator[memoryview]:
 class Series:
     name: str
     nbytes: int
+    tag: str = ""  # a short name for the progress lines
     seconds: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -620,7 +621,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the copy and upload measurements (default 3)")
-    parser.add_argument("--download-repeat", type=int, default=7, help="runs of each download measurement (default 7)")
+    parser.add_argument("--download-repeat", type=int, default=7, help="runs of each whole download (default 7)")
+    parser.add_argument("--range-repeat", type=int, default=15, help="runs of each ranged download (default 15)")
     parser.add_argument("--no-multipart", action="store_true", help="skip the (informational) multipart upload")
     parser.add_argument(
         "--results", default=str(REPO / "benchmarks" / "RESULTS.md"), help="where to write the section ('' = nowhere)"
@@ -746,14 +748,15 @@ def main() -> int:
         if head.headers.get("etag") != f'"{sha256}"':
             raise RuntimeError(f"portal ETag {head.headers.get('etag')}")
 
-        nginx_whole = Series("baseline B: nginx static file, whole", size)
-        portal_whole = Series("portal download route, whole", size)
-        nginx_range = Series(f"baseline B: nginx static file, {range_length // MiB} MiB range", range_length)
-        tuned_whole = Series(f"nginx with `{NGINX_UNLIMITED}`, whole (informational)", size)
+        nginx_whole = Series("baseline B: nginx static file, whole", size, "whole: nginx")
+        portal_whole = Series("portal download route, whole", size, "portal")
+        mib = range_length // MiB
+        nginx_range = Series(f"baseline B: nginx static file, {mib} MiB range", range_length, "range: nginx")
+        tuned_whole = Series(f"nginx with `{NGINX_UNLIMITED}`, whole (informational)", size, "nginx-unlimited")
         tuned_range = Series(
-            f"nginx with `{NGINX_UNLIMITED}`, {range_length // MiB} MiB range (informational)", range_length
+            f"nginx with `{NGINX_UNLIMITED}`, {mib} MiB range (informational)", range_length, "nginx-unlimited"
         )
-        portal_range = Series(f"portal download route, {range_length // MiB} MiB range", range_length)
+        portal_range = Series(f"portal download route, {mib} MiB range", range_length, "portal")
         static.download(static_url)  # the file is in the page cache for both
         # What a request costs besides its bytes: a 1-byte range, many times, from each server.
         latency: dict[str, list[float]] = {"nginx": [], "portal": []}
@@ -770,23 +773,26 @@ def main() -> int:
             f"{latency_ms['portal']:.1f} ms"
         )
         memory.begin()
-        for i in range(args.download_repeat):
-            for series, client, url, headers, status, nbytes in (
-                (nginx_whole, static, static_url, None, 200, size),
-                (tuned_whole, tuned, static_url, None, 200, size),
-                (portal_whole, portal.client, portal_url, None, 200, size),
-                (nginx_range, static, static_url, range_header, 206, range_length),
-                (tuned_range, tuned, static_url, range_header, 206, range_length),
-                (portal_range, portal.client, portal_url, range_header, 206, range_length),
-            ):
+        whole_runs = (
+            (nginx_whole, static, static_url, None, 200, size),
+            (tuned_whole, tuned, static_url, None, 200, size),
+            (portal_whole, portal.client, portal_url, None, 200, size),
+        )
+        range_runs = (
+            (nginx_range, static, static_url, range_header, 206, range_length),
+            (tuned_range, tuned, static_url, range_header, 206, range_length),
+            (portal_range, portal.client, portal_url, range_header, 206, range_length),
+        )
+        for i in range(max(args.download_repeat, args.range_repeat)):
+            runs = (whole_runs if i < args.download_repeat else ()) + (range_runs if i < args.range_repeat else ())
+            for series, client, url, headers, status, nbytes in runs:
                 t, answer = timed(lambda: client.download(url, headers))  # noqa: B023
                 check_download(answer, status, nbytes, series.name)
                 series.seconds.append(t)
             log(
-                f"run {i + 1}: whole nginx {mb_per_s(size, nginx_whole.seconds[-1]):.0f} / portal "
-                f"{mb_per_s(size, portal_whole.seconds[-1]):.0f} MB/s; range nginx "
-                f"{mb_per_s(range_length, nginx_range.seconds[-1]):.0f} / portal "
-                f"{mb_per_s(range_length, portal_range.seconds[-1]):.0f} MB/s"
+                f"run {i + 1}: "
+                + ", ".join(f"{s.tag} {mb_per_s(s.nbytes, s.seconds[-1]):.0f}" for s, *_ in runs)
+                + " MB/s"
             )
         download_memory = memory.end()
 
@@ -813,7 +819,7 @@ def main() -> int:
         print()
         print(
             f"File: {size} bytes ({args.size_mib} MiB); MB/s = 10^6 bytes/s; medians of {args.repeat} runs (copy, "
-            f"uploads) and {args.download_repeat} runs (downloads)"
+            f"uploads), {args.download_repeat} (whole downloads) and {args.range_repeat} (ranged downloads)"
         )
         for series in all_series:
             if series.seconds:
@@ -861,6 +867,7 @@ def main() -> int:
                 size=size,
                 repeat=args.repeat,
                 download_repeat=args.download_repeat,
+                range_repeat=args.range_repeat,
                 latency_ms=latency_ms,
                 range_start=range_start,
                 range_length=range_length,
@@ -892,6 +899,7 @@ def render_section(
     size: int,
     repeat: int,
     download_repeat: int,
+    range_repeat: int,
     latency_ms: dict[str, float],
     range_start: int,
     range_length: int,
@@ -933,9 +941,9 @@ Whole run: {elapsed:.0f} s.
 
 What was measured, all on this one machine, client and servers sharing its cores, over 127.0.0.1:
 
-* one file of {size} bytes of random data; MB/s means 10^6 bytes per second; each figure is the **median of
-  {repeat} runs** for the copy and the uploads, **of {download_repeat} runs** for the downloads (best and every
-  run beside it), the portal and its baseline alternating run by run;
+* one file of {size} bytes of random data; MB/s means 10^6 bytes per second; each figure is the **median** of
+  {repeat} runs for the copy and the uploads, of {download_repeat} for the whole downloads and of {range_repeat}
+  for the ranged ones (best and every run beside it), the portal and its baselines alternating run by run;
   `sync` before every timed run, so no run pays for the previous one's writes;
 * **baseline A**: a Python loop reading 1 MiB at a time, hashing it with SHA-256 and writing it to another file
   (page cache, no fsync);
