@@ -65,6 +65,7 @@ def test_a_member_publishes_a_model_from_the_browser(live_server, page, screensh
     with page.expect_navigation():
         page.locator("#publish-button").click()
     assert "published" in page.locator("#messages").inner_text()
+    screenshot(page, "version-page")
 
     version = ModelVersion.objects.get(model__name="iris", label="1.0.0")
     assert version.status == VersionStatus.PUBLISHED
