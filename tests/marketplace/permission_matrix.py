@@ -1,12 +1,12 @@
 """The catalog's entries in the permission matrix (loaded by tests/permissions/matrix.py).
 
-PAGE_ROUTES: the catalog pages (tests/marketplace/page_permission_matrix.py). API_ROUTES: the catalog API.
+PAGE_ROUTES: the catalog pages (tests/marketplace/page_permission_matrix.py). API_ROUTES: the catalog API
+(tests/marketplace/matrix_api.py): every route of apps/marketplace/api/urls.py, for a private and a public model.
 """
 
 from __future__ import annotations
 
+from tests.marketplace.matrix_api import API_ROUTES
 from tests.marketplace.page_permission_matrix import PAGE_ROUTES
-
-API_ROUTES: list = []
 
 __all__ = ["API_ROUTES", "PAGE_ROUTES"]

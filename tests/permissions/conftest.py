@@ -22,5 +22,6 @@ def _no_throttling(settings):
 
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
-    """Job result files the scenes write stay in the test's own folder."""
+    """Job result files, stored files and upload spools the scenes write stay in the test's own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MARKETPLACE_UPLOAD_DIR = tmp_path / "uploads"

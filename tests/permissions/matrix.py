@@ -249,6 +249,7 @@ class Route:
     lists: Callable[[Scene], str] | None = None  # a list route: the item that must (or must not) be in it
     listed: Access | None = None  # who finds that item in the list (True) or must not (False)
     unchanged_for: frozenset[str] = frozenset()  # pages: personas refused with a message (no change, no event)
+    audited: bool = True  # False: an allowed write that by design writes no audit event (say why in ``note``)
     note: str = ""
 
     @property
