@@ -4,6 +4,7 @@
 /orgs/<org_slug>/models/new/                          catalog-model-create      members create a model
 /models/<owner>/<name>/                               catalog-model             a model's page
 /models/<owner>/<name>/edit/                          catalog-model-edit        members edit the card
+/models/<owner>/<name>/delete/                        catalog-model-delete      POST {confirm_name}, admins
 /models/<owner>/<name>/new-version/                   catalog-version-create    members start a draft
 /models/<owner>/<name>/versions/<label>/              catalog-version           a version's page
 /models/<owner>/<name>/versions/<label>/upload/       catalog-version-upload    members upload into a draft
@@ -30,6 +31,7 @@ urlpatterns = [
     path("orgs/<str:org_slug>/models/new/", views.ModelCreateView.as_view(), name="catalog-model-create"),
     path(f"{MODEL}/", views.ModelView.as_view(), name="catalog-model"),
     path(f"{MODEL}/edit/", views.ModelEditView.as_view(), name="catalog-model-edit"),
+    path(f"{MODEL}/delete/", views.ModelDeleteView.as_view(), name="catalog-model-delete"),
     path(f"{MODEL}/new-version/", views.VersionCreateView.as_view(), name="catalog-version-create"),
     path(f"{VERSION}/", views.VersionView.as_view(), name="catalog-version"),
     path(f"{VERSION}/upload/", views.UploadView.as_view(), name="catalog-version-upload"),

@@ -327,6 +327,26 @@ class ModelEditView(ModelPageMixin, TemplateView):
         return self.render_form(form, status=400)
 
 
+class ModelDeleteView(ModelPageMixin, View):
+    """Admins delete a model after typing its name: soft, restorable until the purge (the API's restore)."""
+
+    http_method_names = ["post"]
+    model_action = "delete"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        model = self.catalog_model
+        if request.POST.get("confirm_name", "").strip() != model.name:
+            messages.error(request, f"Type “{model.name}” to confirm the deletion.")
+            return HttpResponseRedirect(reverse("catalog-model-edit", args=[model.organization.slug, model.name]))
+        with transaction.atomic():
+            deleted = services.soft_delete_model(model=self.lock_model("delete"), actor=request.user)
+        messages.success(
+            request,
+            f"Model {model} deleted. An admin can restore it through the API until {deleted.purge_after:%Y-%m-%d}.",
+        )
+        return HttpResponseRedirect(reverse("catalog-models"))
+
+
 class VersionCreateView(ModelPageMixin, TemplateView):
     """/models/<owner>/<name>/versions/new/: members start a draft version."""
 

@@ -109,6 +109,15 @@ def _routes_for(visibility: str) -> list[Route]:
         Route("catalog-model", "GET", read, model, query=query, under_org=False),
         Route("catalog-model-edit", "GET", change, model, query=query, under_org=False),
         Route("catalog-model-edit", "POST", change, model, lambda s, p: card, query=query, under_org=False),
+        Route(
+            "catalog-model-delete",
+            "POST",
+            delete,
+            model,
+            lambda s, p: {"confirm_name": _model(s, visibility).name},
+            query=query,
+            under_org=False,
+        ),
         Route("catalog-version-create", "GET", change, model, query=query, under_org=False),
         Route(
             "catalog-version-create",
