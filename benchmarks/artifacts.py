@@ -30,6 +30,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -189,11 +190,36 @@ def start_gunicorn(workdir: Path, env: dict[str, str]) -> tuple[subprocess.Popen
         sys.executable, "-m", "gunicorn", "gpux_portal.wsgi:application",
         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "sync", "--timeout", str(GUNICORN_TIMEOUT),
         "--access-logfile", str(workdir / "gunicorn-access.log"), "--error-logfile", str(workdir / "gunicorn.log"),
-        "--log-level", "warning",
+        "--log-level", "warning", "--access-logformat", "%(p)s %(r)s %(s)s",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdin=subprocess.DEVNULL)
     wait_for_http(port, "/healthz", process, "gunicorn")
     return process, port
+
+
+ROUTES = {
+    "upload-create": re.compile(r"^POST /api/v1/models/.+/uploads/ "),
+    "upload-chunk": re.compile(r"^PATCH /api/v1/uploads/"),
+    "upload-complete": re.compile(r"^POST /api/v1/uploads/.+/complete/ "),
+    "multipart": re.compile(r"^POST /api/v1/models/.+/files/"),
+    "download": re.compile(r"^GET /api/v1/models/.+/files/"),
+}
+WARM_UP_ROUNDS = 12
+
+
+def routes_served(access_log: Path) -> dict[int, set[str]]:
+    """Which of ROUTES each gunicorn worker has served, from the access log (``<pid> <request line> <status>``)."""
+    served: dict[int, set[str]] = {}
+    with contextlib.suppress(OSError):
+        for line in access_log.read_text().splitlines():
+            pid, _, request = line.partition(" ")
+            pid = pid.strip("<>")
+            if not pid.isdigit():
+                continue
+            for name, pattern in ROUTES.items():
+                if pattern.match(request):
+                    served.setdefault(int(pid), set()).add(name)
+    return served
 
 
 def start_nginx(nginx: str, workdir: Path, root: Path, *, name: str, extra: str = "") -> tuple[subprocess.Popen, int]:
@@ -659,18 +685,23 @@ def main() -> int:
         memory = WorkerMemory(gunicorn_proc.pid)
         log(f"gunicorn on 127.0.0.1:{portal_port}, workers {memory.workers()}")
 
-        # Warm up both workers on every route measured (imports, connections), with a small file.
+        # Warm up: every worker serves every route measured (imports, connections) before the idle RSS is taken,
+        # or a worker's first-time imports would count as growth. The access log says which worker served what.
         small = workdir / "small.bin"
         small_sha = make_random_file(small, 2 * MiB)
-        portal.resumable_upload(small, "warm-resumable.bin", 2 * MiB, small_sha)
-        answer = portal.multipart_upload(small, "warm-multipart.bin", 2 * MiB, small_sha)
-        if answer.status != 201:
-            raise RuntimeError(f"multipart warm-up: {answer.status} {answer.body[:300]!r}")
-        for _ in range(4):
-            check_download(portal.client.download(portal.file_url("warm-resumable.bin")), 200, 2 * MiB, "warm-up")
-            warm_range = {"Range": "bytes=4096-1052671"}
-            check_download(portal.client.download(portal.file_url("warm-resumable.bin"), warm_range), 206, MiB, "warm")
-            portal.client.json("GET", f"/api/v1/models/{fixture.org}/{fixture.model}/")
+        covered: dict[int, set[str]] = {}
+        for n in range(WARM_UP_ROUNDS):
+            portal.resumable_upload(small, f"warm-resumable-{n}.bin", 2 * MiB, small_sha)
+            answer = portal.multipart_upload(small, f"warm-multipart-{n}.bin", 2 * MiB, small_sha)
+            if answer.status != 201:
+                raise RuntimeError(f"multipart warm-up: {answer.status} {answer.body[:300]!r}")
+            warm_url = portal.file_url("warm-resumable-0.bin")
+            check_download(portal.client.download(warm_url), 200, 2 * MiB, "warm-up")
+            check_download(portal.client.download(warm_url, {"Range": "bytes=4096-1052671"}), 206, MiB, "warm-up")
+            covered = routes_served(workdir / "gunicorn-access.log")
+            if all(covered.get(pid, set()) >= set(ROUTES) for pid in memory.workers()):
+                break
+        log(f"warm-up: {n + 1} rounds; routes served per worker: { {p: len(r) for p, r in covered.items()} }")
         time.sleep(0.5)
         idle = memory.record_idle()
         log("idle RSS of the workers: " + ", ".join(f"{pid}: {kib / 1024:.1f} MiB" for pid, kib in idle.items()))
@@ -960,7 +991,8 @@ What was measured, all on this one machine, client and servers sharing its cores
   {GUNICORN_TIMEOUT}`, `DJANGO_ENV=production`, `DOWNLOAD_OFFLOAD` off), Bearer token, PostgreSQL, Redis; the range
   is `bytes={range_start}-{range_start + range_length - 1}` ({range_length // MiB} MiB in the middle); both read
   the file from the page cache; the client reads each body into one reused 1 MiB buffer;
-* **web memory**: RSS of each gunicorn worker at idle (after warm-up requests on every route measured) and its peak
+* **web memory**: RSS of each gunicorn worker at idle (after warm-up rounds until the access log shows that
+  every worker served every route measured) and its peak
   during the phase, against its RSS at idle just before the phase ({peak_method}).
 
 | measurement | median MB/s | best MB/s | runs MB/s |
