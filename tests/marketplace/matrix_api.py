@@ -10,13 +10,14 @@ A model's own visibility decides who sees it, not its organization's: a private 
 on every route (its versions, files, aliases, uploads and blobs included), whether acme is private or public; a
 public model may be read and downloaded by anyone, anonymous included, and changed by no one outside acme (403
 signed in, 401 anonymous). So each model route is listed twice, for a private and for a public model (``?model=``
-keeps their test ids apart; the API ignores it), with the same expectations in both slices of the matrix (acme
-private, acme public): the public slice then proves that a public organization does not open its private models.
+keeps their test ids apart; the API ignores it). The private model's routes run with acme private and with acme
+public, with the same expectations: a public organization does not open its private models.
 
-They count as routes of acme (``under_org=True``): the token slice (tests/permissions/test_api_token_scope_and_
-binding.py) runs them with a ``read`` token (every write: 403 ``insufficient_scope``), a token bound to another
-organization (404 on a private model; a public one it reads, as an outsider would, and may not change) and a
-token bound to acme (as an unbound one).
+A public model is public whichever acme's visibility, so its routes run once (``under_org=False``), as routes
+on an object of acme (``of_acme=True``) for the token slice (tests/permissions/test_api_token_scope_and_binding.py):
+with a ``read`` token every write answers 403 ``insufficient_scope``; a token bound to another organization gets
+404 on everything of a private model and reads a public one as an outsider would, without changing it (403 or
+404); a token bound to acme acts as an unbound one.
 
 Decisions where the documents are silent:
 
@@ -249,6 +250,10 @@ def model_routes(visibility: str) -> list[Route]:
 
     def route(name: str, method: str, access: Access, kwargs, body=None, **options: Any) -> Route:
         options["query"] = {**query, **options.get("query", {})}
+        if "under_org" not in options:
+            # A private model also runs in the slice where acme is public (which must not open it); a public one
+            # is public in either, so it runs once, and in the token-binding tests as an object of acme.
+            options.update(under_org=visibility == PRIVATE, of_acme=visibility == PUBLIC)
         return Route(f"api:{name}", method, access, kwargs, body, **options)
 
     return [

@@ -246,6 +246,7 @@ class Route:
     body: Builder | None = None
     query: dict = field(default_factory=dict)
     under_org: bool = True  # the route lives under /orgs/{org_slug}/ (so the public-org slice applies)
+    of_acme: bool = False  # not under_org, yet it acts on an object of acme (the token-binding tests run it)
     lists: Callable[[Scene], str] | None = None  # a list route: the item that must (or must not) be in it
     listed: Access | None = None  # who finds that item in the list (True) or must not (False)
     unchanged_for: frozenset[str] = frozenset()  # pages: personas refused with a message (no change, no event)

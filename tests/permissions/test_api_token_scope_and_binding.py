@@ -27,7 +27,7 @@ ADMIN_ONLY_READS = {route.id for route in API_ROUTES if route.access is ADMIN_RE
 
 def names_acme(route: Route) -> bool:
     """The route addresses acme or one of its objects (in its URL, or for job routes, the job of acme)."""
-    return route.under_org or route.name in {"api:job-detail", "api:job-download"}
+    return route.under_org or route.of_acme or route.name in {"api:job-detail", "api:job-download"}
 
 
 @pytest.mark.parametrize("route", API_ROUTES, ids=lambda route: route.id)
