@@ -44,6 +44,7 @@ from tests.permissions.matrix import (
     ADMIN_OBJECT_WRITE,
     ADMIN_WRITE,
     HIDDEN_FROM_ANONYMOUS,
+    LISTED_TO_ADMINS,
     MEMBER_WRITE,
     OK,
     ORG_READ,
@@ -122,13 +123,14 @@ def deleted_model(scene: Scene, visibility: str):
     )
 
 
-STATES = ("draft", "with-model", "validated", "published", "aliased")
+STATES = ("draft", "with-model", "validated", "published", "aliased", "yanked")
 
 
 def version(scene: Scene, visibility: str, state: str):
     """Version ``1.0.0`` of the model, made by the member: an empty ``draft``; a draft ``with-model`` (iris as
     ``model.onnx``); ``validated`` (validation passed); ``published``; ``aliased`` (published, ``production``
-    points at it). One version per test: the first state asked for is the one made."""
+    points at it); ``yanked`` (published, then yanked by the admin). One version per test: the first state asked
+    for is the one made."""
     from apps.marketplace import services
     from apps.marketplace.models import ModelVersion, ValidationStatus
 
@@ -151,6 +153,8 @@ def version(scene: Scene, visibility: str, state: str):
         made = services.publish_version(version=made, actor=member)
         if state == "aliased":
             services.set_alias(model=made.model, actor=member, name="production", version=made)
+        if state == "yanked":
+            made = services.yank_version(version=made, actor=s.user("admin"), reason="Wrong labels.")
         return made
 
     assert state in STATES, state
@@ -377,7 +381,44 @@ ORG_ROUTES: list[Route] = [
     Route(
         "api:model-org-list", "POST", MEMBER_WRITE, acme, lambda s, p: {"name": "new-model", "visibility": "private"}
     ),
+    Route(
+        "api:model-org-list",
+        "GET",
+        ORG_READ,
+        acme,
+        query={"deleted": "true"},
+        lists=lambda s: deleted_model(s, PUBLIC).name,
+        listed=LISTED_TO_ADMINS,
+        note="deleted models exist only for those who may restore them: a deleted public model is listed to admins",
+    ),
     Route("api:model-org-storage", "GET", ORG_MEMBERS_READ, acme),
 ]
 
-API_ROUTES: list[Route] = [*ORG_ROUTES, *model_routes(PRIVATE), *model_routes(PUBLIC)]
+# Rules of the catalog about what a list leaves out (docs/api/models.md), checked on a public model, whose lists
+# everyone may read: a deleted model disappears everywhere; a yanked version is left out of version lists, except
+# for those who may change the model.
+LEFT_OUT: list[Route] = [
+    Route(
+        "api:model-list",
+        "GET",
+        PUBLIC_LISTING,
+        no_kwargs,
+        query={"model": "deleted"},
+        under_org=False,
+        lists=lambda s: deleted_model(s, PUBLIC).name,
+        listed=Access(private=table(*[False] * 6), public=table(*[False] * 6)),
+    ),
+    Route(
+        "api:model-version-list",
+        "GET",
+        for_model(ORG_READ, PUBLIC),
+        model_kwargs(PUBLIC),
+        query={"model": PUBLIC, "version": "yanked"},
+        under_org=False,
+        of_acme=True,
+        lists=lambda s: version(s, PUBLIC, "yanked").label,
+        listed=for_model(LISTED_TO_CHANGERS, PUBLIC),
+    ),
+]
+
+API_ROUTES: list[Route] = [*ORG_ROUTES, *model_routes(PRIVATE), *model_routes(PUBLIC), *LEFT_OUT]
