@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import connection, models, transaction
 
 from apps.analytics.models import UsageEvent, UsageKind
 
@@ -26,7 +26,34 @@ def record_usage(
     status_code: int = 200,
     metadata: dict | None = None,
 ) -> UsageEvent:
-    """Write one usage event for ``subject`` (any model with a ``uuid``) owned by ``organization``."""
+    """Write one usage event for ``subject`` (any model with a ``uuid``) owned by ``organization``.
+
+    Written on its own (outside a caller's transaction) it commits without waiting for PostgreSQL to flush its
+    write-ahead log: a download must not wait on an analytics row's disk sync, and a crash can at most lose the
+    last few hundred milliseconds of usage events, never an audit event (those commit synchronously).
+    """
+    fields = dict(locals())
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        return _create_usage_event(**fields)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return _create_usage_event(**fields)
+
+
+def _create_usage_event(
+    *,
+    kind: str,
+    organization: Any,
+    subject: models.Model,
+    actor: Any,
+    subject_label: str,
+    path: str,
+    blob_sha256: str,
+    bytes_sent: int,
+    status_code: int,
+    metadata: dict | None,
+) -> UsageEvent:
     return UsageEvent.objects.create(
         kind=kind,
         organization_id=getattr(organization, "pk", organization),

@@ -579,9 +579,16 @@ class VersionFileDownloadView(ModelLookupMixin, DownloadMixin, APIView):
         return "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "change"
 
     def get(self, request, owner: str, name: str, label: str, path: str):
-        version = self.version_by_label(label)
+        # The hot path of every client: the model through restrict(), then version, file and blob in one query.
+        version_file = get_object_or_404(
+            VersionFile.objects.select_related("blob", "version"),
+            version__model=self.catalog_model,
+            version__label=label,
+            path=path,
+        )
+        version = version_file.version
+        version.model = self.catalog_model
         self.refuse_yanked(version, pinned=True)
-        version_file = get_object_or_404(version.files.select_related("blob"), path=path)
         return self.send_file(request, version, version_file, route="version", immutable=True)
 
     def head(self, request, *args, **kwargs):
