@@ -243,6 +243,11 @@ def apply_report(
 # --- gpux.yml ------------------------------------------------------------------------------------------------------
 
 
+def _field_error(field: str, messages: list[str], code: str) -> ValidationError:
+    """``{field: messages}``, each message carrying ``code`` (a dict ValidationError drops its own code)."""
+    return ValidationError({field: [ValidationError(message, code=code) for message in messages]})
+
+
 def import_manifest(*, version: ModelVersion, text: str | bytes, actor: Any) -> VersionFile:
     """Add a gpux.yml to a draft version after checking it (fields, and the model's signature when known).
 
@@ -257,12 +262,12 @@ def import_manifest(*, version: ModelVersion, text: str | bytes, actor: Any) -> 
     try:
         manifest = parse_manifest(data)
     except ManifestError as exc:
-        raise ValidationError({"manifest": exc.errors}, code="invalid_manifest") from exc
+        raise _field_error("manifest", exc.errors, "invalid_manifest") from exc
     main = model_file_of(version)
     if version.signature and main is not None:
         errors = compare_with_signature(manifest, version.signature, main_file=main.path)
         if errors:
-            raise ValidationError({"manifest": errors}, code="manifest_mismatch")
+            raise _field_error("manifest", errors, "manifest_mismatch")
     return add_file(
         version=version,
         actor=actor,
@@ -277,11 +282,10 @@ def export_version_manifest(version: ModelVersion) -> str:
     imported gpux.yml said about runtime, serving, preprocessing and labels."""
     main = model_file_of(version)
     if main is None:
-        raise ValidationError({"files": ["The version has no ONNX model file."]}, code="no_model_file")
+        raise _field_error("files", ["The version has no ONNX model file."], "no_model_file")
     if not version.signature:
-        raise ValidationError(
-            {"signature": ["The version has no signature yet: its validation has not passed."]},
-            code="not_validated",
+        raise _field_error(
+            "signature", ["The version has no signature yet: its validation has not passed."], "not_validated"
         )
     model = version.model
     metadata = {"portal_model": f"{model.organization.slug}/{model.name}", "portal_version": version.label}

@@ -198,11 +198,34 @@ class VersionSerializer(serializers.ModelSerializer):
         return render_markdown(obj.changelog)
 
 
+MANIFEST_MAX_CHARACTERS = 256 * 1024  # the gpux.yml limit (Limits.max_manifest_bytes), also checked in bytes
+
+
 class VersionCreateSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=64)
+    label = serializers.CharField(
+        max_length=64, required=False, help_text="Required unless a manifest gives it (its ``version``)."
+    )
     changelog = serializers.CharField(
         max_length=50_000, required=False, allow_blank=True, default="", trim_whitespace=False
     )
+    manifest = serializers.CharField(
+        max_length=MANIFEST_MAX_CHARACTERS,
+        required=False,
+        trim_whitespace=False,
+        help_text="A gpux.yml (its text): the draft is created with it as its gpux.yml, labelled by its "
+        "``version`` unless ``label`` is given. Upload the model file it names afterwards.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("label") and not attrs.get("manifest"):
+            raise serializers.ValidationError({"label": ["This field is required (or send a gpux.yml as manifest)."]})
+        return attrs
+
+
+class ManifestImportSerializer(serializers.Serializer):
+    """A gpux.yml sent inside JSON (the route also takes the YAML itself as the body)."""
+
+    manifest = serializers.CharField(max_length=MANIFEST_MAX_CHARACTERS, trim_whitespace=False)
 
 
 class VersionUpdateSerializer(serializers.Serializer):

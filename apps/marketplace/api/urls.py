@@ -5,12 +5,13 @@
 /orgs/{org_slug}/storage/                                   model-org-storage              GET
 /models/{owner}/{name}/                                     model-detail                   GET, PATCH, DELETE (soft)
 /models/{owner}/{name}/restore/                             model-restore                  POST
-/models/{owner}/{name}/versions/                            model-version-list             GET, POST
+/models/{owner}/{name}/versions/                            model-version-list             GET, POST (a gpux.yml too)
 /models/{owner}/{name}/versions/{label}/                    model-version-detail           GET, PATCH
 /models/{owner}/{name}/versions/{label}/publish/            model-version-publish          POST
 /models/{owner}/{name}/versions/{label}/deprecate/          model-version-deprecate        POST
 /models/{owner}/{name}/versions/{label}/yank/               model-version-yank             POST
 /models/{owner}/{name}/versions/{label}/validate/           model-version-validate         POST
+/models/{owner}/{name}/versions/{label}/manifest            model-version-manifest         GET (export), PUT (import)
 /models/{owner}/{name}/versions/{label}/files/              model-version-file-list        GET, POST (multipart)
 /models/{owner}/{name}/versions/{label}/files/{path}        model-version-file-detail      GET, HEAD, DELETE
 /models/{owner}/{name}/versions/{label}/links/{path}        model-version-file-link        GET (signed URL)
@@ -57,6 +58,7 @@ urlpatterns = [
     path(f"{VERSION}/deprecate/", version_action("deprecate"), name="model-version-deprecate"),
     path(f"{VERSION}/yank/", version_action("yank"), name="model-version-yank"),
     path(f"{VERSION}/validate/", version_action("validate"), name="model-version-validate"),
+    path(f"{VERSION}/manifest", views.VersionManifestView.as_view(), name="model-version-manifest"),
     path(f"{VERSION}/files/", file_list, name="model-version-file-list"),
     path(f"{VERSION}/files/<path:path>", views.VersionFileDownloadView.as_view(), name="model-version-file-detail"),
     path(f"{VERSION}/links/<path:path>", views.VersionFileLinkView.as_view(), name="model-version-file-link"),

@@ -163,13 +163,53 @@ class _Checker:
         return value
 
 
+def _composite_end(text: str, start: int) -> int | None:
+    """Where the ONNX value type spelled at ``text[start:]`` ends (``signature.type_name``'s spelling:
+    ``tensor(T)``, ``sparse_tensor(T)``, ``seq(V)``, ``map(K,V)``, ``optional(V)``), or None when it is not one."""
+    match = re.compile(r"[a-z0-9_]+").match(text, start)
+    if match is None:
+        return None
+    word, end = match.group(), match.end()
+    if end >= len(text) or text[end] != "(":
+        return end if word in TYPES else None
+    if word in ("tensor", "sparse_tensor"):
+        inner = re.compile(r"[a-z0-9]+").match(text, end + 1)
+        if inner is None or inner.group() not in TYPES or text[inner.end() : inner.end() + 1] != ")":
+            return None
+        return inner.end() + 1
+    position = end + 1
+    if word == "map":
+        key = re.compile(r"[a-z0-9]+,").match(text, position)
+        if key is None or key.group()[:-1] not in TYPES:
+            return None
+        position = key.end()
+    elif word not in ("seq", "optional"):
+        return None
+    inner_end = _composite_end(text, position)
+    if inner_end is None or text[inner_end : inner_end + 1] != ")":
+        return None
+    return inner_end + 1
+
+
+def composite_type(value: Any) -> str | None:
+    """An ONNX value that is not a plain tensor, as the signature spells it (``seq(map(int64,tensor(float32)))``,
+    the iris classifier's probabilities); None when ``value`` is not one."""
+    if not isinstance(value, str) or len(value) > 200:
+        return None
+    word = value.replace(" ", "").lower()
+    if "(" not in word or word.startswith("tensor("):
+        return None
+    return word if _composite_end(word, 0) == len(word) else None
+
+
 def normalize_type(value: Any) -> str | None:
-    """``float`` -> ``float32``, ``str`` -> ``string``; None when not a known element type."""
+    """``float`` -> ``float32``, ``str`` -> ``string``; an ONNX sequence, map, optional or sparse tensor type as
+    the signature spells it (what ``export_manifest`` writes for such values); None when not a known type."""
     if not isinstance(value, str):
         return None
     word = value.strip().lower()
     word = TYPE_ALIASES.get(word, word)
-    return word if word in TYPES else None
+    return word if word in TYPES else composite_type(word)
 
 
 def _is_dim(dim: Any) -> bool:
@@ -420,7 +460,8 @@ def compare_with_signature(manifest: dict[str, Any], signature: dict[str, Any], 
                 names = ", ".join(sorted(known)) or "none"
                 errors.append(f"{where}.name: the model has no {kind[:-1]} “{entry.get('name')}” (it has {names})")
                 continue
-            if entry.get("type") and actual.get("elem_type") in TYPES and entry["type"] != actual["elem_type"]:
+            known_type = actual.get("elem_type") in TYPES or composite_type(actual.get("elem_type"))
+            if entry.get("type") and known_type and entry["type"] != actual["elem_type"]:
                 errors.append(f"{where}.type: “{entry['type']}”, but the model's is “{actual['elem_type']}”")
             declared, real = entry.get("shape"), actual.get("shape")
             if isinstance(declared, list) and isinstance(real, list):
