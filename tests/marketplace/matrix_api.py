@@ -35,6 +35,8 @@ meet another case's leftovers), with the real iris model of ``onnxruntime.datase
 from __future__ import annotations
 
 import hashlib
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -62,10 +64,12 @@ PRIVATE, PUBLIC = Visibility.PRIVATE, Visibility.PUBLIC
 CHUNK = b"setosa\nversicolor\nvirginica\n"  # labels.txt, sent as one chunk of a resumable upload
 
 
+@cache
 def iris() -> bytes:
-    from tests.marketplace.conftest import iris_bytes
+    """The logistic-regression iris classifier that ships with ONNX Runtime (a real model, 670 bytes)."""
+    from onnxruntime.datasets import get_example
 
-    return iris_bytes()
+    return Path(get_example("logreg_iris.onnx")).read_bytes()
 
 
 def sha256_of(data: bytes) -> str:
