@@ -357,6 +357,8 @@ DEFAULT_STORAGE_QUOTA_BYTES = env_int("DEFAULT_STORAGE_QUOTA_BYTES", 50 * 1024**
 # Where uploads are spooled while they arrive (resumable sessions too): local disk, shared by all web processes.
 MARKETPLACE_UPLOAD_DIR = Path(env("MARKETPLACE_UPLOAD_DIR", str(VAR_DIR / "uploads")))
 MARKETPLACE_UPLOAD_SESSION_TTL_HOURS = env_int("MARKETPLACE_UPLOAD_SESSION_TTL_HOURS", 24)
+# Completing a larger upload session verifies its SHA-256 in a background job (202) instead of the request.
+MARKETPLACE_SYNC_COMPLETE_MAX_BYTES = env_int("MARKETPLACE_SYNC_COMPLETE_MAX_BYTES", 256 * 1024 * 1024)
 MARKETPLACE_MODEL_RETENTION_DAYS = env_int("MARKETPLACE_MODEL_RETENTION_DAYS", 30)
 # "" (the portal streams files), "x-accel-redirect" (nginx), "x-sendfile" (Apache) or "storage-url" (redirect
 # to the storage's own, e.g. presigned S3, URL). DOWNLOAD_OFFLOAD_PREFIX is the internal location of MEDIA_ROOT.

@@ -9,5 +9,5 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Model catalog"
 
     def ready(self) -> None:
-        # The purge job kind lives outside tasks.py; importing it registers the kind with the job registry.
-        from apps.marketplace import purge  # noqa: F401
+        # The purge and upload-completion job kinds live outside tasks.py; importing them registers the kinds.
+        from apps.marketplace import purge, upload_jobs  # noqa: F401

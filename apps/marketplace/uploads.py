@@ -8,7 +8,10 @@ The protocol (docs/api/models.md):
 * ``PATCH /uploads/{uuid}/`` with ``Upload-Offset: <n>`` (or ``?offset=n``) and the bytes as the body → 204 with
   the new ``Upload-Offset``; another offset than the session's → 409 with the expected one;
 * ``HEAD``/``GET /uploads/{uuid}/`` → the offset to resume from;
-* ``POST /uploads/{uuid}/complete/`` → 201 with the file; a size or SHA-256 mismatch → 400, nothing stored;
+* ``POST /uploads/{uuid}/complete/`` → 201 with the file; a size or SHA-256 mismatch → 400, nothing stored.
+  Above ``MARKETPLACE_SYNC_COMPLETE_MAX_BYTES`` the bytes are verified in a job instead (re-reading several GB
+  would outlast the web worker's timeout): 202 with the job, the session ``verifying`` until the job adds the
+  file (``completed``) or refuses it (``failed``, with the reason); both paths run ``finish_upload_session``;
 * ``DELETE /uploads/{uuid}/`` aborts. Sessions expire after ``MARKETPLACE_UPLOAD_SESSION_TTL_HOURS``.
 
 Bytes are streamed from the request to a spool file on local disk in 1 MiB pieces: memory stays flat whatever
@@ -19,16 +22,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+from rest_framework import exceptions, status
 
 from apps.audit.services import record_event
+from apps.core.job_services import HARD_LIMIT_MARGIN, reaper_grace
+from apps.core.jobs import DEFAULT_TIME_LIMIT, Job, JobStatus
 from apps.marketplace import services, storage
 from apps.marketplace.exceptions import UploadGone, UploadOffsetMismatch
 from apps.marketplace.models import (
@@ -40,6 +50,9 @@ from apps.marketplace.models import (
 )
 
 MAX_DECLARED_SIZE = 1024**5  # 1 PiB: anything above is a mistake, whatever the quota
+COMPLETE_JOB_KIND = "marketplace.complete_upload"
+# The slowest read rate a completion job's time limit allows for (hashing, then a copy to the storage).
+VERIFY_MIN_BYTES_PER_SECOND = 20 * 1024 * 1024
 
 
 def _invalid(field: str, message: str, code: str) -> ValidationError:
@@ -152,18 +165,191 @@ def write_chunk(*, session: UploadSession, offset: int, stream: IO[bytes], lengt
     return session
 
 
-def complete_upload_session(*, session: UploadSession, actor: Any) -> VersionFile:
-    """Verify size and SHA-256 of what arrived and add it to the version; a mismatch stores nothing (400)."""
-    session.refresh_from_db()
-    _refuse_unless_open(session)
+class UploadVerifying(exceptions.APIException):
+    """The session's bytes are being verified by a job: it takes no chunk and cannot be aborted now (409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "upload_verifying"
+    default_detail = "This upload is being verified; wait for its job to finish."
+
+
+class UploadVerificationFailed(Exception):
+    """Completing in a job failed for a reason the uploader must see (the job's error, the session's ``error``)."""
+
+
+_FAILED_PREFIX = f"{UploadVerificationFailed.__name__}: "
+_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def completion_jobs(session: UploadSession) -> QuerySet[Job]:
+    """The ``marketplace.complete_upload`` jobs of ``session``, newest first (linked by ``params.session``)."""
+    return Job.objects.filter(kind=COMPLETE_JOB_KIND, params__session=str(session.uuid)).order_by("-created_at", "-id")
+
+
+@dataclass
+class SessionState:
+    """What the API shows of a session: ``open``, ``verifying``, ``completed``, ``failed``, ``aborted`` or
+    ``expired``, the latest completion job (if it was completed in one) and why it failed."""
+
+    status: str
+    job: Job | None
+    error: str
+
+
+def session_state(session: UploadSession) -> SessionState:
+    """The session's public state: a running completion job makes it ``verifying``; a job that failed it,
+    ``failed`` with the job's error. An open session whose job failed for another reason (a lost worker, the
+    time limit) stays ``open`` with that error: completing again starts a new job."""
+    job = completion_jobs(session).first()
+    if job is None:
+        return SessionState(session.status, None, "")
+    error = job.error.removeprefix(_FAILED_PREFIX) if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) else ""
+    if session.status == UploadStatus.OPEN:
+        return SessionState("verifying" if job.status in _ACTIVE else UploadStatus.OPEN, job, error)
+    if session.status == UploadStatus.ABORTED and job.status == JobStatus.FAILED:
+        return SessionState("failed", job, error)
+    return SessionState(session.status, job, "")
+
+
+def _completion_time_limit(size: int) -> int:
+    # Hashing, then (S3) copying: sized for a slow disk, never under the default job limit.
+    return int(DEFAULT_TIME_LIMIT + size / VERIFY_MIN_BYTES_PER_SECOND)
+
+
+def _keep_open_for(session: UploadSession, seconds: int) -> None:
+    # A session being verified must not expire under its job (expiry drops the spool file).
+    until = timezone.now() + timedelta(seconds=seconds + HARD_LIMIT_MARGIN + reaper_grace())
+    UploadSession.objects.filter(pk=session.pk, expires_at__lt=until).update(expires_at=until)
+
+
+def _refuse_unless_complete(session: UploadSession) -> None:
     if session.offset != session.size:
         raise _invalid(
             "size",
             f"Received {session.offset} of the {session.size} bytes declared; send the rest first.",
             "incomplete",
         )
+
+
+def complete_upload_session(*, session: UploadSession, actor: Any) -> VersionFile | Job:
+    """Finish an upload whose bytes have all arrived: in the request up to ``MARKETPLACE_SYNC_COMPLETE_MAX_BYTES``
+    (the version file; a mismatch is a 400 and stores nothing), above it in a ``marketplace.complete_upload``
+    job (the job; the session shows ``verifying`` until it ends). Completing again while the job runs answers
+    the same job."""
+    session.refresh_from_db()
+    running = completion_jobs(session).filter(status__in=_ACTIVE).first()
+    if running is not None and session.status == UploadStatus.OPEN:
+        return running
+    if session.size <= settings.MARKETPLACE_SYNC_COMPLETE_MAX_BYTES:
+        return finish_upload_session(session=session, actor=actor)
+    return start_completion_job(session=session, actor=actor)
+
+
+def start_completion_job(*, session: UploadSession, actor: Any) -> Job:
+    """Start (once) the job that verifies and adds the session's file; the checks that need no reading of the
+    bytes (open, every byte received) answer at once."""
+    from apps.core.job_services import start_job
+
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().select_related("version__model__organization")
+        session = locked.get(pk=session.pk)
+        running = completion_jobs(session).filter(status__in=_ACTIVE).first()
+        if running is not None and session.status == UploadStatus.OPEN:
+            return running
+        _refuse_unless_open(session)
+        _refuse_unless_complete(session)
+        time_limit = _completion_time_limit(session.size)
+        _keep_open_for(session, time_limit)
+        job = start_job(
+            kind=COMPLETE_JOB_KIND,
+            organization=session.version.model.organization,
+            creator=actor,
+            params={"session": str(session.uuid), "path": session.path, "size": session.size},
+            time_limit=time_limit,
+        )
+    return job
+
+
+def run_completion_job(job: Job, progress: Callable[[float, str], None]) -> dict[str, Any]:
+    """The body of the ``marketplace.complete_upload`` job: re-check that its creator may still change the model,
+    then ``finish_upload_session`` with progress. A refusal (permission, size, SHA-256, quota, path) fails the
+    session (nothing stored, spool file removed) and the job, with the reason as the job's error."""
+    session = UploadSession.objects.select_related("version__model__organization").get(uuid=job.params["session"])
+    actor = job.creator
+    if session.status == UploadStatus.OPEN:
+        _keep_open_for(session, job.time_limit)
+        versions = ModelVersion.objects.filter(pk=session.version_id)
+        allowed = actor is not None and versions.restrict(actor, "change").exists()
+        if not allowed:
+            _close(session, UploadStatus.ABORTED, actor=actor, reason="no longer allowed to change the model")
+            raise UploadVerificationFailed(
+                f"{getattr(actor, 'handle', 'The uploader')} may no longer change {session.version.model.full_name}: "
+                "nothing was stored."
+            )
+
+    def report(fraction: float) -> None:
+        progress(0.95 * fraction, f"Verifying {int(fraction * 100)}%")
+
+    try:
+        version_file = finish_upload_session(session=session, actor=actor, progress=report)
+    except ValidationError as exc:
+        raise UploadVerificationFailed(" ".join(exc.messages)) from exc
+    except exceptions.APIException as exc:  # the quota (413), the session gone (410)
+        raise UploadVerificationFailed(str(exc.detail)) from exc
+    progress(1.0, "Verified")
+    blob = version_file.blob
+    return {
+        "session": str(session.uuid),
+        "version": session.version.label,
+        "path": version_file.path,
+        "size": blob.size,
+        "sha256": blob.sha256,
+    }
+
+
+def _hash_spool(path: Any, size: int, progress: Callable[[float], None] | None) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    read = 0
+    with open(path, "rb") as handle:
+        for chunk in storage.iter_file_chunks(handle):
+            digest.update(chunk)
+            read += len(chunk)
+            if progress is not None:
+                progress(min(1.0, read / size) if size else 1.0)
+    return digest.hexdigest(), read
+
+
+def _already_added(session: UploadSession) -> VersionFile | None:
+    # An attempt that stored the file and died before marking the session (a job run again): keep that file.
+    return VersionFile.objects.filter(version=session.version, path=session.path, blob__sha256=session.sha256).first()
+
+
+def _mark_completed(session: UploadSession, version_file: VersionFile) -> None:
+    UploadSession.objects.filter(pk=session.pk).update(
+        status=UploadStatus.COMPLETED, file=version_file, updated_at=timezone.now()
+    )
+    session.refresh_from_db()
+
+
+def finish_upload_session(
+    *, session: UploadSession, actor: Any, progress: Callable[[float], None] | None = None
+) -> VersionFile:
+    """Verify size and SHA-256 of what arrived and add it to the version (the request and the job both call this).
+
+    A mismatch closes the session, removes the spool file and stores nothing (a 400 in the request). Calling it
+    again for a session it completed returns the same file: a job that runs twice records one file.
+    ``progress(fraction)`` is called while the bytes are read.
+    """
+    session.refresh_from_db()
+    if session.status == UploadStatus.COMPLETED and session.file_id is not None:
+        return session.file
+    _refuse_unless_open(session)
+    _refuse_unless_complete(session)
     spool = session.spool_path
-    sha256, size = storage.hash_local_file(spool)
+    if not spool.exists() and (earlier := _already_added(session)) is not None:
+        _mark_completed(session, earlier)
+        return earlier
+    sha256, size = _hash_spool(spool, session.size, progress)
     if size != session.size:
         _close(session, UploadStatus.ABORTED, actor=actor, reason="size mismatch")
         raise _invalid("size", f"The upload has {size} bytes, not the {session.size} declared.", "size_mismatch")
@@ -187,10 +373,7 @@ def complete_upload_session(*, session: UploadSession, actor: Any) -> VersionFil
         # add_file dropped the spool file; the session cannot be resumed.
         _close(session, UploadStatus.ABORTED, actor=actor, reason="refused on completion")
         raise
-    UploadSession.objects.filter(pk=session.pk).update(
-        status=UploadStatus.COMPLETED, file=version_file, updated_at=timezone.now()
-    )
-    session.refresh_from_db()
+    _mark_completed(session, version_file)
     return version_file
 
 
@@ -199,6 +382,8 @@ def abort_upload_session(*, session: UploadSession, actor: Any) -> None:
     session.refresh_from_db()
     if session.status != UploadStatus.OPEN:
         raise UploadGone(f"This upload session is already {session.status}.")
+    if completion_jobs(session).filter(status__in=_ACTIVE).exists():
+        raise UploadVerifying("This upload is being verified and cannot be aborted; wait for its job to finish.")
     _close(session, UploadStatus.ABORTED, actor=actor, reason="aborted")
 
 

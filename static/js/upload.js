@@ -6,7 +6,7 @@
  *   - large files: the resumable protocol of docs/api/models.md: the SHA-256 is computed here first (streamed,
  *     a slice at a time), a session is opened with {path, size, sha256}, chunks are PATCHed at Upload-Offset
  *     (a 409 names the offset to resume from; a broken connection asks the session where it stands), then
- *     POST complete verifies size and digest.
+ *     POST complete verifies size and digest (a 202 for a large file: its job is polled, "verifying n %").
  * After each file the page's files-and-validation panel is refreshed (the "upload-done" event, htmx).
  */
 (function () {
@@ -270,9 +270,34 @@
         });
       })
       .then(function (xhr) {
+        if (xhr.status === 202) return waitForJob(json(xhr), item); // a large file: verified by a job
         if (xhr.status !== 201) throw new Error(errorMessage(xhr));
         return json(xhr);
       });
+  }
+
+  // 202 from complete: a job verifies the bytes; poll it (GET /api/v1/jobs/{uuid}/) on the same progress bar.
+  var POLL_MS = 1000;
+
+  function waitForJob(session, item) {
+    var url = session.job && session.job.url;
+    if (!url) throw new Error("The server accepted the upload but named no job to follow.");
+    function poll() {
+      return request("GET", url, null, {}).then(function (xhr) {
+        if (xhr.status !== 200) throw new Error(errorMessage(xhr));
+        var job = json(xhr);
+        if (job.status === "succeeded") return job.result || {};
+        if (job.status === "failed" || job.status === "cancelled") {
+          throw new Error((job.error || "The verification job " + job.status + ".").replace(/^UploadVerificationFailed: /, ""));
+        }
+        show(item, job.progress || 0, "verifying", "uploading");
+        return sleep(POLL_MS).then(poll);
+      }, function () { // a broken connection while polling: the job goes on; ask again
+        return sleep(POLL_MS * 3).then(poll);
+      });
+    }
+    show(item, 0, "verifying", "uploading");
+    return poll();
   }
 
   function sendChunks(file, session, item, offset, retries) {

@@ -39,6 +39,7 @@ from apps.core.api.views import (
     RestrictedViewSetMixin,
     bound_organization_id,
 )
+from apps.core.jobs import Job
 from apps.marketplace import downloads, services, storage, uploads
 from apps.marketplace.api.serializers import (
     AliasSerializer,
@@ -1080,15 +1081,24 @@ class UploadSessionView(UploadSessionMixin, AnyContentMixin, APIView):
 @extend_schema(
     tags=["model uploads"],
     summary="Finish an upload: size and SHA-256 are verified, then the file joins the version",
+    description="Up to MARKETPLACE_SYNC_COMPLETE_MAX_BYTES (256 MiB by default) the bytes are verified in the "
+    "request: 201 with the file. Above it a job verifies them: 202 with the session (status ``verifying``, "
+    "``job.url`` to poll); asking again while it runs answers the same job.",
     parameters=[UPLOAD_UUID],
     request=None,
     responses={
         201: VersionFileSerializer,
+        202: UploadSessionSerializer,
         400: OpenApiResponse(description="Size or SHA-256 mismatch: nothing stored."),
     },
 )
 class UploadSessionCompleteView(UploadSessionMixin, APIView):
     def post(self, request, uuid) -> Response:
         session = self.session(uuid)
-        version_file = uploads.complete_upload_session(session=session, actor=request.user)
-        return Response(VersionFileSerializer(version_file, context={"request": request}).data, status=201)
+        outcome = uploads.complete_upload_session(session=session, actor=request.user)
+        if isinstance(outcome, Job):
+            session.refresh_from_db()
+            response = self.answer(session, status.HTTP_202_ACCEPTED)
+            response["Location"] = response.data["job"]["url"]
+            return response
+        return Response(VersionFileSerializer(outcome, context={"request": request}).data, status=201)
