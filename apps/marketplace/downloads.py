@@ -268,10 +268,28 @@ def serve_blob(request: Any, delivery: Delivery, *, on_served: ServedCallback | 
     return _common_headers(response, delivery)
 
 
+def storage_url(blob: Blob, filename: str) -> str:
+    """The storage's own URL for ``blob``. A presigned S3 URL also carries the file's name and type (S3 answers with
+    them as Content-Disposition and Content-Type), so the download is saved as ``model.onnx``, not as its digest."""
+    from storages.backends.s3 import S3Storage  # django-storages[s3] is a dependency; boto3 loads only when needed
+
+    if (
+        isinstance(default_storage, S3Storage)
+        and default_storage.querystring_auth
+        and not default_storage.custom_domain
+    ):
+        parameters = {
+            "ResponseContentDisposition": _disposition(filename),
+            "ResponseContentType": content_type_for(filename),
+        }
+        return default_storage.url(blob.storage_name, parameters=parameters)
+    return default_storage.url(blob.storage_name)
+
+
 def _offload(mode: str, delivery: Delivery) -> HttpResponse | None:
     blob = delivery.blob
     if mode == "storage-url":
-        return _common_headers(HttpResponseRedirect(default_storage.url(blob.storage_name)), delivery)
+        return _common_headers(HttpResponseRedirect(storage_url(blob, delivery.filename)), delivery)
     response = HttpResponse(content_type=content_type_for(delivery.filename))
     response.headers["Content-Disposition"] = _disposition(delivery.filename)
     if mode == "x-accel-redirect":

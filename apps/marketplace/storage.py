@@ -142,7 +142,104 @@ def store_spooled(spooled: SpooledFile) -> Blob:
     return blob
 
 
-def open_blob(blob: Blob, mode: str = "rb") -> File:
+class _S3ObjectReader:
+    """A read-only, seekable S3 object that streams: each read continues one ranged GET from the current position.
+
+    django-storages' S3File downloads the whole object (into memory by default) on the first read, so a ranged
+    download of a few bytes would fetch a multi-gigabyte model and hold it. This reader keeps memory flat and asks
+    S3 only for the bytes from the position on (a seek drops the open response; the next read starts a new GET).
+    """
+
+    def __init__(self, obj: Any, size: int, params: dict[str, Any]) -> None:
+        self._obj = obj
+        self._params = params
+        self._size = size
+        self._position = 0
+        self._body: Any = None
+        self.closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size}[whence]
+        position = max(0, base + offset)
+        if position != self._position:
+            self._drop_body()
+        self._position = position
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if self._position >= self._size or size == 0:
+            return b""
+        if self._body is None:
+            extra = {"Range": f"bytes={self._position}-"} if self._position else {}
+            self._body = self._obj.get(**self._params, **extra)["Body"]
+        data = self._body.read(None if size is None or size < 0 else size)
+        self._position += len(data)
+        return data
+
+    def fileno(self) -> int:
+        raise OSError("an S3 object has no file descriptor")
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        self.closed = True
+
+    def __enter__(self) -> _S3ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _s3_reader(name: str) -> _S3ObjectReader | None:
+    """A streaming reader when the default storage is django-storages' S3Storage (not gzipping); else None."""
+    try:
+        from botocore.exceptions import ClientError
+        from s3transfer.constants import ALLOWED_DOWNLOAD_ARGS
+        from storages.backends.s3 import S3Storage
+        from storages.utils import clean_name
+    except ImportError:
+        return None
+    if not isinstance(default_storage, S3Storage) or default_storage.gzip:
+        return None
+    params = {
+        key: value for key, value in default_storage.get_object_parameters(name).items() if key in ALLOWED_DOWNLOAD_ARGS
+    }
+    obj = default_storage.bucket.Object(default_storage._normalize_name(clean_name(name)))
+    try:
+        obj.load(**params)
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise FileNotFoundError(f"File does not exist: {name}") from exc
+        raise
+    return _S3ObjectReader(obj, obj.content_length, params)
+
+
+def open_blob(blob: Blob, mode: str = "rb") -> Any:
+    """The blob's bytes as a file object: the storage's own, or on S3 a streaming reader (constant memory)."""
+    if mode == "rb":
+        reader = _s3_reader(blob.storage_name)
+        if reader is not None:
+            return reader
     return default_storage.open(blob.storage_name, mode)
 
 
