@@ -1,12 +1,13 @@
-"""The catalog on S3: the blob store, a multipart upload, a resumable upload, validation and downloads (whole,
-Range, several ranges, and ``DOWNLOAD_OFFLOAD = "storage-url"`` presigned links) against a real S3-compatible
-HTTP server on loopback.
+"""The catalog on S3: the blob store, a multipart/form-data upload, a resumable upload (stored as an S3 multipart
+upload), validation, the purge and downloads (whole, Range, several ranges, and ``DOWNLOAD_OFFLOAD = "storage-url"``
+presigned links) against a real S3-compatible HTTP server on loopback.
 
 The server is moto's standalone server (tests/peers/s3.py), started as a subprocess: a real S3 protocol server
 that answers SigV4-signed HTTP requests, not a mock of boto3. The portal reaches it exactly as in production:
 ``STORAGES["default"]`` is django-storages' ``S3Storage`` with an ``endpoint_url`` (path-style addressing), and
 every byte goes over HTTP. MinIO, the usual self-hosted S3, is not used because its server is neither on PyPI nor
-in Debian here. Each test gets its own bucket; the local media folder must stay empty throughout.
+in Debian here. Each test gets its own bucket; the local media folder must stay empty throughout. One limit:
+moto does not verify presigned signatures or their expiry, so those rest on the real store.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def test_a_multipart_upload_lands_in_the_bucket_under_its_content_address(catalo
 def test_a_resumable_upload_completes_into_the_bucket(catalog, bucket, catalog_storage):
     model = catalog.model("big")
     catalog.version(model, "1.0")
-    data = random_bytes(6 * 1024 * 1024 + 123)  # two chunks of 4 MiB
+    data = random_bytes(9 * 1024 * 1024 + 123)  # three chunks of 4 MiB; above boto3's 8 MiB multipart threshold
     client = catalog.client("member")
     started = client.post(
         version_url(model, "1.0", "uploads/"),
@@ -123,6 +124,8 @@ def test_a_resumable_upload_completes_into_the_bucket(catalog, bucket, catalog_s
     name = blob_storage_name(sha256_of(data))
     assert bucket.keys() == [name]
     assert bucket.read(name) == data
+    # S3 names a multipart object's ETag by its part count: the store went to S3 as a two-part upload.
+    assert bucket.client.head_object(Bucket=bucket.name, Key=name)["ETag"].endswith('-2"')
     assert stored_files(catalog_storage / "media") == []
     assert stored_files(catalog_storage / "uploads") == []
 
