@@ -346,9 +346,12 @@ def finish_upload_session(
     _refuse_unless_open(session)
     _refuse_unless_complete(session)
     spool = session.spool_path
-    if not spool.exists() and (earlier := _already_added(session)) is not None:
-        _mark_completed(session, earlier)
-        return earlier
+    if not spool.exists():
+        if (earlier := _already_added(session)) is not None:
+            _mark_completed(session, earlier)
+            return earlier
+        _close(session, UploadStatus.ABORTED, actor=actor, reason="bytes lost")
+        raise _invalid("file", "The bytes received are no longer on the server; start a new upload.", "upload_lost")
     sha256, size = _hash_spool(spool, session.size, progress)
     if size != session.size:
         _close(session, UploadStatus.ABORTED, actor=actor, reason="size mismatch")

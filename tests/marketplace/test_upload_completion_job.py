@@ -16,6 +16,7 @@ from apps.marketplace.models import Blob, UploadSession, UploadStatus, VersionFi
 from apps.marketplace.upload_jobs import complete_upload
 from apps.organizations.models import Membership
 from tests.core.conftest import _thread_worker, job_worker, media_root  # noqa: F401 - fixtures
+from tests.e2e.conftest import _async_unsafe_allowed, browser, page  # noqa: F401 - fixtures
 from tests.jobs_support import job_in, wait_for
 from tests.marketplace.conftest import random_bytes, sha256_of, stored_files, version_url
 
@@ -178,6 +179,26 @@ def test_a_job_run_twice_records_one_file(catalog):
 
 
 @pytest.mark.django_db
+def test_a_job_whose_received_bytes_are_gone_fails_the_session_with_a_clear_message(catalog):
+    """Task run synchronously after the spool file vanished (a wiped disk): no traceback-only error, no file."""
+    model = catalog.model("big")
+    catalog.version(model, "1.0")
+    client = catalog.client("member")
+    session = _upload(client, model, "1.0", "weights.bin", random_bytes(SIZE))
+    job = Job.objects.get(uuid=_complete(client, session).json()["job"]["uuid"])
+    UploadSession.objects.get(uuid=session["uuid"]).spool_path.unlink()
+
+    assert complete_upload.run(job.pk) == JobStatus.FAILED
+
+    shown = client.get(session["upload_url"]).json()
+    assert (shown["status"], shown["error"]) == (
+        "failed",
+        "The bytes received are no longer on the server; start a new upload.",
+    )
+    assert VersionFile.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_the_job_rechecks_that_the_uploader_may_still_change_the_model(catalog):
     """Task run synchronously after the uploader was demoted to viewer: the session fails, nothing is stored."""
     model = catalog.model("big")
@@ -229,3 +250,49 @@ def test_a_session_at_the_limit_still_completes_in_the_request(catalog, settings
     assert Job.objects.filter(kind="marketplace.complete_upload").count() == 0
     shown = client.get(session["upload_url"]).json()
     assert (shown["status"], shown["job"], shown["error"]) == ("completed", None, "")
+
+
+@pytest.mark.e2e
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("job_worker")
+def test_the_upload_page_follows_the_job_on_its_progress_bar_until_the_file_is_listed(
+    catalog,
+    live_server,
+    page,  # noqa: F811 - the e2e fixture
+    settings,
+    tmp_path,
+):
+    """Headless Chromium (tests/e2e) and the real in-thread worker: upload.js gets a 202 from ``complete``, polls
+    the job (``GET /api/v1/jobs/{uuid}/``) and marks the file done once the worker added it."""
+    from django.test import Client
+
+    settings.MARKETPLACE_PAGE_UPLOAD_SMALL_FILE_LIMIT = 1024 * 1024
+    settings.MARKETPLACE_PAGE_UPLOAD_CHUNK_SIZE = CHUNK
+    model = catalog.model("big")
+    catalog.version(model, "1.0")
+    data = random_bytes(SIZE)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    client = Client()
+    client.force_login(catalog.world.user("member"))
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+    page.goto(f"{live_server.url}/models/acme/big/versions/1.0/upload/")
+    requests = []
+    page.on("request", lambda r: requests.append((r.method, r.url)) if "/api/v1/" in r.url else None)
+    completes = []
+    page.on("response", lambda r: completes.append(r.status) if r.url.endswith("/complete/") else None)
+
+    page.set_input_files("#upload-input", str(source))
+    page.locator('.upload-item[data-path="weights.bin"]:is([data-state="done"], [data-state="failed"])').wait_for(
+        timeout=60_000
+    )
+
+    item = page.locator('.upload-item[data-path="weights.bin"]')
+    assert item.get_attribute("data-state") == "done", item.inner_text()
+    assert completes == [202]
+    job = Job.objects.get(kind="marketplace.complete_upload")
+    assert ("GET", f"{live_server.url}/api/v1/jobs/{job.uuid}/") in requests
+    page.locator('#file-table tr[data-path="weights.bin"]').wait_for()
+    assert VersionFile.objects.get(version__model=model, path="weights.bin").blob.sha256 == sha256_of(data)
