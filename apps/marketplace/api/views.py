@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404, HttpResponse
@@ -808,7 +807,7 @@ class VersionFileLinkView(ModelLookupMixin, APIView):
         blob = version_file.blob
         ttl = settings.SIGNED_DOWNLOAD_URL_TTL_SECONDS
         if getattr(settings, "DOWNLOAD_OFFLOAD", "") == "storage-url":
-            url = request.build_absolute_uri(default_storage.url(blob.storage_name))
+            url = request.build_absolute_uri(downloads.storage_url(blob, downloads.basename(version_file.path)))
         else:
             token = downloads.sign_blob_access(blob=blob, user=request.user, version=version, path=version_file.path)
             url = request.build_absolute_uri(reverse("api:model-blob-download", kwargs={"sha256": blob.sha256}))
