@@ -291,9 +291,15 @@ class AliasChange(models.Model):
 
 class UploadStatus(models.TextChoices):
     OPEN = "open", "open"
+    VERIFYING = "verifying", "verifying"
     COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
     ABORTED = "aborted", "aborted"
     EXPIRED = "expired", "expired"
+
+
+# Sessions that still hold their spool file and their quota reservation.
+LIVE_UPLOAD_STATUSES = (UploadStatus.OPEN, UploadStatus.VERIFYING)
 
 
 class UploadSession(models.Model):
@@ -301,7 +307,12 @@ class UploadSession(models.Model):
 
     Chunks are appended to a spool file in ``MARKETPLACE_UPLOAD_DIR`` at ``offset``; completing checks the size
     and digest and adds the file to the version. The declared size counts against the organization's quota
-    while the session is open. Sessions expire after ``MARKETPLACE_UPLOAD_SESSION_TTL_HOURS``.
+    while the session is open or verifying. Sessions expire after ``MARKETPLACE_UPLOAD_SESSION_TTL_HOURS``.
+
+    A large file is verified by a ``marketplace.complete_upload`` job (``job``, the latest one): the session is
+    ``verifying`` while it runs, then ``completed`` (``file``) or ``failed`` (``error`` says why). A refusal in the
+    request (size or SHA-256 mismatch) also leaves it ``failed`` with ``error``; ``aborted`` is the uploader's
+    ``DELETE``.
     """
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -318,6 +329,8 @@ class UploadSession(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     file = models.ForeignKey(VersionFile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    job = models.ForeignKey("core.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -334,7 +347,7 @@ class UploadSession(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.status == UploadStatus.EXPIRED or (
-            self.status == UploadStatus.OPEN and self.expires_at <= timezone.now()
+            self.status in LIVE_UPLOAD_STATUSES and self.expires_at <= timezone.now()
         )
 
     @property

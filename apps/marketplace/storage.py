@@ -29,7 +29,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from apps.marketplace.exceptions import QuotaExceeded
-from apps.marketplace.models import Blob, UploadSession, UploadStatus, VersionFile, blob_storage_name
+from apps.marketplace.models import LIVE_UPLOAD_STATUSES, Blob, UploadSession, VersionFile, blob_storage_name
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -274,9 +274,9 @@ def stored_bytes(organization: Any) -> int:
 
 
 def reserved_bytes(organization: Any, *, exclude_session: UploadSession | None = None) -> int:
-    """Bytes declared by the organization's open upload sessions that are still to come."""
+    """Bytes declared by the organization's open (or verifying) upload sessions that are still to come."""
     sessions = UploadSession.objects.filter(
-        version__model__organization=organization, status=UploadStatus.OPEN, expires_at__gt=timezone.now()
+        version__model__organization=organization, status__in=LIVE_UPLOAD_STATUSES, expires_at__gt=timezone.now()
     )
     if exclude_session is not None:
         sessions = sessions.exclude(pk=exclude_session.pk)

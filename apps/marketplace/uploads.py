@@ -25,23 +25,23 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import exceptions, status
 
 from apps.audit.services import record_event
-from apps.core.job_services import HARD_LIMIT_MARGIN, reaper_grace
+from apps.core.job_services import HARD_LIMIT_MARGIN, JobClaimLost, reaper_grace
 from apps.core.jobs import DEFAULT_TIME_LIMIT, Job, JobStatus
 from apps.marketplace import services, storage
 from apps.marketplace.exceptions import UploadGone, UploadOffsetMismatch
 from apps.marketplace.models import (
+    LIVE_UPLOAD_STATUSES,
     ModelVersion,
     UploadSession,
     UploadStatus,
@@ -99,10 +99,15 @@ def create_upload_session(*, version: ModelVersion, actor: Any, path: str, size:
     return session
 
 
-def _refuse_unless_open(session: UploadSession) -> None:
-    if session.status == UploadStatus.OPEN and session.expires_at <= timezone.now():
+def _refuse_unless_open(session: UploadSession, *, in_job: bool = False) -> None:
+    # ``in_job``: the completion job itself, which goes on with a session it made ``verifying``.
+    if session.status in LIVE_UPLOAD_STATUSES and session.expires_at <= timezone.now():
         expire_session(session)
-    if session.status != UploadStatus.OPEN:
+    if not in_job:
+        reopen_if_job_ended(session=session)
+        if session.status == UploadStatus.VERIFYING:
+            raise UploadVerifying()
+    if session.status not in LIVE_UPLOAD_STATUSES:
         raise UploadGone(f"This upload session is {session.status}; start a new one.")
 
 
@@ -181,34 +186,24 @@ _FAILED_PREFIX = f"{UploadVerificationFailed.__name__}: "
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-def completion_jobs(session: UploadSession) -> QuerySet[Job]:
-    """The ``marketplace.complete_upload`` jobs of ``session``, newest first (linked by ``params.session``)."""
-    return Job.objects.filter(kind=COMPLETE_JOB_KIND, params__session=str(session.uuid)).order_by("-created_at", "-id")
-
-
-@dataclass
-class SessionState:
-    """What the API shows of a session: ``open``, ``verifying``, ``completed``, ``failed``, ``aborted`` or
-    ``expired``, the latest completion job (if it was completed in one) and why it failed."""
-
-    status: str
-    job: Job | None
-    error: str
-
-
-def session_state(session: UploadSession) -> SessionState:
-    """The session's public state: a running completion job makes it ``verifying``; a job that failed it,
-    ``failed`` with the job's error. An open session whose job failed for another reason (a lost worker, the
-    time limit) stays ``open`` with that error: completing again starts a new job."""
-    job = completion_jobs(session).first()
-    if job is None:
-        return SessionState(session.status, None, "")
-    error = job.error.removeprefix(_FAILED_PREFIX) if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) else ""
-    if session.status == UploadStatus.OPEN:
-        return SessionState("verifying" if job.status in _ACTIVE else UploadStatus.OPEN, job, error)
-    if session.status == UploadStatus.ABORTED and job.status == JobStatus.FAILED:
-        return SessionState("failed", job, error)
-    return SessionState(session.status, job, "")
+def reopen_if_job_ended(*, session: UploadSession) -> None:
+    """Repair a ``verifying`` session whose job ended without settling it (a lost worker after its retries, a
+    cancelled job): ``open`` again, with the job's error, so it takes chunks and ``complete`` again. Nothing is
+    read unless the session is ``verifying``."""
+    if session.status != UploadStatus.VERIFYING:
+        return
+    job = session.job
+    if job is not None and job.status in _ACTIVE:
+        return
+    error = job.error.removeprefix(_FAILED_PREFIX) if job is not None else ""
+    error = error or "The verification job ended without a result; complete the upload again to retry."
+    reopened = UploadSession.objects.filter(pk=session.pk, status=UploadStatus.VERIFYING, job=session.job_id).update(
+        status=UploadStatus.OPEN, error=error, updated_at=timezone.now()
+    )
+    if reopened:
+        session.status, session.error = UploadStatus.OPEN, error
+    else:
+        session.refresh_from_db()
 
 
 def _completion_time_limit(size: int) -> int:
@@ -233,29 +228,29 @@ def _refuse_unless_complete(session: UploadSession) -> None:
 
 def complete_upload_session(*, session: UploadSession, actor: Any) -> VersionFile | Job:
     """Finish an upload whose bytes have all arrived: in the request up to ``MARKETPLACE_SYNC_COMPLETE_MAX_BYTES``
-    (the version file; a mismatch is a 400 and stores nothing), above it in a ``marketplace.complete_upload``
-    job (the job; the session shows ``verifying`` until it ends). Completing again while the job runs answers
-    the same job."""
+    (the version file; a mismatch is a 400, stores nothing and fails the session), above it in a
+    ``marketplace.complete_upload`` job (the job; the session is ``verifying`` until it ends). Completing again
+    while the job runs answers the same job."""
     session.refresh_from_db()
-    running = completion_jobs(session).filter(status__in=_ACTIVE).first()
-    if running is not None and session.status == UploadStatus.OPEN:
-        return running
+    reopen_if_job_ended(session=session)
+    if session.status == UploadStatus.VERIFYING:
+        return session.job
     if session.size <= settings.MARKETPLACE_SYNC_COMPLETE_MAX_BYTES:
         return finish_upload_session(session=session, actor=actor)
     return start_completion_job(session=session, actor=actor)
 
 
 def start_completion_job(*, session: UploadSession, actor: Any) -> Job:
-    """Start (once) the job that verifies and adds the session's file; the checks that need no reading of the
-    bytes (open, every byte received) answer at once."""
+    """Start (once) the job that verifies and adds the session's file, and mark the session ``verifying`` with
+    it; the checks that need no reading of the bytes (open, every byte received) answer at once."""
     from apps.core.job_services import start_job
 
     with transaction.atomic():
         locked = UploadSession.objects.select_for_update().select_related("version__model__organization")
         session = locked.get(pk=session.pk)
-        running = completion_jobs(session).filter(status__in=_ACTIVE).first()
-        if running is not None and session.status == UploadStatus.OPEN:
-            return running
+        reopen_if_job_ended(session=session)
+        if session.status == UploadStatus.VERIFYING:
+            return session.job
         _refuse_unless_open(session)
         _refuse_unless_complete(session)
         time_limit = _completion_time_limit(session.size)
@@ -267,35 +262,61 @@ def start_completion_job(*, session: UploadSession, actor: Any) -> Job:
             params={"session": str(session.uuid), "path": session.path, "size": session.size},
             time_limit=time_limit,
         )
+        UploadSession.objects.filter(pk=session.pk).update(
+            status=UploadStatus.VERIFYING, job=job, error="", updated_at=timezone.now()
+        )
     return job
 
 
 def run_completion_job(job: Job, progress: Callable[[float, str], None]) -> dict[str, Any]:
     """The body of the ``marketplace.complete_upload`` job: re-check that its creator may still change the model,
     then ``finish_upload_session`` with progress. A refusal (permission, size, SHA-256, quota, path) fails the
-    session (nothing stored, spool file removed) and the job, with the reason as the job's error."""
-    session = UploadSession.objects.select_related("version__model__organization").get(uuid=job.params["session"])
+    session (``failed`` with the reason as its ``error``; nothing stored, spool file removed) and the job, with
+    the same reason. Any other failure (the time limit) leaves the session ``open`` with the error, to retry."""
+    session = UploadSession.objects.select_related("version__model__organization").filter(job=job).first()
+    if session is None:
+        raise UploadVerificationFailed("This upload session is gone or is being verified by another job.")
     actor = job.creator
-    if session.status == UploadStatus.OPEN:
+    if session.status in LIVE_UPLOAD_STATUSES:
+        UploadSession.objects.filter(pk=session.pk, status__in=LIVE_UPLOAD_STATUSES).update(
+            status=UploadStatus.VERIFYING, updated_at=timezone.now()
+        )
+        session.status = UploadStatus.VERIFYING
         _keep_open_for(session, job.time_limit)
         versions = ModelVersion.objects.filter(pk=session.version_id)
         allowed = actor is not None and versions.restrict(actor, "change").exists()
         if not allowed:
-            _close(session, UploadStatus.ABORTED, actor=actor, reason="no longer allowed to change the model")
-            raise UploadVerificationFailed(
+            error = (
                 f"{getattr(actor, 'handle', 'The uploader')} may no longer change {session.version.model.full_name}: "
                 "nothing was stored."
             )
+            _close(
+                session, UploadStatus.FAILED, actor=actor, reason="no longer allowed to change the model", error=error
+            )
+            raise UploadVerificationFailed(error)
 
     def report(fraction: float) -> None:
         progress(0.95 * fraction, f"Verifying {int(fraction * 100)}%")
 
     try:
-        version_file = finish_upload_session(session=session, actor=actor, progress=report)
+        version_file = finish_upload_session(session=session, actor=actor, progress=report, in_job=True)
     except ValidationError as exc:
         raise UploadVerificationFailed(" ".join(exc.messages)) from exc
     except exceptions.APIException as exc:  # the quota (413), the session gone (410)
         raise UploadVerificationFailed(str(exc.detail)) from exc
+    except JobClaimLost:
+        raise  # another attempt has the job (and the session) now
+    except Exception as exc:
+        # Not a refusal (the time limit, a lost disk): the bytes may still be good; completing again retries.
+        error = (
+            f"Verifying ran past its time limit of {job.time_limit} s and was stopped; complete the upload again."
+            if isinstance(exc, SoftTimeLimitExceeded)
+            else f"Verifying failed ({type(exc).__name__}: {exc}); complete the upload again."
+        )
+        UploadSession.objects.filter(pk=session.pk, status=UploadStatus.VERIFYING).update(
+            status=UploadStatus.OPEN, error=error, updated_at=timezone.now()
+        )
+        raise
     progress(1.0, "Verified")
     blob = version_file.blob
     return {
@@ -326,44 +347,50 @@ def _already_added(session: UploadSession) -> VersionFile | None:
 
 def _mark_completed(session: UploadSession, version_file: VersionFile) -> None:
     UploadSession.objects.filter(pk=session.pk).update(
-        status=UploadStatus.COMPLETED, file=version_file, updated_at=timezone.now()
+        status=UploadStatus.COMPLETED, file=version_file, error="", updated_at=timezone.now()
     )
     session.refresh_from_db()
 
 
 def finish_upload_session(
-    *, session: UploadSession, actor: Any, progress: Callable[[float], None] | None = None
+    *,
+    session: UploadSession,
+    actor: Any,
+    progress: Callable[[float], None] | None = None,
+    in_job: bool = False,
 ) -> VersionFile:
-    """Verify size and SHA-256 of what arrived and add it to the version (the request and the job both call this).
+    """Verify size and SHA-256 of what arrived and add it to the version (the request and the job both call this;
+    the job passes ``in_job`` as it goes on with the session it made ``verifying``).
 
-    A mismatch closes the session, removes the spool file and stores nothing (a 400 in the request). Calling it
-    again for a session it completed returns the same file: a job that runs twice records one file.
-    ``progress(fraction)`` is called while the bytes are read.
+    A refusal fails the session (``failed``, with the reason as its ``error``), removes the spool file and stores
+    nothing (a 400 in the request). Calling it again for a session it completed returns the same file: a job that
+    runs twice records one file. ``progress(fraction)`` is called while the bytes are read.
     """
     session.refresh_from_db()
     if session.status == UploadStatus.COMPLETED and session.file_id is not None:
         return session.file
-    _refuse_unless_open(session)
+    _refuse_unless_open(session, in_job=in_job)
     _refuse_unless_complete(session)
     spool = session.spool_path
     if not spool.exists():
         if (earlier := _already_added(session)) is not None:
             _mark_completed(session, earlier)
             return earlier
-        _close(session, UploadStatus.ABORTED, actor=actor, reason="bytes lost")
-        raise _invalid("file", "The bytes received are no longer on the server; start a new upload.", "upload_lost")
+        error = "The bytes received are no longer on the server; start a new upload."
+        _close(session, UploadStatus.FAILED, actor=actor, reason="bytes lost", error=error)
+        raise _invalid("file", error, "upload_lost")
     sha256, size = _hash_spool(spool, session.size, progress)
     if size != session.size:
-        _close(session, UploadStatus.ABORTED, actor=actor, reason="size mismatch")
-        raise _invalid("size", f"The upload has {size} bytes, not the {session.size} declared.", "size_mismatch")
+        error = f"The upload has {size} bytes, not the {session.size} declared."
+        _close(session, UploadStatus.FAILED, actor=actor, reason="size mismatch", error=error)
+        raise _invalid("size", error, "size_mismatch")
     if sha256 != session.sha256:
-        _close(session, UploadStatus.ABORTED, actor=actor, reason="sha256 mismatch")
-        raise _invalid(
-            "sha256",
+        error = (
             f"The bytes received have SHA-256 {sha256}, not the {session.sha256} declared: nothing was stored. "
-            "Start a new upload.",
-            "checksum_mismatch",
+            "Start a new upload."
         )
+        _close(session, UploadStatus.FAILED, actor=actor, reason="sha256 mismatch", error=error)
+        raise _invalid("sha256", error, "checksum_mismatch")
     try:
         version_file = services.add_file(
             version=session.version,
@@ -372,29 +399,50 @@ def finish_upload_session(
             spooled=storage.SpooledFile(path=spool, size=size, sha256=sha256),
             exclude_session=session,
         )
-    except BaseException:
+    except BaseException as exc:
         # add_file dropped the spool file; the session cannot be resumed.
-        _close(session, UploadStatus.ABORTED, actor=actor, reason="refused on completion")
+        _close(session, UploadStatus.FAILED, actor=actor, reason="refused on completion", error=_reason(exc))
         raise
     _mark_completed(session, version_file)
     return version_file
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    if isinstance(exc, exceptions.APIException):
+        return str(exc.detail)
+    return f"The file could not be added ({type(exc).__name__}); start a new upload."
+
+
 def abort_upload_session(*, session: UploadSession, actor: Any) -> None:
-    """Abort an open upload: its bytes are dropped and its quota reservation released."""
+    """Abort an open upload (``aborted``): its bytes are dropped and its quota reservation released. A session
+    being verified by a running job cannot be aborted (409)."""
     session.refresh_from_db()
+    reopen_if_job_ended(session=session)
+    if session.status == UploadStatus.VERIFYING:
+        raise UploadVerifying("This upload is being verified and cannot be aborted; wait for its job to finish.")
     if session.status != UploadStatus.OPEN:
         raise UploadGone(f"This upload session is already {session.status}.")
-    if completion_jobs(session).filter(status__in=_ACTIVE).exists():
-        raise UploadVerifying("This upload is being verified and cannot be aborted; wait for its job to finish.")
     _close(session, UploadStatus.ABORTED, actor=actor, reason="aborted")
 
 
-def _close(session: UploadSession, status: str, *, actor: Any, reason: str) -> None:
+_CLOSE_ACTIONS = {
+    UploadStatus.ABORTED: "model.upload.aborted",
+    UploadStatus.FAILED: "model.upload.failed",
+    UploadStatus.EXPIRED: "model.upload.expired",
+}
+
+
+def _close(session: UploadSession, status: str, *, actor: Any, reason: str, error: str | None = None) -> None:
+    # ``error`` (a failed session's reason, shown by the API) replaces the session's; None keeps it.
+    fields: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
+    if error is not None:
+        fields["error"] = error
     with transaction.atomic():
-        UploadSession.objects.filter(pk=session.pk).update(status=status, updated_at=timezone.now())
+        UploadSession.objects.filter(pk=session.pk).update(**fields)
         record_event(
-            action="model.upload.aborted" if status == UploadStatus.ABORTED else "model.upload.expired",
+            action=_CLOSE_ACTIONS[status],
             organization=session.version.model.organization_id,
             actor=actor,
             target=session.version,
@@ -403,6 +451,8 @@ def _close(session: UploadSession, status: str, *, actor: Any, reason: str) -> N
     with contextlib.suppress(FileNotFoundError):
         os.unlink(session.spool_path)
     session.status = status
+    if error is not None:
+        session.error = error
 
 
 def expire_session(session: UploadSession) -> None:
@@ -410,10 +460,13 @@ def expire_session(session: UploadSession) -> None:
 
 
 def expire_upload_sessions(*, now: Any = None) -> int:
-    """Close every open session past its expiry; returns how many."""
+    """Close every open or verifying session past its expiry; returns how many. (A verifying session's expiry is
+    pushed past its job's time limit, so one past it has no job left working on it.)"""
     now = now or timezone.now()
     expired = list(
-        UploadSession.objects.filter(status=UploadStatus.OPEN, expires_at__lte=now).select_related("version__model")
+        UploadSession.objects.filter(status__in=LIVE_UPLOAD_STATUSES, expires_at__lte=now).select_related(
+            "version__model"
+        )
     )
     for session in expired:
         expire_session(session)

@@ -98,7 +98,7 @@ def test_a_checksum_mismatch_stores_nothing_and_names_sha256(catalog, catalog_st
     assert not VersionFile.objects.exists()
     assert stored_files(catalog_storage / "uploads") == []
     assert stored_files(catalog_storage / "media") == []
-    assert UploadSession.objects.get().status == "aborted"
+    assert UploadSession.objects.get().status == "failed"
     assert _patch(client, url, data, 0).status_code == 410
 
 

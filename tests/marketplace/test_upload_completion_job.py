@@ -121,7 +121,7 @@ def test_a_checksum_mismatch_fails_the_session_and_stores_nothing(catalog):
     assert Blob.objects.count() == 0
     assert VersionFile.objects.count() == 0
     assert stored_files(catalog_spool()) == []
-    assert UploadSession.objects.get(uuid=session["uuid"]).status == UploadStatus.ABORTED
+    assert UploadSession.objects.get(uuid=session["uuid"]).status == UploadStatus.FAILED
 
 
 @pytest.mark.django_db

@@ -15,11 +15,11 @@ from apps.marketplace.models import (
     Model,
     ModelVersion,
     UploadSession,
+    UploadStatus,
     ValidationStatus,
     VersionFile,
     VersionStatus,
 )
-from apps.marketplace.uploads import SessionState, session_state
 
 
 def _absolute(request, url: str) -> str:
@@ -262,9 +262,6 @@ class UploadSessionCreateSerializer(serializers.Serializer):
     sha256 = serializers.CharField(max_length=64, min_length=64)
 
 
-UPLOAD_STATES = ["open", "verifying", "completed", "failed", "aborted", "expired"]
-
-
 class UploadJobSerializer(serializers.Serializer):
     """The job verifying a large upload: poll ``url`` (``GET /api/v1/jobs/{uuid}/``) for its progress."""
 
@@ -281,14 +278,14 @@ class UploadSessionSerializer(serializers.ModelSerializer):
     (``file``), ``failed`` (``error`` says why; nothing stored), ``aborted`` or ``expired``.
     """
 
-    status = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=UploadStatus.choices, read_only=True)
     model = serializers.CharField(source="version.model.full_name", read_only=True)
     version = serializers.CharField(source="version.label", read_only=True)
     upload_url = serializers.SerializerMethodField()
     complete_url = serializers.SerializerMethodField()
     file = serializers.SerializerMethodField()
     job = serializers.SerializerMethodField()
-    error = serializers.SerializerMethodField()
+    error = serializers.CharField(read_only=True)
 
     class Meta:
         model = UploadSession
@@ -312,15 +309,6 @@ class UploadSessionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _state(self, obj: UploadSession) -> SessionState:
-        if getattr(obj, "_api_state", None) is None:
-            obj._api_state = session_state(obj)
-        return obj._api_state
-
-    @extend_schema_field(serializers.ChoiceField(choices=UPLOAD_STATES))
-    def get_status(self, obj: UploadSession) -> str:
-        return self._state(obj).status
-
     def get_upload_url(self, obj: UploadSession) -> str:
         return _absolute(self.context.get("request"), reverse("api:model-upload-detail", kwargs={"uuid": obj.uuid}))
 
@@ -335,15 +323,11 @@ class UploadSessionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(UploadJobSerializer(allow_null=True))
     def get_job(self, obj: UploadSession) -> dict | None:
-        job = self._state(obj).job
+        job = obj.job  # the latest completion job (select_related("job") in listings)
         if job is None:
             return None
         url = _absolute(self.context.get("request"), reverse("api:job-detail", kwargs={"uuid": job.uuid}))
         return {"uuid": job.uuid, "url": url, "status": job.status, "progress": job.progress}
-
-    @extend_schema_field(serializers.CharField())
-    def get_error(self, obj: UploadSession) -> str:
-        return self._state(obj).error
 
 
 class AliasChangeSerializer(serializers.ModelSerializer):

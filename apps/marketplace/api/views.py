@@ -63,12 +63,12 @@ from apps.marketplace.api.serializers import (
 from apps.marketplace.exceptions import UploadOffsetMismatch, VersionYanked
 from apps.marketplace.filtersets import ModelFilterSet, OrganizationModelFilterSet, VersionFilterSet
 from apps.marketplace.models import (
+    LIVE_UPLOAD_STATUSES,
     SHA256_PATTERN,
     Alias,
     Model,
     ModelVersion,
     UploadSession,
-    UploadStatus,
     VersionFile,
     VersionStatus,
     validate_version_label,
@@ -980,8 +980,8 @@ class UploadSessionCreateView(ModelLookupMixin, APIView):
         self.require("change")
         version = self.version_by_label(label)
         sessions = UploadSession.objects.filter(
-            version=version, status=UploadStatus.OPEN, expires_at__gt=timezone.now()
-        ).select_related("version__model__organization", "file__blob")
+            version=version, status__in=LIVE_UPLOAD_STATUSES, expires_at__gt=timezone.now()
+        ).select_related("version__model__organization", "file__blob", "job")
         return Response(UploadSessionSerializer(sessions, many=True, context={"request": request}).data)
 
     def post(self, request, owner: str, name: str, label: str) -> Response:
@@ -1006,7 +1006,7 @@ class UploadSessionMixin(CatalogErrorsMixin):
 
     def session(self, uuid: Any) -> UploadSession:
         session = get_object_or_404(
-            UploadSession.objects.select_related("version__model__organization", "file__blob"), uuid=uuid
+            UploadSession.objects.select_related("version__model__organization", "file__blob", "job"), uuid=uuid
         )
         bound = bound_organization_id(self.request)
         versions = ModelVersion.objects.filter(pk=session.version_id)
@@ -1038,12 +1038,17 @@ class UploadSessionView(UploadSessionMixin, AnyContentMixin, APIView):
             exc.add_to(response)
         return response
 
+    def shown(self, uuid: Any) -> UploadSession:
+        session = self.session(uuid)
+        uploads.reopen_if_job_ended(session=session)  # a verifying session whose job died shows ``open`` with its error
+        return session
+
     @extend_schema(summary="An upload session and the offset to resume from", responses={200: UploadSessionSerializer})
     def get(self, request, uuid) -> Response:
-        return self.answer(self.session(uuid))
+        return self.answer(self.shown(uuid))
 
     def head(self, request, uuid) -> Response:
-        response = self.answer(self.session(uuid))
+        response = self.answer(self.shown(uuid))
         return response
 
     @extend_schema(
