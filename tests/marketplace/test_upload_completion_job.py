@@ -296,3 +296,69 @@ def test_the_upload_page_follows_the_job_on_its_progress_bar_until_the_file_is_l
     assert ("GET", f"{live_server.url}/api/v1/jobs/{job.uuid}/") in requests
     page.locator('#file-table tr[data-path="weights.bin"]').wait_for()
     assert VersionFile.objects.get(version__model=model, path="weights.bin").blob.sha256 == sha256_of(data)
+
+
+@pytest.mark.django_db
+def test_a_chunk_sent_while_the_session_is_verified_is_refused(catalog):
+    model = catalog.model("big")
+    catalog.version(model, "1.0")
+    client = catalog.client("member")
+    session = _upload(client, model, "1.0", "weights.bin", random_bytes(SIZE))
+    assert _complete(client, session).status_code == 202
+
+    response = client.generic(
+        "PATCH",
+        session["upload_url"],
+        data=b"x",
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET=str(SIZE),
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "upload_verifying"
+
+
+@pytest.mark.django_db
+def test_a_session_whose_job_was_cancelled_reopens_and_completes_on_a_second_try(catalog):
+    """The job ends without settling the session (cancelled, as after a lost worker): the session's next read
+    shows it open again with the reason, and ``complete`` starts a new job that adds the file once."""
+    from apps.core.job_services import cancel_job
+
+    model = catalog.model("big")
+    version = catalog.version(model, "1.0")
+    data = random_bytes(SIZE)
+    client = catalog.client("member")
+    session = _upload(client, model, "1.0", "weights.bin", data)
+    first = Job.objects.get(uuid=_complete(client, session).json()["job"]["uuid"])
+    cancel_job(job=first, actor=catalog.world.user("admin"))
+
+    shown = client.get(session["upload_url"]).json()
+    assert shown["status"] == "open"
+    assert shown["error"]
+
+    second = _complete(client, session)
+    assert second.status_code == 202
+    job = Job.objects.get(uuid=second.json()["job"]["uuid"])
+    assert job.pk != first.pk
+    assert complete_upload.run(job.pk) == JobStatus.SUCCEEDED
+    assert list(VersionFile.objects.filter(version=version).values_list("path", "blob__sha256")) == [
+        ("weights.bin", sha256_of(data))
+    ]
+    assert client.get(session["upload_url"]).json()["status"] == "completed"
+
+
+@pytest.mark.django_db
+def test_listing_open_sessions_costs_the_same_queries_whatever_their_number(catalog, django_assert_max_num_queries):
+    model = catalog.model("big")
+    catalog.version(model, "1.0")
+    client = catalog.client("member")
+    for index in range(4):
+        session = _upload(client, model, "1.0", f"part{index}.bin", random_bytes(SIZE))
+        if index % 2:
+            assert _complete(client, session).status_code == 202
+    url = version_url(model, "1.0", "uploads/")
+    client.get(url)  # warm: token and permission caches
+    with django_assert_max_num_queries(8):
+        response = client.get(url)
+    assert response.status_code == 200
+    assert {item["status"] for item in response.json()} == {"open", "verifying"}
