@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.audit.exports import EXPORT_FIELDS
 from apps.audit.models import AuditEvent
 
 
@@ -21,22 +22,6 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "uuid",
-            "seq",
-            "kind",
-            "created_at",
-            "action",
-            "actor",
-            "actor_label",
-            "target_type",
-            "target_id",
-            "target_label",
-            "ip",
-            "user_agent",
-            "diff",
-            "metadata",
-            "prev_hash",
-            "hash",
-        ]
+        # The same columns, in the same order, as the CSV and JSON lines exports.
+        fields = list(EXPORT_FIELDS)
         read_only_fields = fields
