@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.accounts.models import TokenScope
+from apps.core.access import Visibility
 from apps.marketplace.models import Model
 
 pytestmark = pytest.mark.django_db
@@ -129,7 +130,8 @@ def test_deleting_is_soft_admin_only_and_restorable(catalog):
     assert catalog.client("admin").get("/api/v1/models/acme/iris/").status_code == 404
     model = Model.with_deleted.get(pk=model.pk)
     assert model.deleted_at is not None and model.purge_after > model.deleted_at
-    assert catalog.client("member").post("/api/v1/models/acme/iris/restore/").status_code == 403
+    # Deleted, the model is gone for those who may not restore it (admins get 404 on GET too, but may restore).
+    assert catalog.client("member").post("/api/v1/models/acme/iris/restore/").status_code == 404
     response = catalog.client("admin").post("/api/v1/models/acme/iris/restore/")
     assert response.status_code == 200, response.content
     assert catalog.client("viewer").get("/api/v1/models/acme/iris/").status_code == 200
@@ -152,3 +154,14 @@ def test_admins_list_deleted_models_to_restore_them(catalog):
     assert catalog.client("member").get("/api/v1/orgs/acme/models/?deleted=true").json()["results"] == []
     names = [m["name"] for m in catalog.client("admin").get("/api/v1/orgs/acme/models/").json()["results"]]
     assert names == ["kept"]
+
+
+def test_restoring_a_deleted_public_model_answers_404_to_those_who_may_not_restore_it(catalog):
+    """A deleted model disappears everywhere for everyone who cannot bring it back: a 403 would reveal it."""
+    model = catalog.model("gone", visibility=Visibility.PUBLIC)
+    assert catalog.client("admin").delete(f"/api/v1/models/acme/{model.name}/").status_code == 204
+
+    for persona in ("outsider", "viewer", "member"):
+        response = catalog.client(persona).post(f"/api/v1/models/acme/{model.name}/restore/")
+        assert response.status_code == 404, persona
+    assert catalog.client("admin").post(f"/api/v1/models/acme/{model.name}/restore/").status_code == 200

@@ -314,6 +314,9 @@ class ModelRestoreView(CatalogErrorsMixin, APIView):
             .filter(pk=model.pk)
             .exists()
         ):
+            if model.deleted_at is not None:
+                # A deleted model has disappeared for everyone who may not restore it: saying 403 would reveal it.
+                raise exceptions.NotFound()
             raise exceptions.PermissionDenied(f"Only an admin of “{model.organization.slug}” may restore {model}.")
         model = services.restore_model(model=model, actor=request.user)
         fresh = Model.objects.select_related("organization").annotate(latest_version_label=_latest_published_label())
