@@ -18,13 +18,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, TokenScope, User
 from apps.audit.services import changes, record_event
 from apps.core.access import Role
+from apps.core.errors import field_error
 from apps.organizations.models import Organization
 from apps.organizations.services import check_slug_available, create_personal_organization, role_of
 
@@ -39,11 +40,6 @@ WIDEST_SCOPE_FOR_ROLE = {
 
 _UNSET: Any = object()
 PREFIX_ATTEMPTS = 3
-
-
-def field_error(field: str, message: str, *, code: str) -> ValidationError:
-    """A user error about one field; the API answers 400 with ``{field: [message]}`` and ``codes: {field: [code]}``."""
-    return ValidationError({field: ValidationError(message, code=code)})
 
 
 def personal_organization_of(user: User) -> Organization | None:

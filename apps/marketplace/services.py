@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.core.access import Visibility
+from apps.core.errors import field_error
 from apps.marketplace import storage
 from apps.marketplace.models import (
     Alias,
@@ -39,10 +40,6 @@ MAX_PATH_LENGTH = 500
 MAX_PATH_PART_LENGTH = 255
 
 
-def _invalid(field: str, message: str, code: str) -> ValidationError:
-    return ValidationError({field: [ValidationError(message, code=code)]})
-
-
 def _check(field: str, validator: Any, value: Any) -> None:
     try:
         validator(value)
@@ -57,27 +54,29 @@ def normalize_path(path: Any) -> str:
     """A version file's path: relative, ``/``-separated, NFC; refused when absolute, empty, with ``..``/``.``
     parts, empty parts, backslashes, NUL or other control characters."""
     if not isinstance(path, str) or not path.strip():
-        raise _invalid("path", "Give the file's path, e.g. “model.onnx”.", "required")
+        raise field_error("path", "Give the file's path, e.g. “model.onnx”.", "required")
     path = unicodedata.normalize("NFC", path)
     if "\x00" in path:
-        raise _invalid("path", "The path contains a NUL character.", "invalid_path")
+        raise field_error("path", "The path contains a NUL character.", "invalid_path")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
-        raise _invalid("path", "The path contains control characters.", "invalid_path")
+        raise field_error("path", "The path contains control characters.", "invalid_path")
     if "\\" in path:
-        raise _invalid("path", "Use “/” between folders: backslashes are not allowed in paths.", "invalid_path")
+        raise field_error("path", "Use “/” between folders: backslashes are not allowed in paths.", "invalid_path")
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        raise _invalid("path", f"“{path}” is absolute: give a path relative to the version.", "invalid_path")
+        raise field_error("path", f"“{path}” is absolute: give a path relative to the version.", "invalid_path")
     if len(path) > MAX_PATH_LENGTH:
-        raise _invalid("path", f"The path is longer than {MAX_PATH_LENGTH} characters.", "invalid_path")
+        raise field_error("path", f"The path is longer than {MAX_PATH_LENGTH} characters.", "invalid_path")
     parts = path.split("/")
     if any(part == "" for part in parts):
-        raise _invalid("path", f"“{path}” has an empty part (a leading, trailing or double “/”).", "invalid_path")
+        raise field_error("path", f"“{path}” has an empty part (a leading, trailing or double “/”).", "invalid_path")
     if any(part in (".", "..") for part in parts):
-        raise _invalid(
+        raise field_error(
             "path", f"“{path}” may not contain “.” or “..” parts: files stay inside the version.", "invalid_path"
         )
     if any(len(part) > MAX_PATH_PART_LENGTH for part in parts):
-        raise _invalid("path", f"A part of the path is longer than {MAX_PATH_PART_LENGTH} characters.", "invalid_path")
+        raise field_error(
+            "path", f"A part of the path is longer than {MAX_PATH_PART_LENGTH} characters.", "invalid_path"
+        )
     return path
 
 
@@ -101,26 +100,26 @@ def clean_tags(tags: Any) -> list[str]:
     if tags is None:
         return []
     if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
-        raise _invalid("tags", "Tags must be a list of strings.", "invalid")
+        raise field_error("tags", "Tags must be a list of strings.", "invalid")
     cleaned: list[str] = []
     for tag in tags:
         tag = tag.strip().lower()
         if not tag:
             continue
         if len(tag) > MAX_TAG_LENGTH or any(ord(char) < 0x20 for char in tag):
-            raise _invalid(
+            raise field_error(
                 "tags", f"“{tag[:60]}” is not a tag: at most {MAX_TAG_LENGTH} printable characters.", "invalid"
             )
         if tag not in cleaned:
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
-        raise _invalid("tags", f"At most {MAX_TAGS} tags.", "invalid")
+        raise field_error("tags", f"At most {MAX_TAGS} tags.", "invalid")
     return cleaned
 
 
 def _clean_visibility(visibility: Any) -> str:
     if visibility not in Visibility.values:
-        raise _invalid(
+        raise field_error(
             "visibility",
             f"“{visibility}” is not a visibility; use one of {', '.join(Visibility.values)}.",
             "invalid_choice",
@@ -164,13 +163,15 @@ def create_model(
     )
     with transaction.atomic():
         if Model.with_deleted.filter(organization=organization, name=name).exists():
-            raise _invalid("name", f"“{organization.slug}” already has a model named “{name}”.", "name_taken")
+            raise field_error("name", f"“{organization.slug}” already has a model named “{name}”.", "name_taken")
         model.full_clean(exclude=["organization", "created_by"], validate_unique=False)
         try:
             with transaction.atomic():
                 model.save()
         except IntegrityError as exc:
-            raise _invalid("name", f"“{organization.slug}” already has a model named “{name}”.", "name_taken") from exc
+            raise field_error(
+                "name", f"“{organization.slug}” already has a model named “{name}”.", "name_taken"
+            ) from exc
         record_event(
             action="model.created",
             organization=organization,
@@ -186,7 +187,7 @@ def update_model(*, model: Model, actor: Any, **changes: Any) -> Model:
     allowed = {"name", "tags", "visibility", *MODEL_TEXT_FIELDS}
     unknown = set(changes) - allowed
     if unknown:
-        raise _invalid(sorted(unknown)[0], "This field cannot be changed.", "read_only")
+        raise field_error(sorted(unknown)[0], "This field cannot be changed.", "read_only")
     if "name" in changes:
         _check("name", validate_model_name, changes["name"])
     if "tags" in changes:
@@ -209,7 +210,7 @@ def update_model(*, model: Model, actor: Any, **changes: Any) -> Model:
             .exclude(pk=locked.pk)
             .exists()
         ):
-            raise _invalid("name", f"This organization already has a model named “{locked.name}”.", "name_taken")
+            raise field_error("name", f"This organization already has a model named “{locked.name}”.", "name_taken")
         locked.full_clean(exclude=["organization", "created_by"], validate_unique=False)
         locked.save()
         record_event(action="model.updated", organization=locked.organization_id, actor=actor, target=locked, diff=diff)
@@ -263,12 +264,12 @@ def create_version(*, model: Model, actor: Any, label: str, changelog: str = "")
     )
     with transaction.atomic():
         if ModelVersion.objects.filter(model=model, label=label).exists():
-            raise _invalid("label", f"{model} already has a version “{label}”; choose another label.", "label_taken")
+            raise field_error("label", f"{model} already has a version “{label}”; choose another label.", "label_taken")
         try:
             with transaction.atomic():
                 version.save()
         except IntegrityError as exc:
-            raise _invalid("label", f"{model} already has a version “{label}”.", "label_taken") from exc
+            raise field_error("label", f"{model} already has a version “{label}”.", "label_taken") from exc
         record_event(
             action="model.version.created",
             organization=model.organization_id,
@@ -285,7 +286,7 @@ def _lock_version(version: ModelVersion) -> ModelVersion:
 
 def _refuse_unless_draft(version: ModelVersion, doing: str) -> None:
     if version.status != VersionStatus.DRAFT:
-        raise _invalid(
+        raise field_error(
             "status",
             f"Version “{version.label}” is {version.status}: a published version is immutable, so you cannot {doing}. "
             "Create a new version instead.",
@@ -359,18 +360,18 @@ def add_file(
     try:
         path = normalize_path(path)
         if role is not None and role not in FileRole.values:
-            raise _invalid(
+            raise field_error(
                 "role", f"“{role}” is not a file role; use one of {', '.join(FileRole.values)}.", "invalid_choice"
             )
         organization = version.model.organization
         _refuse_unless_draft(version, "add files")
         if version.files.filter(path=path).exists():
-            raise _invalid(
+            raise field_error(
                 "path", f"Version “{version.label}” already has a file “{path}”; delete it first.", "path_taken"
             )
         if spooled is None:
             if uploaded is None:
-                raise _invalid("file", "Send the file.", "required")
+                raise field_error("file", "Send the file.", "required")
             size = declared_size if declared_size is not None else getattr(uploaded, "size", None)
             if declared_sha256 and storage.organization_references(organization, declared_sha256):
                 limit = None  # bytes it already stores cost nothing; the digest is verified below
@@ -380,7 +381,7 @@ def add_file(
                 limit = storage.quota_left(organization)
             spooled = storage.spool_uploaded_file(uploaded, limit=limit)
         if declared_sha256 and declared_sha256 != spooled.sha256:
-            raise _invalid(
+            raise field_error(
                 "sha256",
                 f"The file's SHA-256 is {spooled.sha256}, not the {declared_sha256} declared: nothing was stored.",
                 "checksum_mismatch",
@@ -397,7 +398,7 @@ def add_file(
         locked = _lock_version(version)
         _refuse_unless_draft(locked, "add files")
         if locked.files.filter(path=path).exists():
-            raise _invalid("path", f"Version “{locked.label}” already has a file “{path}”.", "path_taken")
+            raise field_error("path", f"Version “{locked.label}” already has a file “{path}”.", "path_taken")
         version_file = VersionFile.objects.create(
             version=locked, path=path, blob=blob, role=role or role_for_path(path)
         )
@@ -419,7 +420,7 @@ def remove_file(*, version: ModelVersion, actor: Any, path: str) -> None:
         _refuse_unless_draft(locked, "remove files")
         version_file = locked.files.select_related("blob").filter(path=path).first()
         if version_file is None:
-            raise _invalid("path", f"Version “{locked.label}” has no file “{path}”.", "not_found")
+            raise field_error("path", f"Version “{locked.label}” has no file “{path}”.", "not_found")
         sha256 = version_file.blob.sha256
         version_file.delete()
         record_event(
@@ -437,9 +438,9 @@ def publish_version(*, version: ModelVersion, actor: Any) -> ModelVersion:
     with transaction.atomic():
         locked = _lock_version(version)
         if locked.status != VersionStatus.DRAFT:
-            raise _invalid("status", f"Version “{locked.label}” is already {locked.status}.", "not_draft")
+            raise field_error("status", f"Version “{locked.label}” is already {locked.status}.", "not_draft")
         if not locked.files.filter(role=FileRole.MODEL).exists():
-            raise _invalid(
+            raise field_error(
                 "files", "Upload the ONNX model file (e.g. “model.onnx”) before publishing.", "no_model_file"
             )
         if locked.validation_status != ValidationStatus.PASSED:
@@ -448,7 +449,7 @@ def publish_version(*, version: ModelVersion, actor: Any) -> ModelVersion:
                 ValidationStatus.PENDING: "its validation is still running",
                 ValidationStatus.FAILED: f"its validation failed: {locked.validation_message or 'see the version'}",
             }
-            raise _invalid(
+            raise field_error(
                 "validation_status",
                 f"Version “{locked.label}” cannot be published: "
                 f"{reasons.get(locked.validation_status, 'it has not been validated')}.",
@@ -472,7 +473,7 @@ def deprecate_version(*, version: ModelVersion, actor: Any, message: str = "") -
     with transaction.atomic():
         locked = _lock_version(version)
         if locked.status != VersionStatus.PUBLISHED:
-            raise _invalid(
+            raise field_error(
                 "status",
                 f"Only a published version can be deprecated; “{locked.label}” is {locked.status}.",
                 "invalid_status",
@@ -495,13 +496,15 @@ def yank_version(*, version: ModelVersion, actor: Any, reason: str) -> ModelVers
     pinned the exact label and downloaded it before still get it. The reason is shown to everyone."""
     reason = (reason or "").strip()
     if not reason:
-        raise _invalid("reason", "Say why the version is yanked: users who ask for it will see the reason.", "required")
+        raise field_error(
+            "reason", "Say why the version is yanked: users who ask for it will see the reason.", "required"
+        )
     if len(reason) > 500:
-        raise _invalid("reason", "At most 500 characters.", "max_length")
+        raise field_error("reason", "At most 500 characters.", "max_length")
     with transaction.atomic():
         locked = _lock_version(version)
         if locked.status not in (VersionStatus.PUBLISHED, VersionStatus.DEPRECATED):
-            raise _invalid(
+            raise field_error(
                 "status",
                 f"Only a published version can be yanked; “{locked.label}” is {locked.status}.",
                 "invalid_status",
@@ -528,9 +531,9 @@ def set_alias(*, model: Model, actor: Any, name: str, version: ModelVersion) -> 
     move is kept in ``AliasChange``."""
     _check("name", validate_alias_name, name)
     if version.model_id != model.pk:
-        raise _invalid("version", f"Version “{version.label}” is not a version of {model}.", "invalid")
+        raise field_error("version", f"Version “{version.label}” is not a version of {model}.", "invalid")
     if version.status not in (VersionStatus.PUBLISHED, VersionStatus.DEPRECATED):
-        raise _invalid(
+        raise field_error(
             "version",
             f"An alias points at a published version; “{version.label}” is {version.status}.",
             "invalid_status",

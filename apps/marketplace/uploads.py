@@ -36,6 +36,7 @@ from django.utils import timezone
 from rest_framework import exceptions, status
 
 from apps.audit.services import record_event
+from apps.core.errors import field_error
 from apps.core.job_services import HARD_LIMIT_MARGIN, JobClaimLost, reaper_grace
 from apps.core.jobs import DEFAULT_TIME_LIMIT, Job, JobStatus
 from apps.marketplace import services, storage
@@ -55,15 +56,11 @@ COMPLETE_JOB_KIND = "marketplace.complete_upload"
 VERIFY_MIN_BYTES_PER_SECOND = 20 * 1024 * 1024
 
 
-def _invalid(field: str, message: str, code: str) -> ValidationError:
-    return ValidationError({field: [ValidationError(message, code=code)]})
-
-
 def create_upload_session(*, version: ModelVersion, actor: Any, path: str, size: Any, sha256: Any) -> UploadSession:
     """Open a resumable upload of ``path`` (``size`` bytes, digest ``sha256``) into a draft version."""
     path = services.normalize_path(path)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size > MAX_DECLARED_SIZE:
-        raise _invalid("size", "Give the file's size in bytes, a whole number from 0.", "invalid")
+        raise field_error("size", "Give the file's size in bytes, a whole number from 0.", "invalid")
     sha256 = sha256.lower() if isinstance(sha256, str) else sha256
     try:
         validate_sha256(sha256)
@@ -71,7 +68,9 @@ def create_upload_session(*, version: ModelVersion, actor: Any, path: str, size:
         raise ValidationError({"sha256": exc.error_list}) from exc
     services._refuse_unless_draft(version, "upload files")
     if version.files.filter(path=path).exists():
-        raise _invalid("path", f"Version “{version.label}” already has a file “{path}”; delete it first.", "path_taken")
+        raise field_error(
+            "path", f"Version “{version.label}” already has a file “{path}”; delete it first.", "path_taken"
+        )
     organization = version.model.organization
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
@@ -115,11 +114,11 @@ def parse_offset(value: Any) -> int:
     try:
         offset = int(str(value).strip())
     except (TypeError, ValueError) as exc:
-        raise _invalid(
+        raise field_error(
             "offset", "Send the chunk's offset (the Upload-Offset header), a whole number.", "invalid"
         ) from exc
     if offset < 0:
-        raise _invalid("offset", "The offset cannot be negative.", "invalid")
+        raise field_error("offset", "The offset cannot be negative.", "invalid")
     return offset
 
 
@@ -132,9 +131,9 @@ def write_chunk(*, session: UploadSession, offset: int, stream: IO[bytes], lengt
     session.refresh_from_db()
     _refuse_unless_open(session)
     if length is None:
-        raise _invalid("Content-Length", "Send the chunk with a Content-Length header.", "required")
+        raise field_error("Content-Length", "Send the chunk with a Content-Length header.", "required")
     if offset + length > session.size:
-        raise _invalid(
+        raise field_error(
             "Content-Length",
             f"This chunk ends at byte {offset + length}, past the declared size of {session.size} bytes.",
             "too_large",
@@ -219,7 +218,7 @@ def _keep_open_for(session: UploadSession, seconds: int) -> None:
 
 def _refuse_unless_complete(session: UploadSession) -> None:
     if session.offset != session.size:
-        raise _invalid(
+        raise field_error(
             "size",
             f"Received {session.offset} of the {session.size} bytes declared; send the rest first.",
             "incomplete",
@@ -378,19 +377,19 @@ def finish_upload_session(
             return earlier
         error = "The bytes received are no longer on the server; start a new upload."
         _close(session, UploadStatus.FAILED, actor=actor, reason="bytes lost", error=error)
-        raise _invalid("file", error, "upload_lost")
+        raise field_error("file", error, "upload_lost")
     sha256, size = _hash_spool(spool, session.size, progress)
     if size != session.size:
         error = f"The upload has {size} bytes, not the {session.size} declared."
         _close(session, UploadStatus.FAILED, actor=actor, reason="size mismatch", error=error)
-        raise _invalid("size", error, "size_mismatch")
+        raise field_error("size", error, "size_mismatch")
     if sha256 != session.sha256:
         error = (
             f"The bytes received have SHA-256 {sha256}, not the {session.sha256} declared: nothing was stored. "
             "Start a new upload."
         )
         _close(session, UploadStatus.FAILED, actor=actor, reason="sha256 mismatch", error=error)
-        raise _invalid("sha256", error, "checksum_mismatch")
+        raise field_error("sha256", error, "checksum_mismatch")
     try:
         version_file = services.add_file(
             version=session.version,

@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.audit.services import record_event
+from apps.core.errors import field_error
 from apps.core.job_services import start_job
 from apps.core.jobs import Job, JobQueue
 from apps.marketplace.models import FileRole, ModelVersion, ValidationStatus, VersionFile, VersionStatus
@@ -243,11 +244,6 @@ def apply_report(
 # --- gpux.yml ------------------------------------------------------------------------------------------------------
 
 
-def _field_error(field: str, messages: list[str], code: str) -> ValidationError:
-    """``{field: messages}``, each message carrying ``code`` (a dict ValidationError drops its own code)."""
-    return ValidationError({field: [ValidationError(message, code=code) for message in messages]})
-
-
 def import_manifest(*, version: ModelVersion, text: str | bytes, actor: Any) -> VersionFile:
     """Add a gpux.yml to a draft version after checking it (fields, and the model's signature when known).
 
@@ -262,12 +258,12 @@ def import_manifest(*, version: ModelVersion, text: str | bytes, actor: Any) -> 
     try:
         manifest = parse_manifest(data)
     except ManifestError as exc:
-        raise _field_error("manifest", exc.errors, "invalid_manifest") from exc
+        raise field_error("manifest", exc.errors, "invalid_manifest") from exc
     main = model_file_of(version)
     if version.signature and main is not None:
         errors = compare_with_signature(manifest, version.signature, main_file=main.path)
         if errors:
-            raise _field_error("manifest", errors, "manifest_mismatch")
+            raise field_error("manifest", errors, "manifest_mismatch")
     return add_file(
         version=version,
         actor=actor,
@@ -282,9 +278,9 @@ def export_version_manifest(version: ModelVersion) -> str:
     imported gpux.yml said about runtime, serving, preprocessing and labels."""
     main = model_file_of(version)
     if main is None:
-        raise _field_error("files", ["The version has no ONNX model file."], "no_model_file")
+        raise field_error("files", ["The version has no ONNX model file."], "no_model_file")
     if not version.signature:
-        raise _field_error(
+        raise field_error(
             "signature", ["The version has no signature yet: its validation has not passed."], "not_validated"
         )
     model = version.model

@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from apps.audit.services import changes, record_event
 from apps.core.access import Role, Visibility
+from apps.core.errors import field_errors
 from apps.organizations.models import Invitation, Membership, Organization, Team, hash_invitation_key
 from apps.organizations.validators import namespace_is_taken, validate_namespace_slug
 
@@ -72,7 +73,7 @@ def check_slug_available(slug: str, *, field: str = "slug", exclude_organization
     except ValidationError as exc:
         raise ValidationError({field: exc.error_list}) from exc
     if namespace_is_taken(slug, exclude_organization_id=exclude_organization_id):
-        raise field_error({field: [f"“{slug}” is already taken by a user or an organization."]}, code="taken")
+        raise field_errors({field: [f"“{slug}” is already taken by a user or an organization."]}, code="taken")
 
 
 def invitation_for_key(key: str) -> Invitation | None:
@@ -95,13 +96,6 @@ def team_members(team: Team):
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-def field_error(errors: dict[str, list[str]], *, code: str) -> ValidationError:
-    """``ValidationError({"field": ["message"]})`` whose messages keep ``code`` (a dict alone would drop it)."""
-    return ValidationError(
-        {field: [ValidationError(message, code=code) for message in messages] for field, messages in errors.items()}
-    )
-
-
 def _add_error(errors: dict, field: str, message: str, code: str = "invalid") -> None:
     errors[field] = [ValidationError(message, code=code)]
 
@@ -124,7 +118,7 @@ def as_role(value: Role | int | str, *, field: str = "role") -> Role:
         return Role(int(value))
     except (TypeError, ValueError):
         names = ", ".join(role.label for role in Role)
-        raise field_error({field: [f"“{value}” is not a role; choose one of {names}."]}, code="invalid_role") from None
+        raise field_errors({field: [f"“{value}” is not a role; choose one of {names}."]}, code="invalid_role") from None
 
 
 def _lock_organization(organization: Organization) -> Organization:
@@ -304,7 +298,7 @@ def delete_organization(*, actor: Any, organization: Organization) -> None:
     organization = _lock_organization(organization)
     _require_role(actor, organization, Role.OWNER, "delete the organization")
     if organization.is_personal:
-        raise field_error(
+        raise field_errors(
             {"organization": ["A personal organization cannot be deleted; it goes when its user's account does."]},
             code="personal_organization",
         )
@@ -355,7 +349,7 @@ def change_member_role(*, actor: Any, membership: Membership, role: Role | int |
     if new == old:
         return membership
     if old == Role.OWNER and _owner_count(organization) <= 1:
-        raise field_error(
+        raise field_errors(
             {
                 "role": [
                     f"{membership.user.handle} is the last owner of “{organization.slug}”: make someone else an "
@@ -394,7 +388,7 @@ def remove_member(*, actor: Any, membership: Membership) -> None:
     if old > mine:
         raise PermissionDenied(f"Only an {old.label} or above may remove an {old.label}.")
     if old == Role.OWNER and _owner_count(organization) <= 1:
-        raise field_error(
+        raise field_errors(
             {"user": [f"{membership.user.handle} is the last owner of “{organization.slug}” and cannot be removed."]},
             code="last_owner",
         )
@@ -418,13 +412,13 @@ def leave_organization(*, user: Any, organization: Organization) -> None:
     user_id = getattr(user, "pk", None)
     membership = Membership.objects.select_for_update().filter(organization=organization, user_id=user_id).first()
     if membership is None:
-        raise field_error({"organization": [f"You are not a member of “{organization.slug}”."]}, code="not_a_member")
+        raise field_errors({"organization": [f"You are not a member of “{organization.slug}”."]}, code="not_a_member")
     if organization.is_personal:
-        raise field_error(
+        raise field_errors(
             {"organization": ["You cannot leave your personal organization."]}, code="personal_organization"
         )
     if membership.role == Role.OWNER and _owner_count(organization) <= 1:
-        raise field_error(
+        raise field_errors(
             {
                 "organization": [
                     f"You are the last owner of “{organization.slug}”: make someone else an owner first, or "
@@ -549,12 +543,12 @@ def add_team_member(*, actor: Any, team: Team, user: Any) -> Team:
     team = Team.objects.select_related("group").get(pk=team.pk)
     _require_role(actor, organization, Role.ADMIN, "manage teams")
     if not Membership.objects.filter(organization=organization, user=user).exists():
-        raise field_error(
+        raise field_errors(
             {"handle": [f"{user.handle} is not a member of “{organization.slug}”: invite them first."]},
             code="not_a_member",
         )
     if team.group.user_set.filter(pk=user.pk).exists():
-        raise field_error({"handle": [f"{user.handle} is already in team “{team.slug}”."]}, code="already_in_team")
+        raise field_errors({"handle": [f"{user.handle} is already in team “{team.slug}”."]}, code="already_in_team")
     team.group.user_set.add(user)
     record_event(
         action="team.member_added",
@@ -574,7 +568,7 @@ def remove_team_member(*, actor: Any, team: Team, user: Any) -> Team:
     team = Team.objects.select_related("group").get(pk=team.pk)
     _require_role(actor, organization, Role.ADMIN, "manage teams")
     if not team.group.user_set.filter(pk=user.pk).exists():
-        raise field_error({"handle": [f"{user.handle} is not in team “{team.slug}”."]}, code="not_in_team")
+        raise field_errors({"handle": [f"{user.handle} is not in team “{team.slug}”."]}, code="not_in_team")
     team.group.user_set.remove(user)
     record_event(
         action="team.member_removed",
@@ -592,15 +586,15 @@ def normalize_email(email: Any) -> str:
     """A stripped, lower-cased, valid e-mail address, or a ValidationError on ``email``."""
     email = email.strip().lower() if isinstance(email, str) else ""
     if not email:
-        raise field_error({"email": ["This field may not be blank."]}, code="blank")
+        raise field_errors({"email": ["This field may not be blank."]}, code="blank")
     if len(email) > EMAIL_MAX_LENGTH:
-        raise field_error(
+        raise field_errors(
             {"email": [f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters."]}, code="max_length"
         )
     try:
         validate_email(email)
     except ValidationError:
-        raise field_error({"email": [f"“{email}” is not a valid e-mail address."]}, code="invalid_email") from None
+        raise field_errors({"email": [f"“{email}” is not a valid e-mail address."]}, code="invalid_email") from None
     return email
 
 
@@ -635,7 +629,7 @@ def send_invitation_email(*, invitation: Invitation, key: str, inviter: Any) -> 
     except (OSError, smtplib.SMTPException) as exc:
         # Raised inside the invitation's transaction: nothing is kept of an invitation nobody was told about.
         logger.warning("Invitation e-mail to %s could not be sent: %s", invitation.email, exc)
-        raise field_error(
+        raise field_errors(
             {"email": ["The invitation e-mail could not be sent; nothing was saved. Try again later."]},
             code="email_not_sent",
         ) from exc
@@ -656,14 +650,14 @@ def create_invitation(
     organization = _lock_organization(organization)
     mine = _require_role(actor, organization, Role.ADMIN, "invite members")
     if organization.is_personal:
-        raise field_error(
+        raise field_errors(
             {"organization": ["A personal organization has only its owner: create an organization to invite people."]},
             code="personal_organization",
         )
     if new > mine:
         raise PermissionDenied(f"You cannot invite with a role above your own ({mine.label}).")
     if _member_with_email(organization, email):
-        raise field_error({"email": [f"{email} is already a member of “{organization.slug}”."]}, code="already_member")
+        raise field_errors({"email": [f"{email} is already a member of “{organization.slug}”."]}, code="already_member")
     existing = (
         Invitation.objects.select_for_update()
         .filter(organization=organization, email=email, accepted_at__isnull=True, revoked_at__isnull=True)
@@ -717,9 +711,9 @@ def revoke_invitation(*, actor: Any, invitation: Invitation) -> Invitation:
         raise PermissionDenied(f"Only an owner may revoke an invitation as {invitation.get_role_display()}.")
     status = invitation.status
     if status == Invitation.Status.ACCEPTED:
-        raise field_error({"invitation": ["This invitation has already been accepted."]}, code="already_accepted")
+        raise field_errors({"invitation": ["This invitation has already been accepted."]}, code="already_accepted")
     if status == Invitation.Status.REVOKED:
-        raise field_error({"invitation": ["This invitation has already been revoked."]}, code="already_revoked")
+        raise field_errors({"invitation": ["This invitation has already been revoked."]}, code="already_revoked")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     record_event(
@@ -748,7 +742,7 @@ def accept_invitation(*, user: Any, key: str) -> Membership:
         raise PermissionDenied("Sign in to accept an invitation.")
     key = key.strip() if isinstance(key, str) else ""
     if not key:
-        raise field_error({"key": ["This field may not be blank."]}, code="blank")
+        raise field_errors({"key": ["This field may not be blank."]}, code="blank")
     invitation = (
         Invitation.objects.select_for_update(of=("self",))
         .select_related("organization")
@@ -756,7 +750,7 @@ def accept_invitation(*, user: Any, key: str) -> Membership:
         .first()
     )
     if invitation is None:
-        raise field_error(
+        raise field_errors(
             {"key": ["This invitation link is not valid: check it, or ask for a new invitation."]}, code="unknown_key"
         )
     status = invitation.status
@@ -767,16 +761,16 @@ def accept_invitation(*, user: Any, key: str) -> Membership:
     }
     if status in refusals:
         code, message = refusals[status]
-        raise field_error({"key": [message]}, code=code)
+        raise field_errors({"key": [message]}, code=code)
     organization = _lock_organization(invitation.organization)
     addresses = EmailAddress.objects.filter(user=user, email__iexact=invitation.email)
     if not addresses.filter(verified=True).exists():
         if addresses.exists():
-            raise field_error(
+            raise field_errors(
                 {"email": [f"Verify your e-mail address {invitation.email} first, then accept the invitation."]},
                 code="email_unverified",
             )
-        raise field_error(
+        raise field_errors(
             {
                 "email": [
                     "This invitation was sent to another e-mail address: sign in with the account that has it "
@@ -786,7 +780,7 @@ def accept_invitation(*, user: Any, key: str) -> Membership:
             code="email_mismatch",
         )
     if Membership.objects.filter(organization=organization, user=user).exists():
-        raise field_error({"key": [f"You are already a member of “{organization.slug}”."]}, code="already_member")
+        raise field_errors({"key": [f"You are already a member of “{organization.slug}”."]}, code="already_member")
     membership = Membership.objects.create(organization=organization, user=user, role=invitation.role)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
