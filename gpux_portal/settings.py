@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.marketplace",
     "apps.analytics",
+    "apps.registries",
 ]
 
 MIDDLEWARE = [
@@ -331,6 +332,10 @@ CELERY_IMPORTS = env_list("CELERY_EXTRA_TASK_MODULES")
 JOBS_REAPER_GRACE_SECONDS = env_int("JOBS_REAPER_GRACE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "core.reap_stale_jobs", "schedule": env_int("JOBS_REAPER_INTERVAL_SECONDS", 60)},
+    "start-due-registry-syncs": {
+        "task": "registries.start_due_syncs",
+        "schedule": env_int("REGISTRY_SCHEDULER_INTERVAL_SECONDS", 60),
+    },
 }
 
 # --- e-mail -------------------------------------------------------------------------------------------------
@@ -372,6 +377,24 @@ ONNX_VALIDATION_TIMEOUT_S = env_int("ONNX_VALIDATION_TIMEOUT_S", 300)
 ONNX_MAX_FILE_BYTES = env_int("ONNX_MAX_FILE_BYTES", 4 * 1024**3)
 ONNX_MAX_TENSOR_BYTES = env_int("ONNX_MAX_TENSOR_BYTES", 2 * 1024**3)
 ONNX_MAX_TEXT_LENGTH = env_int("ONNX_MAX_TEXT_LENGTH", 65536)
+
+# --- registries (docs/admin/registries.md) ------------------------------------------------------------------
+# Fernet keys that encrypt registry credentials, comma-separated, newest first: the first encrypts, all decrypt
+# (rotation: put the new key first, run `manage.py rotate_registry_credentials`, then drop the old one).
+# Unset outside production, a key derived from SECRET_KEY is used.
+REGISTRY_CREDENTIAL_KEYS = env_list("REGISTRY_CREDENTIAL_KEYS")
+# Host names and networks (CIDR) registries may reach although they are private, loopback or link-local.
+REGISTRY_ALLOWED_NETWORKS = env_list("GPUX_REGISTRY_ALLOWED_NETWORKS")
+# Directories the file-system backend may read (a mounted volume); none by default.
+REGISTRY_FILE_ROOTS = env_list("GPUX_REGISTRY_FILE_ROOTS")
+REGISTRY_HTTP_TIMEOUT_SECONDS = env_int("REGISTRY_HTTP_TIMEOUT_SECONDS", 30)
+# Retries of a failed registry call (rate limited or unavailable): attempts, first backoff, longest wait.
+REGISTRY_RETRY_ATTEMPTS = env_int("REGISTRY_RETRY_ATTEMPTS", 4)
+REGISTRY_RETRY_BACKOFF_SECONDS = float(env("REGISTRY_RETRY_BACKOFF_SECONDS", "1"))
+REGISTRY_RETRY_MAX_WAIT_SECONDS = float(env("REGISTRY_RETRY_MAX_WAIT_SECONDS", "120"))
+# A listing that pages past this many pages is treated as paginating forever and stopped.
+REGISTRY_MAX_PAGES = env_int("REGISTRY_MAX_PAGES", 100_000)
+REGISTRY_SYNC_TIME_LIMIT_SECONDS = env_int("REGISTRY_SYNC_TIME_LIMIT_SECONDS", 6 * 3600)
 
 # --- i18n, static, media ------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
