@@ -1,0 +1,1 @@
+"""Tests of registries: the SDK, the backends and registry sync."""

@@ -1,0 +1,1 @@
+"""Tests of the registry backends, each against a real peer on loopback."""
