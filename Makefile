@@ -8,13 +8,30 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
 PYTEST_ARGS ?=
 
-.PHONY: install test lint run bench clean
+.PHONY: install peers test lint run bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# The example registry plugin (examples/): installed like any third-party plugin, found by its entry point.
+	$(BIN)/python -m pip install -q -e examples/gpux-registry-example
 	touch $@
+
+# Real registry peers for the tests, each in its own virtual environment so they do not pin the portal's
+# dependencies (../shared/PEERS.md): olah (a Hugging Face endpoint) and the MLflow tracking server.
+PEERS := var/peers
+$(PEERS)/olah/.installed:
+	test -x $(PEERS)/olah/bin/python || $(PYTHON) -m venv $(PEERS)/olah
+	$(PEERS)/olah/bin/python -m pip install -q 'olah==0.5.4'
+	touch $@
+
+$(PEERS)/mlflow/.installed:
+	test -x $(PEERS)/mlflow/bin/python || $(PYTHON) -m venv $(PEERS)/mlflow
+	$(PEERS)/mlflow/bin/python -m pip install -q 'mlflow>=3,<4'
+	touch $@
+
+peers: $(PEERS)/olah/.installed $(PEERS)/mlflow/.installed
 
 install: $(VENV)/.installed
 
@@ -23,7 +40,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: lint
+test: lint peers
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_ENV=test \
 		$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -69,7 +69,11 @@ class RemoteModel:
 
 @dataclass(frozen=True)
 class ModelPage:
-    """One page of ``iter_models``. ``cursor`` resumes after this page; ``None`` on the last page."""
+    """One page of ``iter_models``. ``cursor`` resumes after this page; ``None`` on the last page.
+
+    ``total`` is how many models the whole listing holds, when the registry says so (for the progress bar).
+    """
 
     models: tuple[RemoteModel, ...]
     cursor: str | None = None
+    total: int | None = None

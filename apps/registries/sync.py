@@ -1,0 +1,625 @@
+"""The sync engine: read a registry's listing page by page and upsert it into the organization's catalog.
+
+Per page, in one transaction: models whose fingerprint is unchanged only get their "seen by this sync" mark (one
+UPDATE); new ones are bulk-inserted (model, link, versions, remote files, aliases); changed ones bulk-updated.
+The page's cursor and the run's counts are written in the same transaction, so an attempt that runs again after
+a lost worker resumes after the last page written and counts nothing twice.
+
+What can go wrong is kept apart:
+
+* one model's bad data (an id too long, a bad file path, a file that 404s or fails its checksum in mirror mode)
+  is recorded against that model, which is skipped; the run goes on;
+* the listing itself failing (rate limited, unavailable, malformed, paginating forever, a plugin's bug) is
+  retried with backoff that honours ``Retry-After``, resuming at the last cursor; when retries run out the run
+  stops, keeps what it wrote, marks nothing as removed, and fails with the reason;
+* only a complete listing marks the models it no longer holds as removed upstream (marked, not deleted).
+
+A sync writes one audit event with its counts, not one per model.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import random
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.core.job_services import JobClaimLost
+from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
+from apps.marketplace.services import MAX_TAG_LENGTH, MAX_TAGS, normalize_path
+from apps.registries.crypto import decrypt_credentials
+from apps.registries.models import Registry, RegistryMode, RegistryModel, RegistrySync, RemoteFile
+from apps.registries.naming import alias_name_for, catalog_name_for, disambiguated_name, version_label_for
+from apps.registries.sdk import (
+    BackendContext,
+    ModelPage,
+    NetworkPolicy,
+    RateLimited,
+    RegistryBackend,
+    RegistryError,
+    RemoteModel,
+    backend_class,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORDED_ERRORS = 200
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class SyncStopped(Exception):
+    """The listing could not be read to its end; what was written before stays."""
+
+
+class BackendMissing(RegistryError):
+    """The registry's backend is not installed in this portal (its plugin was removed or failed to load)."""
+
+
+def portal_context() -> BackendContext:
+    """The context every backend gets: the operator's network allow-list, file roots and timeout."""
+    return BackendContext(
+        policy=NetworkPolicy(allowed=tuple(settings.REGISTRY_ALLOWED_NETWORKS)),
+        file_roots=tuple(Path(root) for root in settings.REGISTRY_FILE_ROOTS),
+        timeout=float(settings.REGISTRY_HTTP_TIMEOUT_SECONDS),
+    )
+
+
+def backend_for(registry: Registry, *, context: BackendContext | None = None) -> RegistryBackend:
+    """The registry's backend, configured with its parameters and decrypted credentials."""
+    cls = backend_class(registry.backend)
+    if cls is None:
+        raise BackendMissing(f"The backend “{registry.backend}” is not installed in this portal.")
+    config = {**cls.presets, **registry.config, **decrypt_credentials(registry.credentials)}
+    try:
+        return cls(config, context=context or portal_context())
+    except RegistryError:
+        raise
+    except Exception as exc:  # a plugin's constructor is plugin code too
+        raise RegistryError(f"The backend “{registry.backend}” failed to start: {type(exc).__name__}: {exc}") from exc
+
+
+# --- filters and preparation ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    """What of a listing enters the catalog: glob patterns on ids, tags (any of), licenses (one of)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    tags: frozenset[str] = frozenset()
+    licenses: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, registry: Registry) -> Filters:
+        return cls(
+            include=tuple(registry.include_patterns or ()),
+            exclude=tuple(registry.exclude_patterns or ()),
+            tags=frozenset(tag.lower() for tag in registry.tags or ()),
+            licenses=frozenset(license.lower() for license in registry.licenses or ()),
+        )
+
+    def admits(self, model: RemoteModel) -> bool:
+        if self.include and not any(fnmatch.fnmatchcase(model.id, pattern) for pattern in self.include):
+            return False
+        if any(fnmatch.fnmatchcase(model.id, pattern) for pattern in self.exclude):
+            return False
+        if self.tags and not self.tags.intersection(str(tag).lower() for tag in model.tags):
+            return False
+        return not (self.licenses and str(model.license or "").lower() not in self.licenses)
+
+
+class ModelRejected(ValueError):
+    """One model's data cannot enter the catalog; the reason is recorded and the run goes on."""
+
+
+@dataclass
+class PreparedFile:
+    path: str
+    size: int | None
+    sha256: str
+    locator: str
+
+
+@dataclass
+class PreparedVersion:
+    label: str
+    upstream_label: str
+    description: str
+    aliases: list[str]
+    files: list[PreparedFile]
+
+
+@dataclass
+class PreparedModel:
+    external_id: str
+    fingerprint: str
+    fields: dict[str, Any]
+    upstream_url: str
+    versions: list[PreparedVersion]
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ("" if value is None else str(value)[:limit])
+
+
+def _tags(values: Iterable[Any]) -> list[str]:
+    cleaned: list[str] = []
+    for value in values or ():
+        tag = str(value).strip().lower()
+        if tag and len(tag) <= MAX_TAG_LENGTH and tag.isprintable() and tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned[:MAX_TAGS]
+
+
+def prepare(remote: RemoteModel) -> PreparedModel:
+    """The catalog's view of a remote model, or ``ModelRejected`` with the reason."""
+    if not isinstance(remote.id, str) or not remote.id.strip():
+        raise ModelRejected("The model has no id.")
+    if len(remote.id) > 300:
+        raise ModelRejected(f"The id is {len(remote.id)} characters long; at most 300 are kept.")
+    if "\x00" in remote.id:
+        raise ModelRejected("The id contains a NUL character.")
+    versions: list[PreparedVersion] = []
+    labels: set[str] = set()
+    for remote_version in remote.versions or ():
+        label = version_label_for(remote_version.label)
+        if label in labels:
+            raise ModelRejected(f"Two versions map to the catalog label “{label}”.")
+        labels.add(label)
+        files = []
+        paths: set[str] = set()
+        for remote_file in remote_version.files or ():
+            try:
+                path = normalize_path(remote_file.path)
+            except ValidationError as exc:
+                raise ModelRejected(
+                    f"Version {remote_version.label}: file “{str(remote_file.path)[:100]}”: {exc.messages[0]}"
+                ) from None
+            if path in paths:
+                raise ModelRejected(f"Version {remote_version.label} lists “{path}” twice.")
+            paths.add(path)
+            size = remote_file.size
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+                raise ModelRejected(f"Version {remote_version.label}: “{path}” has size {size!r}, not a byte count.")
+            sha256 = (remote_file.sha256 or "").lower()
+            if sha256 and not SHA256.match(sha256):
+                raise ModelRejected(
+                    f"Version {remote_version.label}: “{path}” has a SHA-256 that is not 64 hex digits."
+                )
+            files.append(PreparedFile(path=path, size=size, sha256=sha256, locator=_text(remote_file.locator, 4000)))
+        aliases = [name for name in (alias_name_for(alias) for alias in remote_version.aliases or ()) if name]
+        versions.append(
+            PreparedVersion(
+                label=label,
+                upstream_label=_text(remote_version.label, 200),
+                description=_text(remote_version.description, 50_000),
+                aliases=aliases,
+                files=files,
+            )
+        )
+    summary = " ".join(_text(remote.summary, 2000).split())[:300]
+    fields = {
+        "summary": summary,
+        "card": _text(remote.card, 200_000),
+        "task": _text(remote.task, 60),
+        "tags": _tags(remote.tags),
+        "license": _text(remote.license, 100),
+    }
+    url = _text(remote.url, 500) if str(remote.url or "").startswith(("http://", "https://")) else ""
+    return PreparedModel(
+        external_id=remote.id,
+        fingerprint=remote.content_fingerprint()[:64],
+        fields=fields,
+        upstream_url=url,
+        versions=versions,
+    )
+
+
+# --- retries --------------------------------------------------------------------------------------------------------
+@dataclass
+class RetryPolicy:
+    attempts: int = 4
+    backoff: float = 1.0
+    max_wait: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_settings(cls) -> RetryPolicy:
+        return cls(
+            attempts=int(settings.REGISTRY_RETRY_ATTEMPTS),
+            backoff=float(settings.REGISTRY_RETRY_BACKOFF_SECONDS),
+            max_wait=float(settings.REGISTRY_RETRY_MAX_WAIT_SECONDS),
+        )
+
+    def delay(self, error: RegistryError, attempt: int) -> float | None:
+        """Seconds to wait before retry ``attempt`` (1-based), or None to give up."""
+        if not error.retryable or attempt > self.attempts:
+            return None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after) if retry_after <= self.max_wait else None
+        return min(self.max_wait, self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 4))
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, RegistryError):
+        return f"{type(error).__name__}: {error.message}"
+    last = traceback.format_exception_only(type(error), error)[-1].strip()
+    return f"The backend failed with an unexpected error (a bug in the backend): {last}"[:1000]
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+@dataclass
+class SyncRun:
+    """One attempt of a sync: reads pages from ``cursor`` on, writes them, and finishes the run's record."""
+
+    sync: RegistrySync
+    backend: RegistryBackend
+    progress: Callable[..., None]
+    retry: RetryPolicy = field(default_factory=RetryPolicy.from_settings)
+    max_pages: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.registry = self.sync.registry
+        self.filters = Filters.of(self.registry)
+        self.max_pages = self.max_pages or int(settings.REGISTRY_MAX_PAGES)
+        self.errors = list(self.sync.errors or [])
+        self.total: int | None = None
+
+    # -- listing ---------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cursor: str | None = self.sync.cursor or None
+        attempt = 0
+        stopped: str = ""
+        while True:
+            try:
+                for page in self.backend.iter_models(cursor):
+                    if not isinstance(page, ModelPage):
+                        raise RegistryError(f"The backend yielded {type(page).__name__} instead of a ModelPage.")
+                    attempt = 0
+                    if self.sync.pages >= self.max_pages:
+                        raise SyncStopped(
+                            f"The registry listed more than {self.max_pages} pages; the sync stopped there "
+                            "(does its pagination loop?)."
+                        )
+                    self.total = page.total if page.total is not None else self.total
+                    self.write_page(page)
+                    cursor = page.cursor
+                    self.report()
+                    if cursor is None:
+                        break
+                break
+            except (JobClaimLost, SoftTimeLimitExceeded, SyncStopped):
+                raise
+            except RegistryError as exc:
+                attempt += 1
+                wait = self.retry.delay(exc, attempt)
+                if wait is None:
+                    stopped = describe_error(exc)
+                    if isinstance(exc, RateLimited) and exc.retry_after:
+                        stopped += f" (the registry asked to wait {exc.retry_after:.0f} s)"
+                    break
+                RegistrySync.objects.filter(pk=self.sync.pk).update(retries=F("retries") + 1)
+                self.progress(self.fraction(), f"{describe_error(exc)[:150]}; retrying in {wait:.1f} s")
+                self.retry.sleep(wait)
+            except (Exception, SystemExit) as exc:
+                # Anything else a backend raises is its bug: record it, never take the worker down.
+                logger.warning("Registry %s: backend raised %s", self.registry.pk, exc, exc_info=True)
+                stopped = describe_error(exc)
+                break
+        if stopped:
+            raise SyncStopped(
+                f"The listing stopped after {self.sync.pages} pages: {stopped} Kept what was synced before; "
+                "nothing was marked as removed."
+            )
+        return self.finish_complete()
+
+    def fraction(self) -> float:
+        if self.total:
+            return min(0.99, self.sync.seen / self.total)
+        return min(0.95, 1 - 1 / (1 + self.sync.pages / 10))
+
+    def report(self) -> None:
+        s = self.sync
+        total = f" of {self.total:,}" if self.total else ""
+        self.progress(
+            self.fraction(),
+            f"{s.seen:,}{total} models read: {s.created:,} new, {s.updated:,} updated, {s.failed:,} failed",
+        )
+
+    # -- one page ----------------------------------------------------------------------------------------------
+    def record_error(self, model_id: str, message: str) -> None:
+        if len(self.errors) < MAX_RECORDED_ERRORS:
+            self.errors.append({"model": str(model_id)[:300], "error": str(message)[:1000]})
+
+    def write_page(self, page: ModelPage) -> None:
+        counts = {"seen": 0, "created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0}
+        prepared: list[PreparedModel] = []
+        ids: set[str] = set()
+        for remote in page.models:
+            counts["seen"] += 1
+            try:
+                if not isinstance(remote, RemoteModel):
+                    raise ModelRejected(f"The backend listed a {type(remote).__name__}, not a RemoteModel.")
+                if not self.filters.admits(remote):
+                    counts["skipped"] += 1
+                    continue
+                item = prepare(remote)
+                if item.external_id in ids:
+                    raise ModelRejected("The model is listed twice in one page.")
+                ids.add(item.external_id)
+                prepared.append(item)
+            except ModelRejected as exc:
+                counts["failed"] += 1
+                self.record_error(getattr(remote, "id", "?"), str(exc))
+            except Exception as exc:  # a RemoteModel whose fields a plugin filled with something odd
+                counts["failed"] += 1
+                self.record_error(getattr(remote, "id", "?"), describe_error(exc))
+        fetch: list[tuple[PreparedModel, int]] = []
+        try:
+            with transaction.atomic():
+                fetch = self.upsert(prepared, counts)
+                self.save_progress(page, counts)
+        except DatabaseError:
+            # One bad row fails a whole bulk statement: write the page model by model to find it.
+            logger.warning("Registry %s: bulk write failed, retrying the page one model at a time", self.registry.pk)
+            fetch = []
+            counts = {**counts, "created": 0, "updated": 0, "unchanged": 0}
+            survivors: list[PreparedModel] = []
+            for item in prepared:
+                try:
+                    with transaction.atomic():
+                        fetch += self.upsert([item], counts)
+                    survivors.append(item)
+                except DatabaseError as exc:
+                    counts["failed"] += 1
+                    self.record_error(item.external_id, f"The catalog refused it: {str(exc).splitlines()[0][:300]}")
+            with transaction.atomic():
+                self.save_progress(page, counts)
+        if self.registry.mode == RegistryMode.MIRROR and fetch:
+            self.mirror(fetch)
+
+    def save_progress(self, page: ModelPage, counts: dict[str, int]) -> None:
+        s = self.sync
+        s.cursor = page.cursor or ""
+        s.pages += 1
+        for name, value in counts.items():
+            setattr(s, name, getattr(s, name) + value)
+        s.errors = self.errors
+        RegistrySync.objects.filter(pk=s.pk).update(
+            cursor=s.cursor,
+            pages=s.pages,
+            errors=s.errors,
+            **{name: getattr(s, name) for name in counts},
+        )
+
+    def upsert(self, prepared: list[PreparedModel], counts: dict[str, int]) -> list[tuple[PreparedModel, int]]:
+        """Write the page; returns (model, version id) pairs whose files a mirror sync must fetch."""
+        if not prepared:
+            return []
+        registry, now, sync_id = self.registry, timezone.now(), self.sync.pk
+        links = {
+            row["external_id"]: row
+            for row in RegistryModel.objects.filter(
+                registry=registry, external_id__in=[item.external_id for item in prepared]
+            ).values("id", "external_id", "fingerprint", "model_id", "removed_upstream_at")
+        }
+        unchanged_links, changed, new = [], [], []
+        for item in prepared:
+            link = links.get(item.external_id)
+            if link is None:
+                new.append(item)
+            elif link["fingerprint"] == item.fingerprint and link["removed_upstream_at"] is None:
+                unchanged_links.append(link["id"])
+            else:
+                changed.append((item, link))
+        if unchanged_links:
+            RegistryModel.objects.filter(pk__in=unchanged_links).update(last_seen_sync_id=sync_id)
+            counts["unchanged"] += len(unchanged_links)
+
+        model_ids: dict[str, int] = {}
+        if new:
+            names = self.names_for(new)
+            models = [
+                Model(
+                    organization_id=registry.organization_id,
+                    name=names[item.external_id],
+                    visibility=registry.model_visibility,
+                    source_registry=registry.slug,
+                    external_id=item.external_id,
+                    created_at=now,
+                    updated_at=now,
+                    **item.fields,
+                )
+                for item in new
+            ]
+            Model.objects.bulk_create(models)
+            for item, model in zip(new, models, strict=True):
+                model_ids[item.external_id] = model.pk
+            RegistryModel.objects.bulk_create(
+                [
+                    RegistryModel(
+                        registry=registry,
+                        model_id=model_ids[item.external_id],
+                        external_id=item.external_id,
+                        fingerprint=item.fingerprint,
+                        upstream_url=item.upstream_url,
+                        last_seen_sync_id=sync_id,
+                        first_seen_at=now,
+                        updated_at=now,
+                    )
+                    for item in new
+                ]
+            )
+            counts["created"] += len(new)
+        if changed:
+            updates = []
+            for item, link in changed:
+                model_ids[item.external_id] = link["model_id"]
+                updates.append(Model(pk=link["model_id"], updated_at=now, **item.fields))
+            Model.with_deleted.bulk_update(updates, [*PreparedFields, "updated_at"])
+            RegistryModel.objects.bulk_update(
+                [
+                    RegistryModel(
+                        pk=link["id"],
+                        fingerprint=item.fingerprint,
+                        upstream_url=item.upstream_url,
+                        last_seen_sync_id=sync_id,
+                        removed_upstream_at=None,
+                        updated_at=now,
+                    )
+                    for item, link in changed
+                ],
+                ["fingerprint", "upstream_url", "last_seen_sync_id", "removed_upstream_at", "updated_at"],
+            )
+            counts["updated"] += len(changed)
+        return self.upsert_versions([*new, *(item for item, _ in changed)], model_ids, now)
+
+    def names_for(self, new: list[PreparedModel]) -> dict[str, str]:
+        """Catalog names for new models: the mapped id, or with a hash of the id when that name is taken."""
+        wanted = {item.external_id: catalog_name_for(item.external_id) for item in new}
+        fallback = {item.external_id: disambiguated_name(item.external_id) for item in new}
+        taken = set(
+            Model.with_deleted.filter(
+                organization_id=self.registry.organization_id,
+                name__in=[*wanted.values(), *fallback.values()],
+            ).values_list("name", flat=True)
+        )
+        names: dict[str, str] = {}
+        for item in new:
+            name = wanted[item.external_id]
+            if name in taken:
+                name = fallback[item.external_id]
+            if name in taken:
+                raise DatabaseError(f"the catalog names for {item.external_id} are taken")
+            taken.add(name)
+            names[item.external_id] = name
+        return names
+
+    def upsert_versions(
+        self, items: list[PreparedModel], model_ids: dict[str, int], now: Any
+    ) -> list[tuple[PreparedModel, int]]:
+        if not items:
+            return []
+        existing = {
+            (row["model_id"], row["label"]): row["id"]
+            for row in ModelVersion.objects.filter(model_id__in=[model_ids[item.external_id] for item in items]).values(
+                "id", "model_id", "label"
+            )
+        }
+        new_versions: list[ModelVersion] = []
+        keys: list[tuple[int, str]] = []
+        for item in items:
+            model_id = model_ids[item.external_id]
+            for version in item.versions:
+                if (model_id, version.label) not in existing:
+                    new_versions.append(
+                        ModelVersion(
+                            model_id=model_id,
+                            label=version.label,
+                            status=VersionStatus.PUBLISHED,
+                            changelog=version.description,
+                            published_at=now,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    keys.append((model_id, version.label))
+        if new_versions:
+            ModelVersion.objects.bulk_create(new_versions)
+            for key, version in zip(keys, new_versions, strict=True):
+                existing[key] = version.pk
+        files, aliases, fetch = [], [], []
+        for item in items:
+            model_id = model_ids[item.external_id]
+            for version in item.versions:
+                version_id = existing[(model_id, version.label)]
+                for prepared_file in version.files:
+                    files.append(
+                        RemoteFile(
+                            version_id=version_id,
+                            path=prepared_file.path,
+                            upstream_label=version.upstream_label,
+                            size=prepared_file.size,
+                            sha256=prepared_file.sha256,
+                            locator=prepared_file.locator,
+                        )
+                    )
+                for alias in version.aliases:
+                    aliases.append(Alias(model_id=model_id, name=alias, version_id=version_id, updated_at=now))
+                if version.files:
+                    fetch.append((item, version_id))
+        if files:
+            RemoteFile.objects.bulk_create(
+                files,
+                update_conflicts=True,
+                unique_fields=["version", "path"],
+                update_fields=["upstream_label", "size", "sha256", "locator"],
+            )
+        if aliases:
+            seen: dict[tuple[int, str], Alias] = {}
+            for alias in aliases:
+                seen[(alias.model_id, alias.name)] = alias  # the last version listing an alias holds it
+            Alias.objects.bulk_create(
+                list(seen.values()),
+                update_conflicts=True,
+                unique_fields=["model", "name"],
+                update_fields=["version", "updated_at"],
+            )
+        return fetch
+
+    # -- mirror mode -------------------------------------------------------------------------------------------
+    def mirror(self, fetch: list[tuple[PreparedModel, int]]) -> None:
+        from apps.registries.fetch import fetch_remote_file
+
+        for item, version_id in fetch:
+            pending = RemoteFile.objects.filter(version_id=version_id, fetched_at=None)
+            for remote in pending:
+                try:
+                    fetch_remote_file(self.backend, remote, external_id=item.external_id, label=remote.upstream_label)
+                    RegistrySync.objects.filter(pk=self.sync.pk).update(files_fetched=F("files_fetched") + 1)
+                except (JobClaimLost, SoftTimeLimitExceeded):
+                    raise
+                except Exception as exc:
+                    message = describe_error(exc)
+                    RemoteFile.objects.filter(pk=remote.pk).update(fetch_error=message[:500])
+                    # The model stays with what it had; an empty fingerprint makes the next sync try again.
+                    RegistryModel.objects.filter(registry=self.registry, external_id=item.external_id).update(
+                        fingerprint=""
+                    )
+                    self.sync.failed += 1
+                    self.record_error(item.external_id, f"{remote.path}: {message}")
+                    RegistrySync.objects.filter(pk=self.sync.pk).update(failed=F("failed") + 1, errors=self.errors)
+                    break
+                if hasattr(self.progress, "heartbeat"):
+                    self.progress.heartbeat()
+
+    # -- the end -------------------------------------------------------------------------------------------------
+    def finish_complete(self) -> dict[str, Any]:
+        """The whole listing was read: mark what it no longer holds, and close the run."""
+        now = timezone.now()
+        removed = (
+            RegistryModel.objects.filter(registry=self.registry, removed_upstream_at=None)
+            .filter(Q(last_seen_sync_id__isnull=True) | ~Q(last_seen_sync_id=self.sync.pk))
+            .update(removed_upstream_at=now)
+        )
+        self.sync.removed += removed
+        self.sync.complete = True
+        RegistrySync.objects.filter(pk=self.sync.pk).update(removed=self.sync.removed, complete=True)
+        return self.sync.counts()
+
+
+PreparedFields = ("summary", "card", "task", "tags", "license")
