@@ -268,11 +268,12 @@ class SyncRun:
     sync: RegistrySync
     backend: RegistryBackend
     progress: Callable[..., None]
-    retry: RetryPolicy = field(default_factory=RetryPolicy.from_settings)
+    retry: RetryPolicy | None = None
     max_pages: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.retry = self.retry or RetryPolicy.from_settings()
         self.registry = self.sync.registry
         self.filters = Filters.of(self.registry)
         self.max_pages = self.max_pages or int(settings.REGISTRY_MAX_PAGES)

@@ -42,9 +42,22 @@ def _load() -> tuple[dict[str, type[RegistryBackend]], tuple[BrokenPlugin, ...]]
     return dict(sorted(found.items())), tuple(broken)
 
 
+# Backends registered in code rather than through an entry point (the test suite's deliberately broken ones).
+_registered: dict[str, type[RegistryBackend]] = {}
+
+
+def register_backend(name: str, backend: type[RegistryBackend]) -> None:
+    """Make ``backend`` available as ``name`` in this process, beside the entry points (tests use this)."""
+    _registered[name] = backend
+
+
+def unregister_backend(name: str) -> None:
+    _registered.pop(name, None)
+
+
 def available_backends() -> dict[str, type[RegistryBackend]]:
     """Backends by entry-point name, sorted."""
-    return dict(_load()[0])
+    return dict(sorted({**_load()[0], **_registered}.items()))
 
 
 def broken_plugins() -> tuple[BrokenPlugin, ...]:
@@ -52,7 +65,7 @@ def broken_plugins() -> tuple[BrokenPlugin, ...]:
 
 
 def backend_class(name: str) -> type[RegistryBackend] | None:
-    return _load()[0].get(name)
+    return _registered.get(name) or _load()[0].get(name)
 
 
 def reload_backends() -> None:
