@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.audit.api.urls")),
     path("", include("apps.core.api.urls")),
     path("", include("apps.marketplace.api.urls")),
+    path("", include("apps.registries.api.urls")),
 ]
 
 urlpatterns = [

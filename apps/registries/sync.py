@@ -279,6 +279,8 @@ class SyncRun:
         self.max_pages = self.max_pages or int(settings.REGISTRY_MAX_PAGES)
         self.errors = list(self.sync.errors or [])
         self.total: int | None = None
+        self._skipped_list: list | None = None
+        self._skipped_read = 0
 
     # -- listing ---------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -350,6 +352,7 @@ class SyncRun:
         counts = {"seen": 0, "created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0}
         prepared: list[PreparedModel] = []
         ids: set[str] = set()
+        self.collect_skipped(counts)
         for remote in page.models:
             counts["seen"] += 1
             try:
@@ -392,6 +395,21 @@ class SyncRun:
                 self.save_progress(page, counts)
         if self.registry.mode == RegistryMode.MIRROR and fetch:
             self.mirror(fetch)
+
+    def collect_skipped(self, counts: dict[str, int]) -> None:
+        """Entries a backend left out of its listing (``backend.skipped``: a list of objects with ``location``,
+        ``reason`` and ``model_id``): each one is a failed model of this run, with where and why."""
+        skipped = getattr(self.backend, "skipped", None)
+        if not isinstance(skipped, list):
+            return
+        if skipped is not self._skipped_list:
+            self._skipped_list, self._skipped_read = skipped, 0
+        for entry in skipped[self._skipped_read :]:
+            counts["failed"] += 1
+            location = getattr(entry, "location", "")
+            reason = getattr(entry, "reason", str(entry))
+            self.record_error(getattr(entry, "model_id", "") or location or "?", f"{location}: {reason}".strip(": "))
+        self._skipped_read = len(skipped)
 
     def save_progress(self, page: ModelPage, counts: dict[str, int]) -> None:
         s = self.sync

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from apps.registries.sdk.discovery import register_backend, unregister_backend
+from tests.peers.faulty_registry import faulty_registry  # noqa: F401 (a fixture for the sync fault tests)
 from tests.registries.support import ExplodingBackend, ScriptedBackend
 
 
