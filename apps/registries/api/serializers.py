@@ -103,10 +103,10 @@ class RegistrySerializer(serializers.ModelSerializer):
 class RegistryWriteSerializer(serializers.Serializer):
     """The body of a create or update; the service validates every value (errors name the field)."""
 
-    slug = serializers.CharField(required=False)
-    name = serializers.CharField(required=False)
+    slug = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     description = serializers.CharField(required=False, allow_blank=True)
-    backend = serializers.CharField(required=False)
+    backend = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     config = serializers.JSONField(required=False, help_text="The backend's parameters; sensitive ones write-only.")
     mode = serializers.ChoiceField(choices=RegistryMode.choices, required=False)
     include_patterns = serializers.JSONField(required=False)

@@ -186,5 +186,3 @@ class RegistrySyncViewSet(
             )
         sync = RegistrySync.objects.select_related("job").get(pk=sync.pk)
         return Response(self.get_serializer(sync).data, status=status.HTTP_202_ACCEPTED)
-
-
