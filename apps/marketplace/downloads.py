@@ -32,6 +32,29 @@ from apps.marketplace.models import Blob
 from apps.marketplace.storage import CHUNK_SIZE, open_blob
 
 MAX_RANGES = 64
+
+# Where a file a version lists but does not hold yet comes from: callables (version, path) -> VersionFile or None,
+# appended by other apps (the registries app fetches a synced model's file from its registry on first use).
+missing_file_sources: list[Callable[[Any, str], Any]] = []
+
+
+class FileSourceFailed(Exception):
+    """A file source could not deliver the file (its registry is down, the bytes failed their checksum...)."""
+
+
+def fetch_missing_file(version: Any, path: str) -> Any:
+    """The ``VersionFile`` a file source provides for ``path`` of ``version`` now, or None when none knows it.
+
+    A source's own error is raised as ``FileSourceFailed`` with its message (the views answer 502).
+    """
+    for source in missing_file_sources:
+        try:
+            found = source(version, path)
+        except Exception as exc:
+            raise FileSourceFailed(str(exc) or type(exc).__name__) from exc
+        if found is not None:
+            return found
+    return None
 SIGNING_SALT = "marketplace.blob-download"
 RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 

@@ -7,3 +7,11 @@ class RegistriesConfig(AppConfig):
     name = "apps.registries"
     label = "registries"
     verbose_name = "Registries"
+
+    def ready(self) -> None:
+        # A synced model in metadata mode lists files its registry still holds: downloads fetch them on first use.
+        from apps.marketplace import downloads
+        from apps.registries.fetch import fetch_on_first_use
+
+        if fetch_on_first_use not in downloads.missing_file_sources:
+            downloads.missing_file_sources.append(fetch_on_first_use)

@@ -650,8 +650,24 @@ def _cache_control(version: ModelVersion, *, immutable: bool) -> str:
     return f"{audience}, no-cache"
 
 
+class UpstreamFailed(exceptions.APIException):
+    status_code = 502
+    default_code = "upstream_failed"
+    default_detail = "The file's registry could not deliver it."
+
+
 class DownloadMixin(AnyContentMixin):
     """Serve a version's file through downloads.serve_blob, writing a usage event per answer."""
+
+    def fetch_missing(self, version: ModelVersion, path: str) -> VersionFile:
+        """A file the version lists upstream only (a synced model in metadata mode): fetched now, or 404/502."""
+        try:
+            version_file = downloads.fetch_missing_file(version, path)
+        except downloads.FileSourceFailed as exc:
+            raise UpstreamFailed(f"The file is not cached yet and its registry could not deliver it: {exc}") from exc
+        if version_file is None:
+            raise Http404("No such file in this version.")
+        return VersionFile.objects.select_related("blob", "version").get(pk=version_file.pk)
 
     def send_file(
         self,
@@ -767,12 +783,13 @@ class VersionFileDownloadView(ModelLookupMixin, DownloadMixin, APIView):
 
     def get(self, request, owner: str, name: str, label: str, path: str):
         # The hot path of every client: the model through restrict(), then version, file and blob in one query.
-        version_file = get_object_or_404(
-            VersionFile.objects.select_related("blob", "version"),
-            version__model=self.catalog_model,
-            version__label=label,
-            path=path,
+        version_file = (
+            VersionFile.objects.select_related("blob", "version")
+            .filter(version__model=self.catalog_model, version__label=label, path=path)
+            .first()
         )
+        if version_file is None:
+            version_file = self.fetch_missing(self.version_by_label(label), path)
         version = version_file.version
         version.model = self.catalog_model
         self.refuse_yanked(version, pinned=True)
@@ -953,7 +970,9 @@ class AliasFileDownloadView(ModelLookupMixin, DownloadMixin, APIView):
         found = get_object_or_404(Alias.objects.filter(model=self.catalog_model).select_related("version"), name=alias)
         version = self.version_by_label(found.version.label)
         self.refuse_yanked(version, pinned=False)
-        version_file = get_object_or_404(version.files.select_related("blob"), path=path)
+        version_file = version.files.select_related("blob").filter(path=path).first()
+        if version_file is None:
+            version_file = self.fetch_missing(version, path)
         return self.send_file(request, version, version_file, route="alias", immutable=False)
 
     def head(self, request, *args, **kwargs):

@@ -139,7 +139,13 @@ class MlflowBackend(RegistryBackend):
         try:
             answer = self.http.get_json(url, params=params)
         except Unauthorized as exc:
-            how = "token" if self.config.get("token") else "username and password" if self.config.get("username") else None
+            how = (
+                "token"
+                if self.config.get("token")
+                else "username and password"
+                if self.config.get("username")
+                else None
+            )
             advice = f"check the registry's {how}" if how else "the server wants credentials: set a token or a username"
             raise Unauthorized(f"MLflow at {urlsplit(url).netloc} refused the request ({exc}); {advice}.") from exc
         if not isinstance(answer, dict):
@@ -251,7 +257,7 @@ class MlflowBackend(RegistryBackend):
         return RemoteVersion(
             label=str(entry["version"]),
             files=None,  # listed by list_files: one artifact walk per version, only for versions the sync needs
-            aliases=tuple(sorted(set(aliases) | set(a for a in entry.get("aliases") or [] if isinstance(a, str)))),
+            aliases=tuple(sorted(set(aliases) | {a for a in entry.get("aliases") or [] if isinstance(a, str)})),
             description=entry.get("description") or "",
             created_at=_iso(entry.get("creation_timestamp")),
             metadata=metadata,
