@@ -119,11 +119,21 @@ class WorkerProcess:
     ``pool="prefork"`` gives a worker that enforces time limits (the solo pool ignores them).
     """
 
-    def __init__(self, log_dir: Path, *, queues: tuple[str, ...] = ("sync",), pool: str = "solo") -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        queues: tuple[str, ...] = ("sync",),
+        pool: str = "solo",
+        task_modules: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = f"jobs-test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
         self.queues = queues
         self.pool = pool
+        self.task_modules = ("tests.jobs_support", *task_modules)
+        self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
@@ -135,9 +145,10 @@ class WorkerProcess:
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "DJANGO_ENV": "test",
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "CELERY_EXTRA_TASK_MODULES": "tests.jobs_support",
+            "CELERY_EXTRA_TASK_MODULES": ",".join(self.task_modules),
             "CELERY_SKIP_CHECKS": "1",
             "PYTHONPATH": str(BASE_DIR),
+            **self.extra_env,
         }
         command = [
             str(Path(sys.executable).parent / "celery"),
