@@ -9,6 +9,8 @@ from django.db.models import Q
 from apps.core.access import Visibility
 from apps.marketplace.models import Model, ModelVersion, ValidationStatus, VersionStatus
 
+UPLOADED = "uploaded"  # the source facet's name for models published on the portal itself
+
 
 class ModelFilterSet(django_filters.FilterSet):
     """``owner`` (organization slug), ``task``, ``tags`` (comma-separated: all of them), ``license``,
@@ -20,11 +22,19 @@ class ModelFilterSet(django_filters.FilterSet):
     license = django_filters.CharFilter(lookup_expr="iexact")
     visibility = django_filters.ChoiceFilter(choices=Visibility.choices)
     source_registry = django_filters.CharFilter(lookup_expr="iexact")
+    source = django_filters.CharFilter(
+        method="filter_source", label="Where models come from: a registry's slug, or “uploaded” for the portal's own"
+    )
     q = django_filters.CharFilter(method="filter_q", label="Words in the name, summary, card, tags or owner")
 
     class Meta:
         model = Model
-        fields = ["owner", "task", "tags", "license", "visibility", "source_registry", "q"]
+        fields = ["owner", "task", "tags", "license", "visibility", "source_registry", "source", "q"]
+
+    def filter_source(self, queryset, name, value):
+        if value.strip().lower() == UPLOADED:
+            return queryset.filter(source_registry="")
+        return queryset.filter(source_registry__iexact=value.strip())
 
     def filter_tags(self, queryset, name, value):
         for tag in {t.strip().lower() for t in value.split(",") if t.strip()}:

@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -29,7 +29,7 @@ from apps.analytics.services import has_used
 from apps.core.forms import add_service_errors
 from apps.core.mixins import OrganizationPageMixin, get_viewable_or_404, mfa_setup_redirect, paginate
 from apps.marketplace import services
-from apps.marketplace.filtersets import ModelFilterSet
+from apps.marketplace.filtersets import UPLOADED, ModelFilterSet
 from apps.marketplace.forms import DeprecateForm, ModelCreateForm, ModelEditForm, VersionCreateForm, YankForm
 from apps.marketplace.markdown import render_markdown
 from apps.marketplace.models import (
@@ -76,8 +76,9 @@ def catalog(request: HttpRequest) -> HttpResponse:
         "tasks": sorted(set(visible.exclude(task="").values_list("task", flat=True).distinct()[:100])),
         "licenses": sorted(set(visible.exclude(license="").values_list("license", flat=True).distinct()[:100])),
         "owners": sorted(set(visible.values_list("organization__slug", flat=True).distinct()[:200])),
+        "sources": _source_facet(visible),
     }
-    filtering = any(request.GET.get(key) for key in ("q", "task", "license", "owner", "tags", "visibility"))
+    filtering = any(request.GET.get(key) for key in ("q", "task", "license", "owner", "tags", "visibility", "source"))
     context = {
         "filter": filterset,
         "page_obj": paginate(request, results, per_page=20),
@@ -88,6 +89,12 @@ def catalog(request: HttpRequest) -> HttpResponse:
     }
     status = 200 if valid else 400
     return render(request, "marketplace/catalog.html", context, status=status)
+
+
+def _source_facet(visible: Any) -> list[tuple[str, int]]:
+    """Where the visible models come from, with counts: each registry (by slug) and the portal's own uploads."""
+    rows = visible.order_by().values("source_registry").annotate(count=Count("id")).order_by("-count")[:50]
+    return [(row["source_registry"] or UPLOADED, row["count"]) for row in rows]
 
 
 def _organizations_to_create_in(user: Any) -> list:
