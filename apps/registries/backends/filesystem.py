@@ -23,6 +23,7 @@ import yaml
 
 from apps.registries.backends.http_index import SkippedEntry
 from apps.registries.sdk import (
+    BackendContext,
     InvalidResponse,
     ModelPage,
     NotFound,
@@ -72,7 +73,7 @@ class FileSystemBackend(RegistryBackend):
         Parameter("page_size", type="integer", default=500, min_value=1, max_value=10_000, help="Models per page."),
     )
 
-    def __init__(self, config: dict[str, Any], *, context=None) -> None:
+    def __init__(self, config: dict[str, Any], *, context: BackendContext | None = None) -> None:
         super().__init__(config, context=context)
         # Models left out of the latest listing (an unreadable model.json...): the sync reports them.
         self.skipped: list[SkippedEntry] = []

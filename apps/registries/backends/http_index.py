@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
 from apps.registries.sdk import (
+    BackendContext,
     HttpClient,
     InvalidResponse,
     ModelPage,
@@ -223,7 +224,7 @@ class HttpIndexBackend(RegistryBackend):
         Parameter("page_size", type="integer", default=1000, min_value=1, max_value=100_000, help="Models per page."),
     )
 
-    def __init__(self, config: dict[str, Any], *, context=None) -> None:
+    def __init__(self, config: dict[str, Any], *, context: BackendContext | None = None) -> None:
         super().__init__(config, context=context)
         # Entries left out of the latest listing: the sync engine reports them as per-model errors.
         self.skipped: list[SkippedEntry] = []

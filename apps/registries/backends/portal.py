@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from apps.registries.sdk import (
+    BackendContext,
     ConfigurationError,
     HttpClient,
     InvalidResponse,
@@ -84,7 +85,7 @@ class PortalBackend(RegistryBackend):
     def api_url(self, path: str) -> str:
         return f"{self.base_url}{API_PREFIX}/{path}"
 
-    def __init__(self, config: dict[str, Any], *, context=None) -> None:
+    def __init__(self, config: dict[str, Any], *, context: BackendContext | None = None) -> None:
         super().__init__(config, context=context)
         self._client: HttpClient | None = None
 
