@@ -142,10 +142,16 @@ class HttpClient:
             self._client = None
 
     def _send(self, method: str, url: str, *, stream: bool, **kwargs: Any) -> httpx.Response:
+        origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
             self.policy.check_url(url)
             try:
                 request = self.client.build_request(method, url, **kwargs)
+                if _origin(url) != origin:
+                    # Credentials are for the registry's own origin: a redirect elsewhere (a presigned bucket
+                    # URL, a CDN) must not carry them along.
+                    for header in ("authorization", "cookie", "proxy-authorization"):
+                        request.headers.pop(header, None)
                 response = self.client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 raise Unavailable(f"{urlsplit(url).netloc} did not answer in time ({type(exc).__name__}).") from exc
@@ -230,6 +236,15 @@ class HttpClient:
             raise InvalidResponse(f"{urlsplit(url).netloc} sent text that is not UTF-8: {exc}") from None
         finally:
             response.close()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def read_all(chunks: Iterable[bytes]) -> bytes:
