@@ -23,5 +23,6 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.organizations.urls")),
     path("", include("apps.marketplace.urls")),
+    path("", include("apps.registries.urls")),
     path("", include("apps.core.urls")),
 ]

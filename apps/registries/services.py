@@ -266,13 +266,15 @@ def delete_registry(*, registry: Registry, actor: Any) -> None:
         registry.delete()
 
 
-def check_connection(*, registry: Registry) -> tuple[bool, str]:
-    """Ask the backend whether it can list (right credentials, reachable); store and return the answer."""
+def check_connection(*, registry: Registry, actor: Any = None) -> tuple[bool, str]:
+    """Ask the backend whether it can list (right credentials, reachable); store and return the answer.
+
+    Recorded in the audit trail (``registry.connection_checked``): it uses the stored credentials."""
     try:
         backend = backend_for(registry)
     except (RegistryError, CredentialsUnreadable) as exc:
         message = describe_error(exc) if isinstance(exc, RegistryError) else str(exc)
-        Registry.objects.filter(pk=registry.pk).update(connection_error=message)
+        _record_check(registry, actor, ok=False, message=message)
         return False, message
     try:
         backend.check()
@@ -284,9 +286,21 @@ def check_connection(*, registry: Registry) -> tuple[bool, str]:
             backend.close()
         except Exception:
             logger.warning("Registry %s: backend close failed", registry.pk, exc_info=True)
-    Registry.objects.filter(pk=registry.pk).update(connection_error=message)
-    registry.connection_error = message
+    _record_check(registry, actor, ok=ok, message=message)
     return ok, message or "Connected: the registry answered its first page of models."
+
+
+def _record_check(registry: Registry, actor: Any, *, ok: bool, message: str) -> None:
+    with transaction.atomic():
+        Registry.objects.filter(pk=registry.pk).update(connection_error=message)
+        record_event(
+            action="registry.connection_checked",
+            organization=registry.organization_id,
+            actor=actor,
+            target=registry,
+            metadata={"ok": ok, "message": message[:500]},
+        )
+    registry.connection_error = message
 
 
 # --- syncing ------------------------------------------------------------------------------------------------------

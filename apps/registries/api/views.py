@@ -137,7 +137,7 @@ class RegistryCheckView(RegistryChildMixin, APIView):
     scope_for_action = {"create": TokenScope.ADMIN}
 
     def post(self, request, org_slug: str, registry_slug: str) -> Response:
-        ok, message = services.check_connection(registry=self.registry)
+        ok, message = services.check_connection(registry=self.registry, actor=request.user)
         return Response({"ok": ok, "message": message})
 
 

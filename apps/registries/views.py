@@ -1,0 +1,228 @@
+"""Registry pages: an organization's admins add registries, test them, sync them and read each run's history.
+
+/orgs/<org_slug>/registries/                                 org-registries           the list
+/orgs/<org_slug>/registries/new/                             org-registry-create      pick a backend, then its form
+/orgs/<org_slug>/registries/<registry_slug>/                 org-registry             status, progress, history
+/orgs/<org_slug>/registries/<registry_slug>/edit/            org-registry-edit        the form again
+/orgs/<org_slug>/registries/<registry_slug>/sync/            org-registry-sync        POST: start a sync
+/orgs/<org_slug>/registries/<registry_slug>/check/           org-registry-check       POST: test the connection
+/orgs/<org_slug>/registries/<registry_slug>/delete/          org-registry-delete      POST {confirm_slug}
+/orgs/<org_slug>/registries/<registry_slug>/syncs/<sync_id>/ org-registry-sync-detail one run and its errors
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+
+from apps.core.forms import add_service_errors
+from apps.core.mixins import paginate
+from apps.organizations.views import OrganizationAction, OrganizationPage
+from apps.registries import services
+from apps.registries.forms import RegistryForm, service_error_aliases
+from apps.registries.models import Registry, RegistrySync
+from apps.registries.sdk import available_backends, backend_class
+from apps.registries.sdk.discovery import broken_plugins
+
+ADMIN = Registry.access.role_for("view")
+
+
+def _shown(value: Any) -> Any:
+    return ", ".join(str(item) for item in value) if isinstance(value, list) else value
+
+
+class RegistryPageMixin:
+    """Resolves ``self.registry`` of the page's organization through restrict() (404 when not viewable)."""
+
+    def get_registry(self) -> Registry:
+        if not hasattr(self, "_registry"):
+            visible = Registry.objects.restrict(self.request.user, "view").filter(organization=self.organization)
+            self._registry = get_object_or_404(
+                visible.select_related("last_sync__job"), slug=self.kwargs["registry_slug"]
+            )
+        return self._registry
+
+
+class RegistryListView(OrganizationPage):
+    template_name = "registries/list.html"
+    required_role = ADMIN
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        registries = (
+            Registry.objects.restrict(self.request.user, "view")
+            .filter(organization=self.organization)
+            .select_related("last_sync__job")
+            .annotate(model_count=Count("links"))
+            .order_by("slug")
+        )
+        query = self.request.GET.get("q", "").strip()
+        if query:
+            registries = registries.filter(name__icontains=query) | registries.filter(slug__icontains=query)
+        context["page_obj"] = paginate(self.request, registries)
+        context["query"] = query
+        return context
+
+
+class RegistryCreateView(OrganizationPage):
+    template_name = "registries/form.html"
+    required_role = ADMIN
+
+    def backend(self):
+        name = self.request.GET.get("backend") or self.request.POST.get("backend") or ""
+        return name, backend_class(name) if name else None
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        name, backend = self.backend()
+        context["backends"] = [cls.describe() for cls in available_backends().values()]
+        context["broken_plugins"] = broken_plugins()
+        context["backend_name"] = name
+        context["backend"] = backend
+        if backend is not None:
+            context.setdefault("form", RegistryForm(backend=backend))
+        return context
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        name, backend = self.backend()
+        if name and backend is None:
+            messages.error(request, f"“{name[:60]}” is not an installed backend; choose one below.")
+            return self.render_page(status=400)
+        return self.render_page()
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        name, backend = self.backend()
+        if backend is None:
+            messages.error(request, "Choose a backend first.")
+            return self.render_page(status=400)
+        form = RegistryForm(request.POST, backend=backend)
+        if form.is_valid():
+            try:
+                registry = services.create_registry(
+                    organization=self.organization, actor=request.user, backend=name, **form.service_arguments()
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc, aliases=service_error_aliases(backend))
+            else:
+                messages.success(request, f"Registry “{registry.name}” added. Test its connection, then sync it.")
+                return redirect("org-registry", self.organization.slug, registry.slug)
+        return self.render_page(status=400, form=form)
+
+
+class RegistryDetailView(RegistryPageMixin, OrganizationPage):
+    template_name = "registries/detail.html"
+    required_role = ADMIN
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        registry = self.get_registry()
+        backend = backend_class(registry.backend)
+        context["registry"] = registry
+        context["backend"] = backend
+        context["parameters"] = [
+            {
+                "label": parameter.title,
+                "sensitive": parameter.sensitive,
+                "value": _shown(registry.config.get(parameter.name)),
+                "set": bool(registry.credentials) and parameter.sensitive,
+            }
+            for parameter in (backend.parameters if backend else ())
+            if parameter.name not in backend.presets
+        ]
+        syncs = RegistrySync.objects.filter(registry=registry).select_related("job", "job__creator")
+        context["page_obj"] = paginate(self.request, syncs, per_page=10)
+        context["active"] = services.active_sync(registry)
+        context["model_count"] = registry.links.count()
+        context["removed_count"] = registry.links.filter(removed_upstream_at__isnull=False).count()
+        return context
+
+
+class RegistryEditView(RegistryPageMixin, OrganizationPage):
+    template_name = "registries/form.html"
+    required_role = ADMIN
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        registry = self.get_registry()
+        backend = backend_class(registry.backend)
+        if backend is None:
+            raise Http404(f"The backend “{registry.backend}” is not installed.")
+        context.update(registry=registry, backend=backend, backend_name=registry.backend)
+        context.setdefault("form", RegistryForm(backend=backend, registry=registry))
+        return context
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        registry = self.get_registry()
+        backend = backend_class(registry.backend)
+        if backend is None:
+            raise Http404(f"The backend “{registry.backend}” is not installed.")
+        form = RegistryForm(request.POST, backend=backend, registry=registry)
+        if form.is_valid():
+            arguments = form.service_arguments()
+            try:
+                services.update_registry(
+                    registry=registry, actor=request.user, config=arguments.pop("config"), **arguments
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc, aliases=service_error_aliases(backend))
+            else:
+                messages.success(request, "Registry saved.")
+                return redirect("org-registry", self.organization.slug, registry.slug)
+        return self.render_page(status=400, form=form)
+
+
+class RegistryAction(RegistryPageMixin, OrganizationAction):
+    required_role = ADMIN
+
+    def next_url(self) -> str:
+        return reverse("org-registry", args=[self.organization.slug, self.get_registry().slug])
+
+
+class RegistrySyncStartView(RegistryAction):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            services.start_sync(registry=self.get_registry(), actor=request.user)
+        except services.SyncAlreadyRunning as exc:
+            messages.info(request, f"{exc} Its progress is below.")
+        else:
+            messages.success(request, "Sync started: its progress is below.")
+        return self.back()
+
+
+class RegistryCheckView(RegistryAction):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        ok, message = services.check_connection(registry=self.get_registry(), actor=request.user)
+        (messages.success if ok else messages.error)(request, message)
+        return self.back()
+
+
+class RegistryDeleteView(RegistryAction):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        registry = self.get_registry()
+        if request.POST.get("confirm_slug") != registry.slug:
+            messages.error(request, f"Type the registry's slug, “{registry.slug}”, to delete it.")
+            return self.back()
+        services.delete_registry(registry=registry, actor=request.user)
+        messages.success(request, f"Registry “{registry.name}” deleted; the models it synced stay in the catalog.")
+        return HttpResponseRedirect(reverse("org-registries", args=[self.organization.slug]))
+
+
+class RegistrySyncDetailView(RegistryPageMixin, OrganizationPage):
+    template_name = "registries/sync_detail.html"
+    required_role = ADMIN
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        registry = self.get_registry()
+        context["registry"] = registry
+        context["sync"] = get_object_or_404(
+            RegistrySync.objects.restrict(self.request.user, "view").filter(registry=registry).select_related("job"),
+            pk=self.kwargs["sync_id"],
+        )
+        return context
