@@ -88,6 +88,8 @@ class RegistryBackend:
     parameters: ClassVar[tuple[Parameter, ...]] = ()
     # Defaults a preset fills in (the ONNX Model Zoo is the Hugging Face backend with an author set).
     presets: ClassVar[dict[str, Any]] = {}
+    # Django templates call callables they are given; the portal's pages show backend classes, never call them.
+    do_not_call_in_templates: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any], *, context: BackendContext | None = None) -> None:
         self.config = config
