@@ -28,7 +28,7 @@ $(PEERS)/olah/.installed:
 
 $(PEERS)/mlflow/.installed:
 	test -x $(PEERS)/mlflow/bin/python || $(PYTHON) -m venv $(PEERS)/mlflow
-	$(PEERS)/mlflow/bin/python -m pip install -q 'mlflow>=3,<4'
+	$(PEERS)/mlflow/bin/python -m pip install -q 'mlflow[auth]>=3,<4'
 	touch $@
 
 peers: $(PEERS)/olah/.installed $(PEERS)/mlflow/.installed
