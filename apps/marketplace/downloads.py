@@ -55,6 +55,8 @@ def fetch_missing_file(version: Any, path: str) -> Any:
         if found is not None:
             return found
     return None
+
+
 SIGNING_SALT = "marketplace.blob-download"
 RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 

@@ -96,7 +96,11 @@ class Model(OwnedModel):
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="models")
+    # No index of its own: the unique (organization, name) index serves lookups by organization, and every
+    # index is paid on each insert (a registry sync writes models by the hundred thousand).
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="models", db_index=False
+    )
     name = models.CharField(max_length=96, validators=[validate_model_name])
     summary = models.CharField(max_length=300, blank=True)
     card = models.TextField(blank=True, max_length=200_000, help_text="The model card, in Markdown.")
@@ -177,7 +181,9 @@ class ModelVersion(OwnedModel):
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="versions")
+    model = models.ForeignKey(
+        Model, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )  # (model, label)
     label = models.CharField(max_length=64, validators=[validate_version_label])
     status = models.CharField(max_length=10, choices=VersionStatus.choices, default=VersionStatus.DRAFT)
     changelog = models.TextField(blank=True, max_length=50_000)
@@ -254,7 +260,7 @@ class VersionFile(models.Model):
 class Alias(models.Model):
     """A movable name for one of a model's versions (``production``, ``staging``); its moves are kept."""
 
-    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="aliases")
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="aliases", db_index=False)  # (model, name)
     name = models.CharField(max_length=40, validators=[validate_alias_name])
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
     created_at = models.DateTimeField(default=timezone.now)

@@ -114,6 +114,12 @@ class RegistrySync(OwnedModel):
     files_fetched = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     complete = models.BooleanField(default=False)
+    snapshot = models.CharField(
+        max_length=500, blank=True, help_text="The registry's validator of the listing read, with the settings'."
+    )
+    unchanged_listing = models.BooleanField(
+        default=False, help_text="The registry's snapshot had not changed: nothing was read again."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -133,7 +139,9 @@ class RegistrySync(OwnedModel):
 class RegistryModel(models.Model):
     """The link of a catalog model to the registry it came from."""
 
-    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="links")
+    # Indexed by the unique (registry, external_id); no index on last_seen_sync_id, so that marking a model
+    # seen (every sync, every model) is an in-place (HOT) update that touches no index.
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="links", db_index=False)
     model = models.OneToOneField("marketplace.Model", on_delete=models.CASCADE, related_name="registry_link")
     external_id = models.CharField(max_length=300)
     fingerprint = models.CharField(max_length=64, blank=True)
@@ -147,7 +155,6 @@ class RegistryModel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["registry", "external_id"], name="registries_link_unique_external_id")
         ]
-        indexes = [models.Index(fields=["registry", "last_seen_sync_id"])]
 
     def __str__(self) -> str:
         return f"{self.registry_id}:{self.external_id}"
@@ -156,7 +163,9 @@ class RegistryModel(models.Model):
 class RemoteFile(models.Model):
     """A file of a synced version that is still upstream (metadata mode): fetched on first use, then cached."""
 
-    version = models.ForeignKey("marketplace.ModelVersion", on_delete=models.CASCADE, related_name="remote_files")
+    version = models.ForeignKey(
+        "marketplace.ModelVersion", on_delete=models.CASCADE, related_name="remote_files", db_index=False
+    )  # indexed by the unique (version, path)
     path = models.CharField(max_length=500)
     upstream_label = models.CharField(max_length=200, blank=True, help_text="The version's label in the registry.")
     size = models.BigIntegerField(null=True, blank=True, validators=[MinValueValidator(0)])

@@ -34,6 +34,9 @@ def _squeeze(text: str, bad: re.Pattern, limit: int, suffix: str) -> str:
 
 def catalog_name_for(external_id: str) -> str:
     """The catalog name a registry id maps to (before collisions)."""
+    simple = external_id.lower().replace("/", ".")
+    if len(simple) <= MAX_NAME and MODEL_NAME_PATTERN.match(simple):
+        return simple  # the common case, one regex: ids that are already good names ("org/model-1")
     name = _squeeze(external_id.lower().replace("/", "."), _NAME_BAD, MAX_NAME, id_hash(external_id))
     if not name or not name[0].isalnum() or not MODEL_NAME_PATTERN.match(name):
         name = f"model-{id_hash(external_id)}"

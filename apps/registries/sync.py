@@ -20,12 +20,18 @@ A sync writes one audit event with its counts, not one per model.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import hashlib
+import json
 import logging
+import queue
 import random
 import re
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +44,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.job_services import JobClaimLost
-from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
+from apps.marketplace.models import Alias, Model, ModelVersion, ValidationStatus, VersionStatus
 from apps.marketplace.services import MAX_TAG_LENGTH, MAX_TAGS, normalize_path
+from apps.registries.bulk import any_of, insert_tuples, relax_commit
 from apps.registries.crypto import decrypt_credentials
 from apps.registries.models import Registry, RegistryMode, RegistryModel, RegistrySync, RemoteFile
 from apps.registries.naming import alias_name_for, catalog_name_for, disambiguated_name, version_label_for
@@ -148,10 +155,26 @@ class PreparedModel:
     fields: dict[str, Any]
     upstream_url: str
     versions: list[PreparedVersion]
+    tags_json: str = "[]"
 
 
 def _text(value: Any, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ("" if value is None else str(value)[:limit])
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_path(path: str) -> str:
+    return normalize_path(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_label(label: str) -> str:
+    return version_label_for(label)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_alias(alias: str) -> str | None:
+    return alias_name_for(alias)
 
 
 def _tags(values: Iterable[Any]) -> list[str]:
@@ -163,18 +186,22 @@ def _tags(values: Iterable[Any]) -> list[str]:
     return cleaned[:MAX_TAGS]
 
 
-def prepare(remote: RemoteModel) -> PreparedModel:
-    """The catalog's view of a remote model, or ``ModelRejected`` with the reason."""
-    if not isinstance(remote.id, str) or not remote.id.strip():
+def check_id(model_id: Any) -> None:
+    if not isinstance(model_id, str) or not model_id.strip():
         raise ModelRejected("The model has no id.")
-    if len(remote.id) > 300:
-        raise ModelRejected(f"The id is {len(remote.id)} characters long; at most 300 are kept.")
-    if "\x00" in remote.id:
+    if len(model_id) > 300:
+        raise ModelRejected(f"The id is {len(model_id)} characters long; at most 300 are kept.")
+    if "\x00" in model_id:
         raise ModelRejected("The id contains a NUL character.")
+
+
+def prepare(remote: RemoteModel, *, fingerprint: str | None = None) -> PreparedModel:
+    """The catalog's view of a remote model, or ``ModelRejected`` with the reason."""
+    check_id(remote.id)
     versions: list[PreparedVersion] = []
     labels: set[str] = set()
     for remote_version in remote.versions or ():
-        label = version_label_for(remote_version.label)
+        label = _cached_label(str(remote_version.label))
         if label in labels:
             raise ModelRejected(f"Two versions map to the catalog label “{label}”.")
         labels.add(label)
@@ -182,7 +209,11 @@ def prepare(remote: RemoteModel) -> PreparedModel:
         paths: set[str] = set()
         for remote_file in remote_version.files or ():
             try:
-                path = normalize_path(remote_file.path)
+                path = (
+                    _cached_path(remote_file.path)
+                    if isinstance(remote_file.path, str)
+                    else normalize_path(remote_file.path)
+                )
             except ValidationError as exc:
                 raise ModelRejected(
                     f"Version {remote_version.label}: file “{str(remote_file.path)[:100]}”: {exc.messages[0]}"
@@ -199,7 +230,7 @@ def prepare(remote: RemoteModel) -> PreparedModel:
                     f"Version {remote_version.label}: “{path}” has a SHA-256 that is not 64 hex digits."
                 )
             files.append(PreparedFile(path=path, size=size, sha256=sha256, locator=_text(remote_file.locator, 4000)))
-        aliases = [name for name in (alias_name_for(alias) for alias in remote_version.aliases or ()) if name]
+        aliases = [name for name in (_cached_alias(str(alias)) for alias in remote_version.aliases or ()) if name]
         versions.append(
             PreparedVersion(
                 label=label,
@@ -219,8 +250,9 @@ def prepare(remote: RemoteModel) -> PreparedModel:
     }
     url = _text(remote.url, 500) if str(remote.url or "").startswith(("http://", "https://")) else ""
     return PreparedModel(
+        tags_json=json.dumps(fields["tags"]),
         external_id=remote.id,
-        fingerprint=remote.content_fingerprint()[:64],
+        fingerprint=fingerprint or remote.content_fingerprint()[:64],
         fields=fields,
         upstream_url=url,
         versions=versions,
@@ -260,6 +292,88 @@ def describe_error(error: BaseException) -> str:
     return f"The backend failed with an unexpected error (a bug in the backend): {last}"[:1000]
 
 
+@dataclass
+class Examined:
+    """A page looked at without the database: what is admitted, each model's fingerprint, what was rejected,
+    and (when examined ahead, in the listing thread) each admitted model prepared in full."""
+
+    seen: int = 0
+    skipped: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    candidates: dict[str, tuple[RemoteModel, str]] = field(default_factory=dict)
+    prepared: dict[str, PreparedModel | str] = field(default_factory=dict)
+
+
+def examine(page: ModelPage, filters: Filters, *, prepare_all: bool = False) -> Examined:
+    """Filters, ids and fingerprints of a page's models; with ``prepare_all`` their full preparation too (errors
+    as text). Pure: safe in the listing thread."""
+    examined = Examined()
+    for remote in page.models:
+        examined.seen += 1
+        model_id = str(getattr(remote, "id", "?"))
+        try:
+            if not isinstance(remote, RemoteModel):
+                raise ModelRejected(f"The backend listed a {type(remote).__name__}, not a RemoteModel.")
+            if not filters.admits(remote):
+                examined.skipped += 1
+                continue
+            check_id(remote.id)
+            if remote.id in examined.candidates:
+                raise ModelRejected("The model is listed twice in one page.")
+            examined.candidates[remote.id] = (remote, remote.content_fingerprint()[:64])
+        except ModelRejected as exc:
+            examined.rejected.append((model_id, str(exc)))
+        except Exception as exc:  # a RemoteModel whose fields a plugin filled with something odd
+            examined.rejected.append((model_id, describe_error(exc)))
+    if prepare_all:
+        for model_id, (remote, fingerprint) in examined.candidates.items():
+            try:
+                examined.prepared[model_id] = prepare(remote, fingerprint=fingerprint)
+            except ModelRejected as exc:
+                examined.prepared[model_id] = str(exc)
+            except Exception as exc:
+                examined.prepared[model_id] = describe_error(exc)
+    return examined
+
+
+def read_ahead(pages: Iterator[Any], transform: Callable[[Any], Any] | None = None, depth: int = 2) -> Iterator[Any]:
+    """``pages``, produced by a thread up to ``depth`` pages ahead, each with ``transform(page)`` computed there
+    too (``(page, transform(page))``). Whatever the producer raises is raised here, at the point of the listing
+    where it happened; stopping early lets the producer end at its next page."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                item = (page, transform(page) if transform is not None else None)
+                while not stop.is_set():
+                    try:
+                        buffer.put(("page", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which decides (retry, record, stop)
+            buffer.put(("error", exc))
+
+    producer = threading.Thread(target=produce, name="registry-listing", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "page":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+
+
 # --- the run ----------------------------------------------------------------------------------------------------
 @dataclass
 class SyncRun:
@@ -281,25 +395,89 @@ class SyncRun:
         self.total: int | None = None
         self._skipped_list: list | None = None
         self._skipped_read = 0
+        self.pages_read = self.sync.pages
 
     # -- listing ---------------------------------------------------------------------------------------------
+    def settings_digest(self) -> str:
+        """What, besides the registry's content, decides what a sync writes: backend settings, filters, mode."""
+        registry = self.registry
+        payload = json.dumps(
+            [
+                registry.backend,
+                registry.config,
+                registry.credentials,
+                registry.include_patterns,
+                registry.exclude_patterns,
+                registry.tags,
+                registry.licenses,
+                registry.mode,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def unchanged_since_last_sync(self) -> bool:
+        """Before a fresh listing: record the backend's snapshot; True when it equals the last clean run's."""
+        try:
+            snapshot = self.backend.listing_snapshot()
+        except (JobClaimLost, SoftTimeLimitExceeded):
+            raise
+        except Exception:  # a snapshot is an optimisation: any trouble means "read the listing"
+            logger.warning("Registry %s: listing_snapshot failed", self.registry.pk, exc_info=True)
+            snapshot = None
+        if not snapshot:
+            return False
+        snapshot = f"{self.settings_digest()}|{snapshot}"[:500]
+        RegistrySync.objects.filter(pk=self.sync.pk).update(snapshot=snapshot)
+        self.sync.snapshot = snapshot
+        previous = (
+            RegistrySync.objects.filter(registry=self.registry, complete=True, job__status="succeeded")
+            .exclude(pk=self.sync.pk)
+            .order_by("-created_at", "-id")
+            .values("snapshot", "failed")
+            .first()
+        )
+        return bool(previous) and previous["snapshot"] == snapshot and previous["failed"] == 0
+
+    def mark_all_seen(self) -> dict[str, Any]:
+        """The listing is unchanged: every model the registry still lists is seen by this run, in one UPDATE."""
+        with transaction.atomic():
+            seen = RegistryModel.objects.filter(registry=self.registry, removed_upstream_at=None).update(
+                last_seen_sync_id=self.sync.pk
+            )
+            RegistrySync.objects.filter(pk=self.sync.pk).update(
+                seen=seen, unchanged=seen, complete=True, unchanged_listing=True
+            )
+        self.sync.seen = self.sync.unchanged = seen
+        self.sync.complete = self.sync.unchanged_listing = True
+        self.progress(0.99, f"The registry's listing has not changed since the last sync: {seen:,} models kept.")
+        return self.sync.counts()
+
     def run(self) -> dict[str, Any]:
         cursor: str | None = self.sync.cursor or None
+        if cursor is None and self.sync.pages == 0 and self.unchanged_since_last_sync():
+            return self.mark_all_seen()
+        return self.read_listing(cursor)
+
+    def read_listing(self, cursor: str | None) -> dict[str, Any]:
         attempt = 0
         stopped: str = ""
+        self.pages_read = self.sync.pages
         while True:
             try:
-                for page in self.backend.iter_models(cursor):
+                for page, examined in self.pages_from(cursor):
                     if not isinstance(page, ModelPage):
                         raise RegistryError(f"The backend yielded {type(page).__name__} instead of a ModelPage.")
                     attempt = 0
-                    if self.sync.pages >= self.max_pages:
+                    if self.pages_read >= self.max_pages:
                         raise SyncStopped(
                             f"The registry listed more than {self.max_pages} pages; the sync stopped there "
                             "(does its pagination loop?)."
                         )
                     self.total = page.total if page.total is not None else self.total
-                    self.write_page(page)
+                    self.write_page(page, examined)
+                    self.pages_read += 1
                     cursor = page.cursor
                     self.report()
                     if cursor is None:
@@ -330,6 +508,22 @@ class SyncRun:
             )
         return self.finish_complete()
 
+    def pages_from(self, cursor: str | None) -> Iterator[Any]:
+        """The backend's pages from ``cursor``. In metadata mode the next page is read in a thread while this one
+        is written (the backend is then used by that thread alone); mirror mode fetches files between pages, so
+        it reads them here."""
+        if self.registry.mode != RegistryMode.METADATA:
+            for page in self.backend.iter_models(cursor):
+                yield page, None
+            return
+
+        def ahead(page: Any) -> Examined | None:
+            # Preparing every model costs time wasted on unchanged ones, but it runs while this thread waits for
+            # the database, and it is what a first sync (every model new) spends most of its Python time on.
+            return examine(page, self.filters, prepare_all=True) if isinstance(page, ModelPage) else None
+
+        yield from read_ahead(self.backend.iter_models(cursor), ahead)
+
     def fraction(self) -> float:
         if self.total:
             return min(0.99, self.sync.seen / self.total)
@@ -348,53 +542,96 @@ class SyncRun:
         if len(self.errors) < MAX_RECORDED_ERRORS:
             self.errors.append({"model": str(model_id)[:300], "error": str(message)[:1000]})
 
-    def write_page(self, page: ModelPage) -> None:
+    def write_page(self, page: ModelPage, examined: Examined | None = None) -> None:
         counts = {"seen": 0, "created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0}
-        prepared: list[PreparedModel] = []
-        ids: set[str] = set()
         self.collect_skipped(counts)
-        for remote in page.models:
-            counts["seen"] += 1
+        # 1. What the page lists, with each model's fingerprint (examined ahead, or now).
+        if examined is None:
+            examined = examine(page, self.filters)
+        counts["seen"] += examined.seen
+        counts["skipped"] += examined.skipped
+        for model_id, message in examined.rejected:
+            counts["failed"] += 1
+            self.record_error(model_id, message)
+        candidates = examined.candidates
+        # 2. What the catalog has of them: one query.
+        links = (
+            {
+                row["external_id"]: row
+                for row in RegistryModel.objects.filter(registry=self.registry)
+                .filter(any_of(RegistryModel, "external_id", list(candidates)))
+                .values("id", "external_id", "fingerprint", "model_id", "removed_upstream_at")
+            }
+            if candidates
+            else {}
+        )
+        # 3. Unchanged ones only get their mark; new and changed ones are prepared in full.
+        unchanged: list[int] = []
+        new: list[PreparedModel] = []
+        changed: list[tuple[PreparedModel, dict]] = []
+        for model_id, (remote, fingerprint) in candidates.items():
+            link = links.get(model_id)
+            if link is not None and link["fingerprint"] == fingerprint and link["removed_upstream_at"] is None:
+                unchanged.append(link["id"])
+                continue
+            item = examined.prepared.get(model_id)
+            if isinstance(item, str):
+                counts["failed"] += 1
+                self.record_error(model_id, item)
+                continue
             try:
-                if not isinstance(remote, RemoteModel):
-                    raise ModelRejected(f"The backend listed a {type(remote).__name__}, not a RemoteModel.")
-                if not self.filters.admits(remote):
-                    counts["skipped"] += 1
-                    continue
-                item = prepare(remote)
-                if item.external_id in ids:
-                    raise ModelRejected("The model is listed twice in one page.")
-                ids.add(item.external_id)
-                prepared.append(item)
+                item = item or prepare(remote, fingerprint=fingerprint)
             except ModelRejected as exc:
                 counts["failed"] += 1
-                self.record_error(getattr(remote, "id", "?"), str(exc))
-            except Exception as exc:  # a RemoteModel whose fields a plugin filled with something odd
+                self.record_error(model_id, str(exc))
+                continue
+            except Exception as exc:
                 counts["failed"] += 1
-                self.record_error(getattr(remote, "id", "?"), describe_error(exc))
-        fetch: list[tuple[PreparedModel, int]] = []
+                self.record_error(model_id, describe_error(exc))
+                continue
+            if link is None:
+                new.append(item)
+            else:
+                changed.append((item, link))
+        # 4. One transaction: the writes, the cursor and the counts.
+        fetch = self.store(page, counts, new, changed, unchanged)
+        if self.registry.mode == RegistryMode.MIRROR and fetch:
+            self.mirror(fetch)
+
+    def store(
+        self,
+        page: ModelPage,
+        counts: dict[str, int],
+        new: list[PreparedModel],
+        changed: list[tuple[PreparedModel, dict]],
+        unchanged: list[int],
+    ) -> list[tuple[PreparedModel, int]]:
+        """Write one page and its cursor in one transaction; a refused bulk write is redone model by model."""
         try:
             with transaction.atomic():
-                fetch = self.upsert(prepared, counts)
+                relax_commit()
+                fetch = self.upsert(new, changed, unchanged, counts)
                 self.save_progress(page, counts)
+            return fetch
         except DatabaseError:
             # One bad row fails a whole bulk statement: write the page model by model to find it.
             logger.warning("Registry %s: bulk write failed, retrying the page one model at a time", self.registry.pk)
-            fetch = []
-            counts = {**counts, "created": 0, "updated": 0, "unchanged": 0}
-            survivors: list[PreparedModel] = []
-            for item in prepared:
-                try:
-                    with transaction.atomic():
-                        fetch += self.upsert([item], counts)
-                    survivors.append(item)
-                except DatabaseError as exc:
-                    counts["failed"] += 1
-                    self.record_error(item.external_id, f"The catalog refused it: {str(exc).splitlines()[0][:300]}")
-            with transaction.atomic():
-                self.save_progress(page, counts)
-        if self.registry.mode == RegistryMode.MIRROR and fetch:
-            self.mirror(fetch)
+        fetch = []
+        counts = {**counts, "created": 0, "updated": 0, "unchanged": 0}
+        with transaction.atomic():
+            self.upsert([], [], unchanged, counts)
+        singles = [([item], []) for item in new] + [([], [pair]) for pair in changed]
+        for one_new, one_changed in singles:
+            try:
+                with transaction.atomic():
+                    fetch += self.upsert(one_new, one_changed, [], counts)
+            except DatabaseError as exc:
+                item = (one_new or [pair[0] for pair in one_changed])[0]
+                counts["failed"] += 1
+                self.record_error(item.external_id, f"The catalog refused it: {str(exc).splitlines()[0][:300]}")
+        with transaction.atomic():
+            self.save_progress(page, counts)
+        return fetch
 
     def collect_skipped(self, counts: dict[str, int]) -> None:
         """Entries a backend left out of its listing (``backend.skipped``: a list of objects with ``location``,
@@ -425,63 +662,65 @@ class SyncRun:
             **{name: getattr(s, name) for name in counts},
         )
 
-    def upsert(self, prepared: list[PreparedModel], counts: dict[str, int]) -> list[tuple[PreparedModel, int]]:
-        """Write the page; returns (model, version id) pairs whose files a mirror sync must fetch."""
-        if not prepared:
-            return []
+    def upsert(
+        self,
+        new: list[PreparedModel],
+        changed: list[tuple[PreparedModel, dict]],
+        unchanged: list[int],
+        counts: dict[str, int],
+    ) -> list[tuple[PreparedModel, int]]:
+        """Write one page's outcome; returns (model, version id) pairs whose files a mirror sync must fetch."""
         registry, now, sync_id = self.registry, timezone.now(), self.sync.pk
-        links = {
-            row["external_id"]: row
-            for row in RegistryModel.objects.filter(
-                registry=registry, external_id__in=[item.external_id for item in prepared]
-            ).values("id", "external_id", "fingerprint", "model_id", "removed_upstream_at")
-        }
-        unchanged_links, changed, new = [], [], []
-        for item in prepared:
-            link = links.get(item.external_id)
-            if link is None:
-                new.append(item)
-            elif link["fingerprint"] == item.fingerprint and link["removed_upstream_at"] is None:
-                unchanged_links.append(link["id"])
-            else:
-                changed.append((item, link))
-        if unchanged_links:
-            RegistryModel.objects.filter(pk__in=unchanged_links).update(last_seen_sync_id=sync_id)
-            counts["unchanged"] += len(unchanged_links)
-
+        if unchanged:
+            RegistryModel.objects.filter(any_of(RegistryModel, "id", unchanged)).update(last_seen_sync_id=sync_id)
+            counts["unchanged"] += len(unchanged)
+        if not new and not changed:
+            return []
         model_ids: dict[str, int] = {}
         if new:
             names = self.names_for(new)
-            models = [
-                Model(
-                    organization_id=registry.organization_id,
-                    name=names[item.external_id],
-                    visibility=registry.model_visibility,
-                    source_registry=registry.slug,
-                    external_id=item.external_id,
-                    created_at=now,
-                    updated_at=now,
-                    **item.fields,
-                )
-                for item in new
-            ]
-            Model.objects.bulk_create(models)
-            for item, model in zip(new, models, strict=True):
-                model_ids[item.external_id] = model.pk
-            RegistryModel.objects.bulk_create(
+            org_id, visibility, source = registry.organization_id, registry.model_visibility, registry.slug
+            ids = insert_tuples(
+                Model,
+                MODEL_COLUMNS,
                 [
-                    RegistryModel(
-                        registry=registry,
-                        model_id=model_ids[item.external_id],
-                        external_id=item.external_id,
-                        fingerprint=item.fingerprint,
-                        upstream_url=item.upstream_url,
-                        last_seen_sync_id=sync_id,
-                        first_seen_at=now,
-                        updated_at=now,
+                    (
+                        uuid.uuid4(),
+                        org_id,
+                        names[item.external_id],
+                        item.fields["summary"],
+                        item.fields["card"],
+                        item.fields["task"],
+                        item.tags_json,
+                        item.fields["license"],
+                        visibility,
+                        source,
+                        item.external_id,
+                        now,
+                        now,
                     )
                     for item in new
-                ]
+                ],
+                return_ids=True,
+            )
+            for item, model_id in zip(new, ids, strict=True):
+                model_ids[item.external_id] = model_id
+            insert_tuples(
+                RegistryModel,
+                LINK_COLUMNS,
+                [
+                    (
+                        registry.pk,
+                        model_ids[item.external_id],
+                        item.external_id,
+                        item.fingerprint,
+                        item.upstream_url,
+                        sync_id,
+                        now,
+                        now,
+                    )
+                    for item in new
+                ],
             )
             counts["created"] += len(new)
         if changed:
@@ -505,95 +744,149 @@ class SyncRun:
                 ["fingerprint", "upstream_url", "last_seen_sync_id", "removed_upstream_at", "updated_at"],
             )
             counts["updated"] += len(changed)
-        return self.upsert_versions([*new, *(item for item, _ in changed)], model_ids, now)
+        new_model_ids = {model_ids[item.external_id] for item in new}
+        return self.upsert_versions([*new, *(item for item, _ in changed)], model_ids, new_model_ids, now)
+
+    def taken_names(self, names: list[str]) -> set[str]:
+        return set(
+            Model.with_deleted.filter(organization_id=self.registry.organization_id)
+            .filter(any_of(Model, "name", names))
+            .order_by()
+            .values_list("name", flat=True)
+        )
 
     def names_for(self, new: list[PreparedModel]) -> dict[str, str]:
-        """Catalog names for new models: the mapped id, or with a hash of the id when that name is taken."""
+        """Catalog names for new models: the mapped id, or with a hash of the id when that name is taken (by
+        another model of the organization, or by another id of the page that maps to the same name)."""
         wanted = {item.external_id: catalog_name_for(item.external_id) for item in new}
-        fallback = {item.external_id: disambiguated_name(item.external_id) for item in new}
-        taken = set(
-            Model.with_deleted.filter(
-                organization_id=self.registry.organization_id,
-                name__in=[*wanted.values(), *fallback.values()],
-            ).values_list("name", flat=True)
-        )
+        taken = self.taken_names(list(wanted.values()))
         names: dict[str, str] = {}
-        for item in new:
-            name = wanted[item.external_id]
+        clashing: list[str] = []
+        for external_id, name in wanted.items():
             if name in taken:
-                name = fallback[item.external_id]
-            if name in taken:
-                raise DatabaseError(f"the catalog names for {item.external_id} are taken")
-            taken.add(name)
-            names[item.external_id] = name
+                clashing.append(external_id)
+            else:
+                taken.add(name)
+                names[external_id] = name
+        if clashing:
+            fallback = {external_id: disambiguated_name(external_id) for external_id in clashing}
+            taken |= self.taken_names(list(fallback.values()))
+            for external_id, name in fallback.items():
+                if name in taken:
+                    raise DatabaseError(f"the catalog names for {external_id} are taken")
+                taken.add(name)
+                names[external_id] = name
         return names
 
     def upsert_versions(
-        self, items: list[PreparedModel], model_ids: dict[str, int], now: Any
+        self, items: list[PreparedModel], model_ids: dict[str, int], new_model_ids: set[int], now: Any
     ) -> list[tuple[PreparedModel, int]]:
+        """Versions, remote files and aliases of the page's new and changed models. Rows of new versions go in
+        through COPY; rows that may exist already (a changed model's files and aliases) are upserted."""
         if not items:
             return []
+        changed_ids = [
+            model_ids[item.external_id] for item in items if model_ids[item.external_id] not in new_model_ids
+        ]
         existing = {
             (row["model_id"], row["label"]): row["id"]
-            for row in ModelVersion.objects.filter(model_id__in=[model_ids[item.external_id] for item in items]).values(
-                "id", "model_id", "label"
-            )
+            for row in ModelVersion.objects.filter(model_id__in=changed_ids).values("id", "model_id", "label")
         }
-        new_versions: list[ModelVersion] = []
+        new_rows: list[dict[str, Any]] = []
         keys: list[tuple[int, str]] = []
         for item in items:
             model_id = model_ids[item.external_id]
             for version in item.versions:
                 if (model_id, version.label) not in existing:
-                    new_versions.append(
-                        ModelVersion(
-                            model_id=model_id,
-                            label=version.label,
-                            status=VersionStatus.PUBLISHED,
-                            changelog=version.description,
-                            published_at=now,
-                            created_at=now,
-                            updated_at=now,
-                        )
+                    new_rows.append(
+                        {
+                            "model_id": model_id,
+                            "label": version.label,
+                            "status": VersionStatus.PUBLISHED,
+                            "changelog": version.description,
+                            "published_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
                     )
                     keys.append((model_id, version.label))
-        if new_versions:
-            ModelVersion.objects.bulk_create(new_versions)
-            for key, version in zip(keys, new_versions, strict=True):
-                existing[key] = version.pk
-        files, aliases, fetch = [], [], []
+        created_ids = insert_tuples(
+            ModelVersion,
+            VERSION_COLUMNS,
+            [
+                (
+                    uuid.uuid4(),
+                    row["model_id"],
+                    row["label"],
+                    VersionStatus.PUBLISHED,
+                    row["changelog"],
+                    "{}",
+                    "{}",
+                    "",
+                    ValidationStatus.NONE,
+                    "",
+                    now,
+                    "",
+                    now,
+                    now,
+                )
+                for row in new_rows
+            ],
+            return_ids=True,
+        )
+        for key, version_id in zip(keys, created_ids, strict=True):
+            existing[key] = version_id
+        created_versions = set(created_ids)
+        fresh_files, other_files, fresh_aliases, other_aliases, fetch = [], [], {}, {}, []
         for item in items:
             model_id = model_ids[item.external_id]
             for version in item.versions:
                 version_id = existing[(model_id, version.label)]
                 for prepared_file in version.files:
-                    files.append(
-                        RemoteFile(
-                            version_id=version_id,
-                            path=prepared_file.path,
-                            upstream_label=version.upstream_label,
-                            size=prepared_file.size,
-                            sha256=prepared_file.sha256,
-                            locator=prepared_file.locator,
-                        )
-                    )
+                    row = {
+                        "version_id": version_id,
+                        "path": prepared_file.path,
+                        "upstream_label": version.upstream_label,
+                        "size": prepared_file.size,
+                        "sha256": prepared_file.sha256,
+                        "locator": prepared_file.locator,
+                    }
+                    (fresh_files if version_id in created_versions else other_files).append(row)
                 for alias in version.aliases:
-                    aliases.append(Alias(model_id=model_id, name=alias, version_id=version_id, updated_at=now))
+                    # The last version listing an alias holds it.
+                    target = fresh_aliases if model_id in new_model_ids else other_aliases
+                    target[(model_id, alias)] = {
+                        "model_id": model_id,
+                        "name": alias,
+                        "version_id": version_id,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                 if version.files:
                     fetch.append((item, version_id))
-        if files:
+        insert_tuples(
+            RemoteFile,
+            REMOTE_FILE_COLUMNS,
+            [
+                (row["version_id"], row["path"], row["upstream_label"], row["size"], row["sha256"], row["locator"], "")
+                for row in fresh_files
+            ],
+        )
+        if other_files:
             RemoteFile.objects.bulk_create(
-                files,
+                [RemoteFile(**row) for row in other_files],
                 update_conflicts=True,
                 unique_fields=["version", "path"],
                 update_fields=["upstream_label", "size", "sha256", "locator"],
             )
-        if aliases:
-            seen: dict[tuple[int, str], Alias] = {}
-            for alias in aliases:
-                seen[(alias.model_id, alias.name)] = alias  # the last version listing an alias holds it
+        insert_tuples(
+            Alias,
+            ALIAS_COLUMNS,
+            [(row["model_id"], row["name"], row["version_id"], now, now) for row in fresh_aliases.values()],
+        )
+        if other_aliases:
             Alias.objects.bulk_create(
-                list(seen.values()),
+                [Alias(**row) for row in other_aliases.values()],
                 update_conflicts=True,
                 unique_fields=["model", "name"],
                 update_fields=["version", "updated_at"],
@@ -642,3 +935,56 @@ class SyncRun:
 
 
 PreparedFields = ("summary", "card", "task", "tags", "license")
+
+# The columns the engine writes through COPY, in its tuples' order (every NOT NULL column of each table:
+# tests/registries/test_bulk_columns.py keeps these lists honest when the models change).
+MODEL_COLUMNS = (
+    "uuid",
+    "organization_id",
+    "name",
+    "summary",
+    "card",
+    "task",
+    "tags",
+    "license",
+    "visibility",
+    "source_registry",
+    "external_id",
+    "created_at",
+    "updated_at",
+)
+LINK_COLUMNS = (
+    "registry_id",
+    "model_id",
+    "external_id",
+    "fingerprint",
+    "upstream_url",
+    "last_seen_sync_id",
+    "first_seen_at",
+    "updated_at",
+)
+VERSION_COLUMNS = (
+    "uuid",
+    "model_id",
+    "label",
+    "status",
+    "changelog",
+    "signature",
+    "onnx_info",
+    "detected_task",
+    "validation_status",
+    "validation_message",
+    "published_at",
+    "yank_reason",
+    "created_at",
+    "updated_at",
+)
+REMOTE_FILE_COLUMNS = ("version_id", "path", "upstream_label", "size", "sha256", "locator", "fetch_error")
+ALIAS_COLUMNS = ("model_id", "name", "version_id", "created_at", "updated_at")
+COPY_COLUMNS = {
+    "marketplace.Model": MODEL_COLUMNS,
+    "registries.RegistryModel": LINK_COLUMNS,
+    "marketplace.ModelVersion": VERSION_COLUMNS,
+    "registries.RemoteFile": REMOTE_FILE_COLUMNS,
+    "marketplace.Alias": ALIAS_COLUMNS,
+}

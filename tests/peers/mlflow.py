@@ -204,6 +204,8 @@ def mlflow_server() -> Iterator[MlflowPeer]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+        # The basic-auth app signs its forms (CSRF) with this key and refuses to start without one.
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         # The server's own telemetry would try to reach the internet.
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",

@@ -156,3 +156,19 @@ def test_mirror_mode_copies_files_and_records_a_file_that_fails(world, catalog):
     again = run_sync(registry)
     assert again.updated == 1 and again.files_fetched == 1
     assert VersionFile.objects.filter(version__model__external_id="org/m3").exists()
+
+
+def test_a_model_the_database_refuses_fails_alone_and_the_page_is_written_one_by_one(world):
+    # PostgreSQL refuses NUL characters in text: the page's bulk insert fails, then the page is written model by
+    # model so that only that model fails.
+    poisoned = scripted_model("org/poisoned", summary="before\x00after")
+    ScriptedBackend.CATALOGS["scripted"] = [scripted_model("org/a"), poisoned, scripted_model("org/c")]
+    sync = run_sync(make_registry(world.org, world.user("owner"), config={"catalog": "scripted", "page_size": 10}))
+
+    assert sync.job.status == JobStatus.SUCCEEDED
+    assert (sync.created, sync.failed) == (2, 1)
+    assert sync.errors[0]["model"] == "org/poisoned" and "The catalog refused it" in sync.errors[0]["error"]
+    assert set(Model.objects.filter(source_registry="scripted").values_list("external_id", flat=True)) == {
+        "org/a",
+        "org/c",
+    }

@@ -12,6 +12,7 @@ line costs one model, not the whole sync; the sync engine reads ``skipped`` afte
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import re
@@ -27,6 +28,7 @@ from apps.registries.sdk import (
     NotFound,
     Parameter,
     RegistryBackend,
+    RegistryError,
     RemoteFile,
     RemoteModel,
     RemoteVersion,
@@ -91,6 +93,23 @@ def _file_path(value: Any, where: str) -> str:
     return value
 
 
+UNRESERVED = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+def _quoted_segment(segment: str) -> str:
+    return segment if UNRESERVED.match(segment) else quote(segment, safe="")
+
+
+def _quoted_path(path: str) -> str:
+    return "/".join(_quoted_segment(part) for part in path.split("/"))
+
+
+@functools.lru_cache(maxsize=64)
+def _directory_of(url: str) -> str:
+    """The URL of the directory ``url`` is in (what a relative path is resolved against), with its slash."""
+    return urljoin(url, ".")
+
+
 def parse_model(entry: Any, base_url: str) -> RemoteModel:
     """One model object of the index as a ``RemoteModel``; ``BadEntry`` saying which field is wrong.
 
@@ -111,6 +130,7 @@ def parse_model(entry: Any, base_url: str) -> RemoteModel:
         raise BadEntry("“versions” must be a list.")
     versions: list[RemoteVersion] = []
     labels: set[str] = set()
+    quoted_id: str | None = None
     for v_index, raw_version in enumerate(raw_versions):
         where = f"versions[{v_index}]."
         if not isinstance(raw_version, dict):
@@ -143,11 +163,16 @@ def parse_model(entry: Any, base_url: str) -> RemoteModel:
             if sha256 is not None and (not isinstance(sha256, str) or not SHA256.match(sha256)):
                 raise BadEntry(f"“{f_where}sha256” must be 64 hexadecimal digits.")
             url = _text(raw_file, "url", f_where)
-            if not url:
-                url = "/".join(quote(part, safe="") for part in (*model_id.split("/"), label, *path.split("/")))
-            locator = urljoin(base_url, url)
-            if urlsplit(locator).scheme not in ("http", "https"):
-                raise BadEntry(f"“{f_where}url” must be an http(s) URL or a path relative to the index.")
+            if url:
+                locator = urljoin(base_url, url)
+                if urlsplit(locator).scheme not in ("http", "https"):
+                    raise BadEntry(f"“{f_where}url” must be an http(s) URL or a path relative to the index.")
+            else:
+                # The default place, <id>/<label>/<path> next to the document: every segment is quoted and none is
+                # "." or "..", so joining is concatenation (urljoin per file costs more than the rest of the entry).
+                if quoted_id is None:
+                    quoted_id = _quoted_path(model_id)
+                locator = f"{_directory_of(base_url)}{quoted_id}/{_quoted_segment(label)}/{_quoted_path(path)}"
             files.append(RemoteFile(path=path, size=size, sha256=sha256.lower() if sha256 else None, locator=locator))
         versions.append(
             RemoteVersion(
@@ -256,6 +281,22 @@ class HttpIndexBackend(RegistryBackend):
     # --- listing ------------------------------------------------------------------------------------------
     def _page_size(self) -> int:
         return int(self.config.get("page_size") or 1000)
+
+    def listing_snapshot(self) -> str | None:
+        """The index file's ETag or Last-Modified (with its length), from a HEAD request: a JSON Lines index is one
+        document, so an unchanged validator means an unchanged listing. Paginated JSON has one per page: None."""
+        if self._declared_format() != "jsonl":
+            return None
+        try:
+            headers = self._client_for(self.index_url).head(self.index_url)
+        except RegistryError:
+            return None  # no snapshot: the listing is read (and its own errors reported there)
+        length = headers.get("content-length", "")
+        if headers.get("etag"):
+            return f"etag:{headers['etag']};length:{length}"
+        if headers.get("last-modified"):
+            return f"last-modified:{headers['last-modified']};length:{length}"
+        return None
 
     def _declared_format(self) -> str:
         chosen = self.config.get("format") or "auto"

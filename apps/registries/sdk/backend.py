@@ -153,6 +153,15 @@ class RegistryBackend:
         """The file's bytes as chunks (streamed, not read into memory). ``NotFound`` if it is gone."""
         raise NotImplementedError
 
+    def listing_snapshot(self) -> str | None:
+        """A validator of the whole listing as it is now (an ETag, a last-modified stamp, a revision), or None.
+
+        Asked before a sync starts reading. When it equals the snapshot of the last complete sync that had no
+        failures, the sync marks every model as seen without reading the listing again. Give one only when it
+        changes whenever anything in the listing does. The default, None, always reads the listing.
+        """
+        return None
+
     def check(self) -> None:
         """Raise the SDK error a sync would meet (``Unauthorized``, ``Unavailable``...) or return. The default
         reads the first page of models."""

@@ -202,6 +202,12 @@ class HttpClient:
         response._content = bytes(body)
         return response
 
+    def head(self, url: str, **kwargs: Any) -> dict[str, str]:
+        """The headers of ``url`` (after redirects), lower-cased names: ETag, Last-Modified, Content-Length..."""
+        response = self._send("HEAD", url, stream=True, **kwargs)
+        response.close()
+        return {name.lower(): value for name, value in response.headers.items()}
+
     def get_json(self, url: str, **kwargs: Any) -> Any:
         return self.json_of(self.request("GET", url, **kwargs), url)
 
