@@ -395,6 +395,7 @@ REGISTRY_RETRY_MAX_WAIT_SECONDS = float(env("REGISTRY_RETRY_MAX_WAIT_SECONDS", "
 # A listing that pages past this many pages is treated as paginating forever and stopped.
 REGISTRY_MAX_PAGES = env_int("REGISTRY_MAX_PAGES", 100_000)
 REGISTRY_SYNC_TIME_LIMIT_SECONDS = env_int("REGISTRY_SYNC_TIME_LIMIT_SECONDS", 6 * 3600)
+REGISTRY_SCHEDULER_MAX_STARTS_PER_TICK = env_int("REGISTRY_SCHEDULER_MAX_STARTS_PER_TICK", 1000)
 
 # --- i18n, static, media ------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

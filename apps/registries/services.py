@@ -33,6 +33,7 @@ MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 60 * 24 * 30
 MAX_PATTERNS = 100
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+START_CHUNK = 50  # registries per scheduled-start task
 
 
 # --- values -------------------------------------------------------------------------------------------------------
@@ -311,7 +312,12 @@ class SyncAlreadyRunning(Exception):
 
 
 def active_sync(registry: Registry) -> RegistrySync | None:
-    return RegistrySync.objects.filter(registry=registry, job__status__in=ACTIVE).select_related("job").first()
+    return (
+        RegistrySync.objects.filter(registry=registry, job__status__in=ACTIVE)
+        .select_related("job")
+        .order_by("-id")
+        .first()
+    )
 
 
 def start_sync(*, registry: Registry, actor: Any = None, trigger: str = SyncTrigger.MANUAL) -> RegistrySync:
@@ -319,7 +325,8 @@ def start_sync(*, registry: Registry, actor: Any = None, trigger: str = SyncTrig
     from django.conf import settings
 
     with transaction.atomic():
-        Registry.objects.select_for_update().filter(pk=registry.pk).first()
+        # Serialises starts of this registry (the row only: not its organization's).
+        Registry.objects.select_for_update(of=("self",)).filter(pk=registry.pk).order_by().values_list("pk").first()
         running = active_sync(registry)
         if running is not None:
             raise SyncAlreadyRunning(running)
@@ -376,27 +383,49 @@ def _finish(sync: RegistrySync, *, ok: bool, message: str) -> None:
         )
 
 
-def start_due_syncs(*, now: datetime.datetime | None = None, limit: int = 500) -> int:
-    """The scheduler's tick: start a sync for every enabled registry whose time has come and that is not syncing.
+def start_due_syncs(*, now: datetime.datetime | None = None, limit: int | None = None) -> list[int]:
+    """The scheduler's tick: find every enabled registry whose time has come and that is not syncing, move its
+    next time on, and queue ``registries.start_scheduled_syncs`` tasks, one per ``START_CHUNK`` registries
+    (each writes its registries' sync jobs).
 
-    Rows are claimed with ``SKIP LOCKED`` so two beat processes never start the same registry twice; the next
-    time is set from now, so a portal that was down does not catch up with a burst of runs.
+    The tick itself is a few statements and a message per chunk, so it stays short with a thousand due at
+    once. Rows are claimed with ``SKIP LOCKED``: two beat processes never pick the same registry. The next time
+    is counted from now, so a portal that was down does not catch up with a burst of runs. At most ``limit``
+    (``REGISTRY_SCHEDULER_MAX_STARTS_PER_TICK``) per tick, the longest overdue first. Returns their ids.
     """
+    from django.conf import settings
+
+    from apps.registries.tasks import start_scheduled_syncs
+
     now = now or timezone.now()
-    started = 0
+    limit = limit or int(settings.REGISTRY_SCHEDULER_MAX_STARTS_PER_TICK)
     with transaction.atomic():
         due = list(
             Registry.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(enabled=True, sync_interval_minutes__gt=0, next_sync_at__lte=now)
             .exclude(syncs__job__status__in=ACTIVE)
-            .select_related("organization")
-            .order_by("next_sync_at")[:limit]
+            .order_by("next_sync_at")
+            .values_list("pk", "sync_interval_minutes")[:limit]
         )
-        for registry in due:
-            Registry.objects.filter(pk=registry.pk).update(next_sync_at=_next_sync(registry, now))
-            try:
-                start_sync(registry=registry, trigger=SyncTrigger.SCHEDULE)
-                started += 1
-            except SyncAlreadyRunning:
-                continue
-    return started
+        if not due:
+            return []
+        by_interval: dict[int, list[int]] = {}
+        for pk, minutes in due:
+            by_interval.setdefault(minutes, []).append(pk)
+        for minutes, pks in by_interval.items():
+            Registry.objects.filter(pk__in=pks).update(next_sync_at=now + datetime.timedelta(minutes=minutes))
+        ids = [pk for pk, _ in due]
+        chunks = [ids[start : start + START_CHUNK] for start in range(0, len(ids), START_CHUNK)]
+        transaction.on_commit(lambda: [start_scheduled_syncs.delay(chunk) for chunk in chunks])
+    return ids
+
+
+def start_scheduled_sync_of(registry_id: int) -> RegistrySync | None:
+    """The scheduled start of one registry's sync (the tick's task): None when it is gone, disabled or syncing."""
+    registry = Registry.objects.filter(pk=registry_id, enabled=True).select_related("organization").first()
+    if registry is None:
+        return None
+    try:
+        return start_sync(registry=registry, trigger=SyncTrigger.SCHEDULE)
+    except SyncAlreadyRunning:
+        return None

@@ -31,5 +31,12 @@ sync_registry = register_job_task(SyncRegistry)
 
 @shared_task(name="registries.start_due_syncs", ignore_result=True)
 def start_due_syncs_task() -> int:
-    """Periodic (celery beat): start the syncs whose schedule has come."""
-    return services.start_due_syncs()
+    """Periodic (celery beat): queue the starts of the syncs whose schedule has come."""
+    return len(services.start_due_syncs())
+
+
+@shared_task(name="registries.start_scheduled_syncs", ignore_result=True, acks_late=True)
+def start_scheduled_syncs(registry_ids: list[int]) -> int:
+    """Write the scheduled syncs' jobs and queue them (on the ``sync`` queue); a registry already syncing, gone
+    or disabled is skipped. Run again after a lost worker, it starts nothing twice."""
+    return sum(services.start_scheduled_sync_of(registry_id) is not None for registry_id in registry_ids)
