@@ -294,6 +294,8 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "apps.organizations.api.serializers.ROLE_NAMES",
         "VersionStatusEnum": "apps.marketplace.models.VersionStatus",
         "UploadStatusEnum": "apps.marketplace.models.UploadStatus",
+        "VisibilityEnum": "apps.core.access.Visibility",
+        "RegistryModeEnum": "apps.registries.models.RegistryMode",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }

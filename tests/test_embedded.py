@@ -139,6 +139,19 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
             f"http://127.0.0.1:{port}", "owner@demo.local", credentials["owner@demo.local"]
         )
         assert exported.splitlines()[0].startswith("uuid,") and "organization.created" in exported
+        # The demo registry's first sync ran on the embedded worker (SQLite: the engine's bulk_create path).
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with sqlite3.connect(tmp_path / "var" / "portal.sqlite3") as database:
+                row = database.execute(
+                    "SELECT j.status, j.error, s.created FROM registries_registrysync s "
+                    "JOIN core_job j ON s.job_id = j.id ORDER BY s.id LIMIT 1"
+                ).fetchone()
+            if row and row[0] in {"succeeded", "failed"}:
+                break
+            time.sleep(0.5)
+        assert row is not None and row[0] == "succeeded", row
+        assert row[2] == 5
         # web, worker and beat all write: the embedded database runs in WAL mode (settings: init_command).
         with sqlite3.connect(tmp_path / "var" / "portal.sqlite3") as database:
             assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -172,7 +172,7 @@ class Command(BaseCommand):
             if options["reset_passwords"]:
                 self._print(self._reset_passwords())
             else:
-                made = self._seed_models()
+                made = self._seed_models() + self._seed_registry()
                 self.stdout.write(
                     f"The demo organization exists already; added the models {', '.join(made)}."
                     if made
@@ -182,7 +182,7 @@ class Command(BaseCommand):
             return
         credentials = self._seed()
         _write_credentials(credentials)
-        made = self._seed_models()
+        made = self._seed_models() + self._seed_registry()
         self.stdout.write(self.style.SUCCESS(f"Demo data created (models: {', '.join(made) or 'none'})."))
         self._print(credentials)
 
@@ -264,6 +264,33 @@ class Command(BaseCommand):
             self._seed_model(organization=organization, actor=owner.user, name=name, path=path, fields=fields)
             made.append(name)
         return made
+
+    def _seed_registry(self) -> list[str]:
+        """A registry of the example plugin (examples/gpux-registry-example), with a first sync queued: the
+        worker of ``make run`` brings its five models into the catalog. Nothing when the plugin is not installed."""
+        from apps.organizations.models import Organization
+        from apps.registries import services as registries
+        from apps.registries.models import Registry
+        from apps.registries.sdk import backend_class
+
+        organization = Organization.objects.get(slug=DEMO_ORGANIZATION)
+        owner = organization.memberships.filter(user__email=DEMO_USERS[0][0]).select_related("user").first()
+        if owner is None or backend_class("example-catalog") is None:
+            return []
+        if Registry.objects.filter(organization=organization, slug="examples").exists():
+            return []
+        registry = registries.create_registry(
+            organization=organization,
+            actor=owner.user,
+            backend="example-catalog",
+            slug="examples",
+            name="Example catalog",
+            description="The example registry plugin: five models defined in code. See Registries.",
+            config={"page_size": 2},
+            model_visibility="internal",
+        )
+        registries.start_sync(registry=registry, actor=owner.user)
+        return ["registry examples (syncing)"]
 
     @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     def _seed_model(self, *, organization: Any, actor: Any, name: str, path: Path, fields: dict[str, Any]) -> None:
