@@ -47,6 +47,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import update_section
+
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 CHUNK = MiB
@@ -627,17 +630,8 @@ def machine_description() -> dict[str, str]:
     }
 
 
-def write_results(path: Path, section: str) -> None:
-    fresh = "# Benchmark results\n\nEach benchmark under `benchmarks/` writes its own section here.\n"
-    text = path.read_text() if path.exists() else fresh
-    block = f"{RESULTS_BEGIN}\n{section.rstrip()}\n{RESULTS_END}\n"
-    if RESULTS_BEGIN in text and RESULTS_END in text:
-        before, rest = text.split(RESULTS_BEGIN, 1)
-        after = rest.split(RESULTS_END, 1)[1].lstrip("\n")
-        text = before + block + ("\n" + after if after else "")
-    else:
-        text = text.rstrip() + "\n\n" + block
-    path.write_text(text)
+def write_results(path: Path, body: str) -> None:
+    update_section(path, RESULTS_BEGIN, RESULTS_END, body)
 
 
 # --- main -----------------------------------------------------------------------------------------------------

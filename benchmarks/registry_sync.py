@@ -45,6 +45,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import update_section
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gpux_bench_registry_sync"
@@ -471,15 +474,7 @@ def section(args, runs, ticks, listed, listing_seconds, naive_seconds, lines, to
 
 
 def write_results(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{RESULTS_BEGIN}\n{body.rstrip()}\n{RESULTS_END}\n"
-    if RESULTS_BEGIN in text and RESULTS_END in text:
-        before, rest = text.split(RESULTS_BEGIN, 1)
-        after = rest.split(RESULTS_END, 1)[1].lstrip("\n")
-        text = before + block + ("\n" + after if after else "")
-    else:
-        text = text.rstrip() + "\n\n" + block
-    path.write_text(text)
+    update_section(path, RESULTS_BEGIN, RESULTS_END, body)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.peers.s3 import free_port
+from tests.peers import free_port
 
 PEER_BIN = Path(__file__).resolve().parents[2] / "var" / "peers" / "mlflow" / "bin"
 START_TIMEOUT = 90.0

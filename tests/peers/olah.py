@@ -25,7 +25,7 @@ from typing import IO
 
 import pytest
 
-from tests.peers.s3 import free_port
+from tests.peers import free_port
 
 PEER_BIN = Path(__file__).resolve().parents[2] / "var" / "peers" / "olah" / "bin"
 START_TIMEOUT = 60.0

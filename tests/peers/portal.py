@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,17 +31,13 @@ from typing import IO, Any
 
 import pytest
 
+from tests.peers import free_port
+
 PROJECT = Path(__file__).resolve().parents[2]
 ADMIN_DATABASE_URL = os.environ.get("GPUX_PEER_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 START_TIMEOUT = 60.0
 # Variables of the test run that must not leak into the peer: it has its own database, cache and broker.
 DROPPED_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL", "DATABASE_TEST_NAME", "DJANGO_SETTINGS_MODULE")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -30,13 +30,9 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.peers import free_port
+
 START_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def iris_model_path() -> Path:
