@@ -233,6 +233,15 @@ class ModelPageMixin:
                 "api:model-version-file-detail",
                 kwargs={"owner": owner, "name": name, "label": label, "path": version_file.path},
             )
+        # A model synced in metadata mode lists files its registry still holds (the registries app's RemoteFile):
+        # shown with the same download link, which fetches the file on its first use.
+        upstream_files = getattr(version, "remote_files", None)
+        upstream = list(upstream_files.filter(fetched_at=None).order_by("path")) if upstream_files is not None else []
+        for remote in upstream:
+            remote.download_url = reverse(
+                "api:model-version-file-detail",
+                kwargs={"owner": owner, "name": name, "label": label, "path": remote.path},
+            )
         main = next((f for f in files if f.path == "model.onnx"), None) or next(
             (f for f in files if f.role == FileRole.MODEL), None
         )
@@ -248,6 +257,7 @@ class ModelPageMixin:
         return {
             "version": version,
             "files": files,
+            "upstream_files": upstream,
             "main_file": main,
             "signature": version.signature or {},
             "onnx_info": version.onnx_info or {},

@@ -71,3 +71,18 @@ def test_an_unlisted_path_is_404_and_an_outsider_gets_404_before_any_fetch(world
     before = len(server.requests)
     assert api_client_for(world.user("outsider")).get(download_url(synced)).status_code == 404
     assert len(server.requests) == before
+
+
+def test_the_version_page_lists_files_still_upstream_with_their_download_link(world, server, synced):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(world.user("viewer"))
+    page_url = reverse("catalog-version", kwargs={"owner": "acme", "name": synced.name, "label": "1"})
+    page = client.get(page_url).content.decode()
+    assert 'id="upstream-file-table"' in page and "No files yet" not in page
+    assert download_url(synced) in page
+
+    assert client.get(download_url(synced)).status_code == 200  # fetched: now an ordinary file of the version
+    page = client.get(page_url).content.decode()
+    assert 'id="upstream-file-table"' not in page and 'id="file-table"' in page
