@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -64,7 +64,7 @@ class RegistryListView(OrganizationPage):
         )
         query = self.request.GET.get("q", "").strip()
         if query:
-            registries = registries.filter(name__icontains=query) | registries.filter(slug__icontains=query)
+            registries = registries.filter(Q(name__icontains=query) | Q(slug__icontains=query))
         context["page_obj"] = paginate(self.request, registries)
         context["query"] = query
         return context

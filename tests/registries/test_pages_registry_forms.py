@@ -47,6 +47,20 @@ def test_the_list_starts_empty_and_says_what_a_registry_is(admin):
     assert page.status_code == 200 and b"No registries yet" in page.content
 
 
+def test_the_list_searches_registries_by_name_or_slug_with_their_model_counts(admin, world):
+    from tests.registries.support import ScriptedBackend, make_registry, scripted_model
+
+    ScriptedBackend.CATALOGS["hub-mirror"] = [scripted_model("a/one"), scripted_model("a/two")]
+    run_sync(make_registry(world.org, world.user("owner"), slug="hub-mirror", name="Hub mirror"))
+    make_registry(world.org, world.user("owner"), slug="zoo", name="Model zoo")
+    url = reverse("org-registries", kwargs={"org_slug": "acme"})
+
+    by_slug = admin.get(url, {"q": "mirror"}).context["page_obj"].object_list
+    assert [(r.slug, r.model_count) for r in by_slug] == [("hub-mirror", 2)]
+    assert [r.slug for r in admin.get(url, {"q": "zoo"}).context["page_obj"].object_list] == ["zoo"]
+    assert b"No registry matches" in admin.get(url, {"q": "nothing-like-it"}).content
+
+
 def test_the_add_page_offers_every_installed_backend_then_its_form(admin):
     choices = admin.get(create_url())
     for label in (b"HTTP index", b"Hugging Face", b"MLflow", b"Example catalog"):
