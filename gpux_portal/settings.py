@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "apps.marketplace",
     "apps.analytics",
     "apps.registries",
+    "apps.inference",
 ]
 
 MIDDLEWARE = [
@@ -273,6 +274,8 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", "6000/minute"),
         # failed Bearer token attempts per client IP (apps.accounts.lockout.FailedTokenThrottle)
         "failed_token": env("API_THROTTLE_FAILED_TOKEN", "20/minute"),
+        # predictions per user (apps.inference.api.views.PredictThrottle): a client batching requests runs many
+        "predict": env("API_THROTTLE_PREDICT", "60000/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -445,3 +448,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- inference (docs/operator/inference.md) ----------------------------------------------------------------
+# Where workers keep the files of the versions they run (one folder per version, copied from storage once).
+INFERENCE_CACHE_DIR = Path(env("INFERENCE_CACHE_DIR", str(VAR_DIR / "inference")))
+# The sessions one worker process keeps loaded, in MiB of resident memory (least recently used out first).
+INFERENCE_SESSION_CACHE_MB = env_int("INFERENCE_SESSION_CACHE_MB", 2048)
+# A request body (JSON or .npz) and the decoded tensors it holds, at most; the outputs of one run, at most.
+INFERENCE_MAX_REQUEST_BYTES = env_int("INFERENCE_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
+INFERENCE_MAX_OUTPUT_BYTES = env_int("INFERENCE_MAX_OUTPUT_BYTES", 64 * 1024 * 1024)
+# How long a synchronous prediction waits by default, and at most, before answering 202 with the job's URL.
+INFERENCE_SYNC_TIMEOUT_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_SECONDS", "30"))
+INFERENCE_SYNC_TIMEOUT_MAX_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_MAX_SECONDS", "120"))
+# A CPU inference worker process may hold this much address space (RLIMIT_AS, MiB; 0: no limit). A model that
+# allocates past it fails its job with the reason and the process is replaced.
+INFERENCE_WORKER_MEMORY_MB = env_int("INFERENCE_WORKER_MEMORY_MB", 0)
+# Webhooks: attempts and the first retry delay (doubling), seconds a receiver gets to answer.
+INFERENCE_WEBHOOK_ATTEMPTS = env_int("INFERENCE_WEBHOOK_ATTEMPTS", 5)
+INFERENCE_WEBHOOK_RETRY_SECONDS = float(env("INFERENCE_WEBHOOK_RETRY_SECONDS", "5"))
+INFERENCE_WEBHOOK_TIMEOUT_SECONDS = float(env("INFERENCE_WEBHOOK_TIMEOUT_SECONDS", "10"))
+# Dynamic batching: how often the batching worker looks at what it buffered (seconds), most requests buffered.
+INFERENCE_BATCH_TICK_SECONDS = float(env("INFERENCE_BATCH_TICK_SECONDS", "0.002"))
+INFERENCE_BATCH_BUFFER = env_int("INFERENCE_BATCH_BUFFER", 256)
+# Webhook receivers on private, loopback or link-local addresses must be allow-listed (host names or CIDR).
+INFERENCE_WEBHOOK_ALLOWED_NETWORKS = env_list("GPUX_WEBHOOK_ALLOWED_NETWORKS")

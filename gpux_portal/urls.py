@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.core.api.urls")),
     path("", include("apps.marketplace.api.urls")),
     path("", include("apps.registries.api.urls")),
+    path("", include("apps.inference.api.urls")),
 ]
 
 urlpatterns = [

@@ -127,6 +127,8 @@ class WorkerProcess:
         pool: str = "solo",
         task_modules: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        prefetch: int = 1,
+        concurrency: int = 1,
     ) -> None:
         self.name = f"jobs-test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
@@ -134,6 +136,8 @@ class WorkerProcess:
         self.pool = pool
         self.task_modules = ("tests.jobs_support", *task_modules)
         self.extra_env = env or {}
+        self.prefetch = prefetch
+        self.concurrency = concurrency
         self.process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
@@ -160,9 +164,9 @@ class WorkerProcess:
             "-P",
             self.pool,
             "--concurrency",
-            "1",
+            str(self.concurrency),
             "--prefetch-multiplier",
-            "1",
+            str(self.prefetch),
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",

@@ -145,8 +145,10 @@ def send_job(job: Job) -> bool:
         _fail_unsent(job, f"No worker code is registered for job kind “{job.kind}”.")
         return False
     try:
+        kwargs = task.message_kwargs(job) if hasattr(task, "message_kwargs") else None
         task.apply_async(
             args=[job.pk],
+            kwargs=kwargs or {},
             queue=job.queue,
             soft_time_limit=job.time_limit,
             time_limit=job.time_limit + HARD_LIMIT_MARGIN,

@@ -85,12 +85,26 @@ class JobTask(Task):
             logger.exception("Job %s (%s) failed", job.uuid, job.kind)
             error, trace = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         else:
-            return finish_job(job, result) or "lost"
-        return JobStatus.FAILED if fail_job(job, error=error, traceback=trace) else "lost"
+            status = finish_job(job, result)
+            if status:
+                self.after_outcome(job, status)
+            return status or "lost"
+        if fail_job(job, error=error, traceback=trace):
+            job.error = error
+            self.after_outcome(job, JobStatus.FAILED)
+            return JobStatus.FAILED
+        return "lost"
 
     def execute(self, job: Job, progress: ProgressReporter) -> Any:
         """Do the work of ``job``; call ``progress(fraction, message)`` as it goes; return a JSON result."""
         raise NotImplementedError
+
+    def after_outcome(self, job: Job, status: str) -> None:
+        """Called once the attempt's outcome (``status``) is recorded: tell whoever waits (a hook; no-op here)."""
+
+    def message_kwargs(self, job: Job) -> dict[str, Any] | None:
+        """Keyword arguments the job's message carries besides its id (a batching task groups by them)."""
+        return None
 
     def clean_params(self, params: Any, *, organization: Any, user: Any) -> dict:
         """Validate and normalise the parameters a person gave (the API nests errors under ``params``).

@@ -67,6 +67,9 @@ class NetworkPolicy:
     """
 
     allowed: tuple[str, ...] = ()
+    # The setting an operator changes to allow-list more, named in the refusal.
+    setting: str = "GPUX_REGISTRY_ALLOWED_NETWORKS"
+    purpose: str = "registries"
 
     def _networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         networks = []
@@ -112,7 +115,7 @@ class NetworkPolicy:
                 raise UnsafeURL(
                     field,
                     f"“{host}” resolves to {address}, a private, loopback or link-local address; the operator "
-                    "must allow-list it (GPUX_REGISTRY_ALLOWED_NETWORKS) before registries may use it.",
+                    f"must allow-list it ({self.setting}) before {self.purpose} may use it.",
                 )
 
 

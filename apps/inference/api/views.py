@@ -1,0 +1,441 @@
+"""The inference API: predictions on a model version or a deployment (synchronous or not), the predictions
+you made, deployments (CRUD, revisions, rollback) and the organization's webhook secret.
+
+Who may do what: a prediction on a version needs ``run`` on the model (404 when it may not be viewed, 403 when
+viewed but not run; a token needs the ``run`` scope); on a deployment, ``run`` on the deployment. A prediction
+job is seen by its creator and the admins of the organization it counted against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from apps.accounts.models import TokenScope
+from apps.core.access import Role
+from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
+from apps.core.jobs import Job, JobStatus
+from apps.inference import services
+from apps.inference.api.serializers import (
+    DeploymentRevisionSerializer,
+    DeploymentSerializer,
+    DeploymentWriteSerializer,
+    PredictionRequestSerializer,
+    PredictionSerializer,
+    RollbackSerializer,
+    WebhookDeliverySerializer,
+)
+from apps.inference.completion import wait_finished
+from apps.inference.models import Deployment, InferenceJob
+from apps.inference.predictions import (
+    BATCHED_PREDICT_KIND,
+    PREDICT_KIND,
+    NotRunnable,
+    NoWorker,
+    acquire_slot,
+    acting_organization,
+    answer_of,
+    read_json_request,
+    read_npz_request,
+    release_slot,
+    require_runnable,
+    start_prediction,
+    sync_timeout,
+)
+from apps.inference.webhooks import check_webhook_url, rotate_secret, secret_of
+from apps.marketplace.api.views import ModelLookupMixin
+from apps.marketplace.models import Model, ModelVersion, VersionStatus
+
+NPZ_TYPES = ("application/x-npz", "application/octet-stream", "application/zip")
+PREDICTION_KINDS = (PREDICT_KIND, BATCHED_PREDICT_KIND)
+
+
+class PredictThrottle(UserRateThrottle):
+    """Predictions have their own, higher rate (``API_THROTTLE_PREDICT``) than the rest of the API."""
+
+    scope = "predict"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "no_worker"
+
+
+class Throttled(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "deployment_busy"
+
+
+class RunFailed(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "prediction_failed"
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+class PredictMixin:
+    """Read a prediction request, start the job, wait for it when synchronous, answer."""
+
+    throttle_classes = [PredictThrottle]
+    scope_for_action = {"run": TokenScope.RUN}
+
+    def get_restrict_action(self) -> str:
+        return "run"
+
+    def prediction_url(self, job: Job) -> str:
+        return self.request.build_absolute_uri(reverse("api:prediction-detail", kwargs={"uuid": job.uuid}))
+
+    def read_request(self, version: ModelVersion):
+        content_type = (self.request.content_type or "").split(";")[0].strip().lower()
+        if content_type in NPZ_TYPES:
+            data = self.request.body
+            return read_npz_request(version, data, encoding=self.request.query_params.get("encoding", "json")), {}
+        body = self.request.data
+        return read_json_request(version, body), body if isinstance(body, dict) else {}
+
+    def run_prediction(self, version: ModelVersion, *, deployment: Deployment | None = None) -> Response:
+        try:
+            require_runnable(version)
+        except NotRunnable as exc:
+            raise Conflict(str(exc)) from exc
+        prediction, body = self.read_request(version)
+        webhook_url = check_webhook_url(body.get("webhook_url"))
+        wants_async = _truthy(
+            self.request.query_params.get("async", "")
+        ) or "respond-async" in self.request.headers.get("Prefer", "")
+        timeout = sync_timeout(body.get("timeout", self.request.query_params.get("timeout")))
+        organization = acting_organization(
+            self.request.user, bound_organization_id(self.request), version.model.organization_id
+        )
+        revision = services.current_revision(deployment) if deployment is not None else None
+        slot = False
+        if deployment is not None and not wants_async:
+            slot = acquire_slot(deployment)
+            if not slot:
+                raise Throttled(
+                    f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
+                )
+        try:
+            try:
+                job = start_prediction(
+                    version=version,
+                    request=prediction,
+                    user=self.request.user,
+                    organization=organization,
+                    deployment=deployment,
+                    revision=revision,
+                    device=deployment.device if deployment else "auto",
+                    provider=deployment.provider if deployment else "auto",
+                    webhook_url=webhook_url,
+                )
+            except NoWorker as exc:
+                raise Unavailable(str(exc)) from exc
+            if wants_async:
+                return self.accepted(job)
+            waited = wait_finished(job, timeout)
+        finally:
+            if slot:
+                release_slot(deployment)
+        if waited is None:
+            return self.accepted(job)
+        outcome, payload = waited
+        if "result" not in outcome and outcome.get("status") in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            job.refresh_from_db()
+            job.inference.refresh_from_db()
+        answer = answer_of(job, job.inference, outcome, payload)
+        answer["url"] = self.prediction_url(job)
+        if answer["status"] == JobStatus.FAILED:
+            if answer.get("errors"):
+                raise exceptions.ValidationError(answer["errors"])
+            raise RunFailed(answer.get("error") or "The prediction failed.")
+        return Response(answer)
+
+    def accepted(self, job: Job) -> Response:
+        url = self.prediction_url(job)
+        return Response(
+            {"job": str(job.uuid), "status": job.status, "url": url},
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": url},
+        )
+
+
+PREDICT_SCHEMA = {
+    "request": PredictionRequestSerializer,
+    "responses": {
+        200: PredictionSerializer,
+        202: OpenApiResponse(description="Still running (or asked for asynchronously): poll the job's URL."),
+        400: OpenApiResponse(description="The inputs are wrong: each error names the input and the reason."),
+        403: OpenApiResponse(description="You may view the model but not run it."),
+        404: OpenApiResponse(description="No such model or version, or you may not view it."),
+        409: OpenApiResponse(description="The version has not passed validation."),
+        422: OpenApiResponse(description="The model failed (could not load, ran past its time limit, ...)."),
+    },
+    "parameters": [
+        OpenApiParameter("async", bool, description="Answer 202 at once with the job's URL."),
+        OpenApiParameter("timeout", float, description="Seconds to wait before answering 202."),
+    ],
+    "tags": ["inference"],
+}
+
+
+class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
+    """``POST /models/{owner}/{name}/versions/{label}/predict``; ``/models/{owner}/{name}/predict`` runs the
+    latest published version."""
+
+    @extend_schema(summary="Run a model version", **PREDICT_SCHEMA)
+    def post(self, request, owner: str, name: str, label: str | None = None) -> Response:
+        self.require("run")
+        if label is None:
+            version = self.versions().filter(status=VersionStatus.PUBLISHED).order_by("-published_at", "-id").first()
+            if version is None:
+                raise Conflict(f"{self.catalog_model} has no published version to run; name one.")
+        else:
+            version = self.version_by_label(label)
+        self.refuse_yanked(version, pinned=label is not None)
+        return self.run_prediction(version)
+
+
+class DeploymentLookupMixin:
+    def deployments_for(self, action: str):
+        return Deployment.objects.restrict(
+            self.request.user, action, within_organization=bound_organization_id(self.request)
+        )
+
+    def deployment(self) -> Deployment:
+        if not hasattr(self, "_deployment"):
+            self._deployment = get_object_or_404(
+                self.deployments_for("view").select_related(
+                    "organization",
+                    "model__organization",
+                    "version__model__organization",
+                    "canary_version__model__organization",
+                ),
+                organization__slug=self.kwargs["org_slug"],
+                slug=self.kwargs["slug"],
+            )
+        return self._deployment
+
+    def require_deployment(self, action: str) -> Deployment:
+        deployment = self.deployment()
+        if not self.deployments_for(action).filter(pk=deployment.pk).exists():
+            raise exceptions.PermissionDenied(f"You may view the deployment {deployment} but not {action} it.")
+        return deployment
+
+
+class DeploymentPredictView(PredictMixin, DeploymentLookupMixin, APIView):
+    """``POST /deployments/{org}/{slug}/predict``: the version the deployment serves now answers."""
+
+    @extend_schema(summary="Run a deployment", **PREDICT_SCHEMA)
+    def post(self, request, org_slug: str, slug: str) -> Response:
+        deployment = self.require_deployment("run")
+        try:
+            version = services.serving_choice(deployment)
+        except services.DeploymentPaused as exc:
+            raise Conflict(str(exc)) from exc
+        return self.run_prediction(version, deployment=deployment)
+
+
+# --- predictions you made ---------------------------------------------------------------------------------------
+
+
+class PredictionViewSet(
+    RestrictedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Predictions you may see: yours, and those counted against organizations you administer."""
+
+    queryset = Job.objects.filter(kind__in=PREDICTION_KINDS).select_related(
+        "organization", "inference__version__model__organization", "inference__deployment__organization"
+    )
+    serializer_class = PredictionSerializer
+    lookup_field = "uuid"
+    filterset_fields = ["status"]
+    ordering = ["-created_at"]
+
+    @extend_schema(summary="Predictions you may see", tags=["inference"])
+    def list(self, request, *args, **kwargs) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        items = [self._answer(job, full=False) for job in page]
+        return self.get_paginated_response(items)
+
+    @extend_schema(summary="One prediction: status, outputs, answer, provider, timings", tags=["inference"])
+    def retrieve(self, request, *args, **kwargs) -> Response:
+        return Response(self._answer(self.get_object(), full=True))
+
+    def _answer(self, job: Job, *, full: bool) -> dict:
+        answer = answer_of(job, job.inference)
+        if not full:
+            answer.pop("outputs", None)
+        answer["url"] = self.request.build_absolute_uri(reverse("api:prediction-detail", kwargs={"uuid": job.uuid}))
+        answer["timings"] = answer.get("timings", job.inference.timings)
+        return answer
+
+    @extend_schema(
+        summary="Webhook deliveries of a prediction", tags=["inference"], responses=WebhookDeliverySerializer(many=True)
+    )
+    @action(detail=True, methods=["get"], url_path="webhooks")
+    def webhooks(self, request, *args, **kwargs) -> Response:
+        job = self.get_object()
+        return Response(WebhookDeliverySerializer(job.webhook_deliveries.all(), many=True).data)
+
+
+# --- deployments ------------------------------------------------------------------------------------------------
+
+
+class DeploymentViewSet(
+    OrganizationNestedMixin,
+    RestrictedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Deployments of an organization: members may create and change them, admins delete them."""
+
+    queryset = Deployment.objects.select_related("organization", "model", "version", "canary_version")
+    serializer_class = DeploymentSerializer
+    lookup_field = "slug"
+    lookup_url_kwarg = "slug"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    search_fields = ["slug", "description", "model__name"]
+    ordering = ["slug"]
+    filterset_fields = ["status", "device"]
+
+    def _model(self, name: str) -> Model:
+        model = Model.objects.filter(organization=self.organization, name=name).first()
+        if model is None:
+            raise exceptions.ValidationError({"model": [f"{self.organization.slug} has no model “{name}”."]})
+        return model
+
+    def _versions(self, model: Model, data: dict) -> dict:
+        for field in ("version", "canary_version"):
+            if field in data:
+                label = data[field]
+                if not label:
+                    data[field] = None
+                    continue
+                version = ModelVersion.objects.filter(model=model, label=label).first()
+                if version is None:
+                    raise exceptions.ValidationError({field: [f"{model} has no version “{label}”."]})
+                data[field] = version
+        return data
+
+    @extend_schema(
+        summary="Deploy a model of the organization (members)", request=DeploymentWriteSerializer, tags=["inference"]
+    )
+    def create(self, request, *args, **kwargs) -> Response:
+        self.require_role(Role.MEMBER)
+        body = DeploymentWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.fields_given()
+        data.pop("reason", None)
+        model = self._model(data.pop("model"))
+        slug = data.pop("slug")
+        deployment = services.create_deployment(
+            organization=self.organization, model=model, actor=request.user, slug=slug, **self._versions(model, data)
+        )
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=deployment.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        summary="Change a deployment (a new revision)", request=DeploymentWriteSerializer, tags=["inference"]
+    )
+    def partial_update(self, request, *args, **kwargs) -> Response:
+        deployment = self.get_object()
+        self.check_restricted(deployment, "change")
+        body = DeploymentWriteSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        data = body.fields_given()
+        if "model" in data and data.pop("model") != deployment.model.name:
+            raise exceptions.ValidationError({"model": ["A deployment's model cannot change; make a new deployment."]})
+        if "slug" in data and data.pop("slug") != deployment.slug:
+            raise exceptions.ValidationError({"slug": ["A deployment's slug cannot change."]})
+        reason = data.pop("reason", "")
+        services.update_deployment(
+            deployment=deployment, actor=request.user, reason=reason, **self._versions(deployment.model, data)
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=deployment.pk)).data)
+
+    def perform_destroy(self, instance: Deployment) -> None:
+        services.delete_deployment(deployment=instance, actor=self.request.user)
+
+    @extend_schema(summary="Roll back to an earlier revision", request=RollbackSerializer, tags=["inference"])
+    @action(detail=True, methods=["post"], restrict_action="change")
+    def rollback(self, request, *args, **kwargs) -> Response:
+        deployment = self.get_object()
+        body = RollbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.rollback_deployment(
+            deployment=deployment, actor=request.user, to_revision=body.validated_data.get("revision")
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=deployment.pk)).data)
+
+    @extend_schema(
+        summary="The deployment's revisions; ?at=<time> the one current then, ?job=<uuid> the one that served it",
+        tags=["inference"],
+        responses=DeploymentRevisionSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def revisions(self, request, *args, **kwargs) -> Response:
+        deployment = self.get_object()
+        revisions = deployment.revisions.select_related("created_by")
+        if request.query_params.get("job"):
+            inference = InferenceJob.objects.filter(
+                deployment=deployment, job__uuid=request.query_params["job"]
+            ).first()
+            if inference is None:
+                raise exceptions.NotFound("No prediction of this deployment has that job id.")
+            revisions = revisions.filter(pk=inference.revision_id)
+            data = DeploymentRevisionSerializer(revisions, many=True).data
+            for item in data:
+                item["served_version"] = inference.version.label
+            return Response(data)
+        if request.query_params.get("at"):
+            from django.utils.dateparse import parse_datetime
+
+            when = parse_datetime(request.query_params["at"])
+            if when is None:
+                raise exceptions.ValidationError({"at": ["Expected an ISO 8601 time, e.g. 2026-12-03T14:03:00Z."]})
+            found = services.revision_at(deployment, when)
+            return Response(DeploymentRevisionSerializer([found] if found else [], many=True).data)
+        page = self.paginate_queryset(revisions)
+        return self.get_paginated_response(DeploymentRevisionSerializer(page, many=True).data)
+
+
+class WebhookSecretView(OrganizationNestedMixin, generics.GenericAPIView):
+    """The secret that signs the organization's webhooks: admins read it (GET) and rotate it (POST)."""
+
+    scope_for_action = {"view": TokenScope.ADMIN, "change": TokenScope.ADMIN}
+
+    def get_restrict_action(self) -> str:
+        return "view" if self.request.method == "GET" else "change"
+
+    @extend_schema(
+        summary="The organization's webhook signing secret (admins)", tags=["inference"], responses={200: dict}
+    )
+    def get(self, request, org_slug: str) -> Response:
+        self.require_role(Role.ADMIN)
+        return Response({"secret": secret_of(self.organization.pk), "header": "X-GPUX-Signature"})
+
+    @extend_schema(
+        summary="Rotate the webhook signing secret (admins)", tags=["inference"], request=None, responses={200: dict}
+    )
+    def post(self, request, org_slug: str) -> Response:
+        self.require_role(Role.ADMIN)
+        return Response({"secret": rotate_secret(self.organization.pk), "header": "X-GPUX-Signature"})

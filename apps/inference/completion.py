@@ -1,0 +1,70 @@
+"""How a synchronous prediction learns that its job finished: a Redis list per job.
+
+The worker that records the outcome pushes one message onto ``gpux:inference:done:<job uuid>`` (kept for a
+minute); the web process waiting for it pops it with ``BLPOP`` and a timeout, so an answer is back within a
+Redis round trip of the job finishing, with no polling of the database. The message carries the outcome so the
+web process need not read it back. Without Redis (the embedded ``make run``) the waiting side polls the Job row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+
+from apps.core.jobs import FINISHED_STATUSES, Job
+
+KEY_PREFIX = "gpux:inference:done:"
+KEEP_SECONDS = 60
+POLL_SECONDS = 0.02
+
+
+@cache
+def _client():
+    url = getattr(settings, "REDIS_URL", None)
+    if not url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=None, health_check_interval=30)
+
+
+def notify_finished(job_uuid: Any, outcome: dict[str, Any], payload: bytes = b"") -> None:
+    """Tell a waiting web process that the job finished: ``outcome`` (JSON) and optional binary payload."""
+    client = _client()
+    if client is None:
+        return
+    key = f"{KEY_PREFIX}{job_uuid}"
+    message = json.dumps(outcome, separators=(",", ":")).encode() + b"\n" + payload
+    with client.pipeline(transaction=False) as pipe:
+        pipe.rpush(key, message)
+        pipe.expire(key, KEEP_SECONDS)
+        pipe.execute()
+
+
+def wait_finished(job: Job, timeout: float) -> tuple[dict[str, Any], bytes] | None:
+    """The outcome and payload once ``job`` finished, or None after ``timeout`` seconds.
+
+    With Redis: one ``BLPOP``; the outcome is the worker's message. Without: the Job row is polled and the
+    outcome is ``{"status": ...}`` (the caller reads the rest from the database).
+    """
+    client = _client()
+    if client is None:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+            if status in FINISHED_STATUSES or status is None:
+                return {"status": status}, b""
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_SECONDS)
+    if timeout <= 0:
+        return None
+    popped = client.blpop([f"{KEY_PREFIX}{job.uuid}"], timeout=timeout)
+    if popped is None:
+        return None
+    header, _, payload = popped[1].partition(b"\n")
+    return json.loads(header), payload

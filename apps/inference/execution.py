@@ -1,0 +1,186 @@
+"""What an inference worker does with a version: bring its files to local disk, load a session (cached per
+process), pre-process readable inputs, validate, run, post-process.
+
+Every way of running a model goes through ``run_version`` (single predictions, merged batches, batch jobs,
+pipeline steps, the performance card), so providers, limits and the readable answer behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from apps.inference.runtime.providers import choose_providers, parse_memory
+from apps.inference.runtime.sessions import SessionCache, load_session, run_session, session_options
+from apps.marketplace.models import ModelVersion
+
+_cache: SessionCache | None = None
+_processors: dict[Any, Any] = {}
+
+
+def session_cache() -> SessionCache:
+    """This process's session cache (``INFERENCE_SESSION_CACHE_MB``)."""
+    global _cache
+    if _cache is None:
+        _cache = SessionCache(int(settings.INFERENCE_SESSION_CACHE_MB) * 1024 * 1024)
+    return _cache
+
+
+def files_key(version: ModelVersion) -> str:
+    """A short digest of the version's (path, sha256) pairs: its folder changes when its files do."""
+    digest = hashlib.sha256()
+    for path, sha in version.files.order_by("path").values_list("path", "blob__sha256"):
+        digest.update(f"{path}\0{sha}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def version_directory(version: ModelVersion) -> Path:
+    """The local folder with the version's files, copied from storage the first time (atomically: a folder
+    half-copied by a killed worker is never used)."""
+    from apps.marketplace.validation import materialize_files
+
+    root = Path(settings.INFERENCE_CACHE_DIR) / "versions"
+    target = root / f"{version.uuid}-{files_key(version)}"
+    if target.is_dir():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".staging-{uuid.uuid4().hex}"
+    try:
+        materialize_files(version, staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not target.is_dir():  # another process won the race: theirs is as good as ours
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def manifest_of(version: ModelVersion) -> dict[str, Any]:
+    return (version.onnx_info or {}).get("manifest") or {}
+
+
+@dataclass
+class LoadedVersion:
+    """A version ready to run in this process."""
+
+    version: ModelVersion
+    directory: Path
+    session: Any
+    provider: str
+    load_ms: float
+    processor: Any
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        return self.version.signature or {}
+
+
+def load_version(version: ModelVersion, *, provider: str = "auto") -> LoadedVersion:
+    """The version's session (from this process's cache, or loaded now) and its pre/post-processor."""
+    from apps.inference.processing import build_processor
+    from apps.marketplace.validation import model_file_of
+
+    manifest = manifest_of(version)
+    gpu = (manifest.get("runtime") or {}).get("gpu") or {}
+    providers = choose_providers(provider, gpu_mem_limit=parse_memory(gpu.get("memory")))
+    key = (str(version.uuid), files_key(version), tuple(str(p) for p in providers))
+    directory = version_directory(version)
+    main = model_file_of(version)
+    if main is None:
+        raise FileNotFoundError(f"Version “{version.label}” of {version.model} has no ONNX model file.")
+    model_path = directory / main.path
+
+    def loader():
+        return load_session(model_path, providers=providers, options=session_options()), {}
+
+    entry = session_cache().get(key, loader, size_hint=model_path.stat().st_size)
+    processor = _processors.get(key)
+    if processor is None:
+        processor = build_processor(
+            manifest=manifest, signature=version.signature or {}, file_path=lambda name: _version_file(directory, name)
+        )
+        _processors[key] = processor
+    return LoadedVersion(
+        version, directory, entry.session, entry.provider, entry.load_ms if entry.last_used else 0.0, processor
+    )
+
+
+def _version_file(directory: Path, name: str) -> Path:
+    path = (directory / name.removeprefix("./")).resolve()
+    if directory.resolve() not in path.parents or not path.is_file():
+        raise FileNotFoundError(name)
+    return path
+
+
+def prepare_inputs(
+    loaded: LoadedVersion, *, arrays: dict[str, np.ndarray] | None, raw: dict[str, Any] | None
+) -> dict[str, np.ndarray]:
+    """Model inputs from validated arrays, or from readable inputs through the version's pre-processing
+    (then validated against the signature like any tensor input)."""
+    from apps.inference.runtime.validation import validate_inputs
+
+    if raw is not None:
+        prepared = loaded.processor.preprocess(raw)
+        if prepared is None:
+            from apps.inference.runtime.codecs import decode_inputs
+
+            prepared = decode_inputs(raw, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES)
+        return validate_inputs(loaded.signature, prepared)
+    return arrays or {}
+
+
+@dataclass
+class RunOutcome:
+    outputs: dict[str, Any]
+    answer: Any
+    provider: str
+    timings: dict[str, float]
+
+
+def run_version(
+    loaded: LoadedVersion,
+    inputs: dict[str, np.ndarray],
+    *,
+    time_limit: float | None = None,
+    readable: bool = False,
+) -> RunOutcome:
+    """Run the loaded version on validated inputs; the readable answer too when ``readable``."""
+    started = time.perf_counter()
+    outputs = run_session(
+        loaded.session, inputs, time_limit=time_limit, max_output_bytes=settings.INFERENCE_MAX_OUTPUT_BYTES
+    )
+    run_ms = (time.perf_counter() - started) * 1000
+    answer = None
+    if readable:
+        answer = loaded.processor.postprocess(outputs, inputs)
+    total_ms = (time.perf_counter() - started) * 1000
+    return RunOutcome(
+        outputs, answer, loaded.provider, {"run_ms": round(run_ms, 3), "post_ms": round(total_ms - run_ms, 3)}
+    )
+
+
+def arrays_to_npz(arrays: dict[str, Any]) -> bytes:
+    """Tensors as uncompressed ``.npz`` bytes (fast; the database compresses large values itself)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: value for name, value in arrays.items() if isinstance(value, np.ndarray)})
+    return buffer.getvalue()
+
+
+def npz_to_arrays(data: bytes | memoryview | None) -> dict[str, np.ndarray]:
+    """The tensors of ``.npz`` bytes written by ``arrays_to_npz`` (never pickles)."""
+    if not data:
+        return {}
+    with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}

@@ -1,0 +1,304 @@
+"""Predictions: read a request's inputs, write the job, send it, wait for it (synchronous calls), answer.
+
+``start_prediction`` writes the Job and its ``InferenceJob`` in one transaction and sends the task when it
+commits (DESIGN.md, "Background work"); a synchronous caller then waits on ``completion.wait_finished`` up to
+its timeout and answers the result, or 202 with the job's URL. Tensor inputs are decoded and validated against
+the version's signature here, before anything is written, so a bad input is a 400 naming the input and the
+reason; readable inputs (text, images) are checked for their form here and pre-processed on the worker, where
+the version's tokenizer and manifest are.
+
+Predictions are not audit events (the Job rows are their record; "job.created" is for work people start by
+hand); the run counts against the organization the caller acts for: the token's bound organization, else the
+caller's personal one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from apps.core.errors import field_error, field_errors
+from apps.core.jobs import Job, JobStatus
+from apps.inference.execution import arrays_to_npz, npz_to_arrays
+from apps.inference.models import Device, InferenceJob, Provider
+from apps.inference.runtime.codecs import ENCODINGS, TensorCodecError, decode_inputs, decode_npz, encode_outputs
+from apps.inference.runtime.validation import InputValidationError, batch_axis, validate_inputs
+from apps.marketplace.models import ModelVersion, ValidationStatus
+
+PREDICT_KIND = "inference.predict"
+BATCHED_PREDICT_KIND = "inference.predict_batched"
+READABLE_KEYS = frozenset({"text", "image"})
+REQUEST_FIELDS = frozenset({"inputs", "encoding", "timeout", "webhook_url", "parameters", "device", "provider"})
+
+
+class NotRunnable(Exception):
+    """The version cannot run (not validated, no signature): a 409 with the reason."""
+
+
+@dataclass
+class PredictionInput:
+    """A request's inputs, ready to store: validated tensors, or readable inputs for the worker to process."""
+
+    arrays: dict[str, np.ndarray] | None = None
+    raw: dict[str, Any] | None = None
+    encoding: str = "json"
+    items: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def require_runnable(version: ModelVersion) -> None:
+    """Refuse a version that has no checked signature to run against."""
+    if version.validation_status != ValidationStatus.PASSED or not (version.signature or {}).get("inputs"):
+        raise NotRunnable(
+            f"Version “{version.label}” of {version.model} has not passed validation, so it has no signature to run "
+            "against; validate it first."
+        )
+
+
+def _input_names(version: ModelVersion) -> set[str]:
+    return {entry["name"] for entry in (version.signature or {}).get("inputs", [])}
+
+
+def read_json_request(version: ModelVersion, body: Any) -> PredictionInput:
+    """Validate a JSON prediction request: ``{"inputs": {...}, "encoding": "json"|"b64"|"npy", "timeout": s,
+    "webhook_url": url}``. Errors name the field: ``inputs.input_ids: expected int64, received float64...``."""
+    if not isinstance(body, dict):
+        raise field_error("non_field_errors", "Send a JSON object with an “inputs” object.", code="invalid")
+    unknown = sorted(set(body) - REQUEST_FIELDS)
+    if unknown:
+        raise field_error(
+            unknown[0], f"Unknown field; a prediction takes {', '.join(sorted(REQUEST_FIELDS))}.", code="unknown_field"
+        )
+    encoding = body.get("encoding", "json")
+    if encoding not in ENCODINGS:
+        raise field_error(
+            "encoding", f"“{encoding}” is not an encoding; use one of {', '.join(ENCODINGS)}.", code="invalid_choice"
+        )
+    inputs = body.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        raise field_error(
+            "inputs", "Required: an object of input name to tensor (or “text” / “image”).", code="required"
+        )
+    names = _input_names(version)
+    if not (set(inputs) & names) and set(inputs) <= READABLE_KEYS:
+        return PredictionInput(raw=_check_readable(inputs), encoding=encoding, items=_readable_items(inputs))
+    try:
+        arrays = decode_inputs(inputs, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES)
+        arrays = validate_inputs(version.signature, arrays)
+    except (TensorCodecError, InputValidationError) as exc:
+        raise field_errors(exc.errors, code=getattr(exc, "code", "invalid")) from exc
+    return PredictionInput(arrays=arrays, encoding=encoding, items=_items_of(version, arrays))
+
+
+def read_npz_request(version: ModelVersion, data: bytes, *, encoding: str = "json") -> PredictionInput:
+    """Validate an ``.npz`` request body (one array per model input)."""
+    try:
+        arrays = decode_npz(data, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES, field="inputs")
+        arrays = validate_inputs(version.signature, arrays)
+    except (TensorCodecError, InputValidationError) as exc:
+        raise field_errors(exc.errors, code=getattr(exc, "code", "invalid")) from exc
+    if encoding not in ENCODINGS:
+        raise field_error(
+            "encoding", f"“{encoding}” is not an encoding; use one of {', '.join(ENCODINGS)}.", code="invalid_choice"
+        )
+    return PredictionInput(arrays=arrays, encoding=encoding, items=_items_of(version, arrays))
+
+
+def _check_readable(inputs: dict[str, Any]) -> dict[str, Any]:
+    for key, value in inputs.items():
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise field_error(f"inputs.{key}", "An empty list: send at least one item.", code="empty")
+        if not all(isinstance(item, str) for item in values):
+            raise field_error(f"inputs.{key}", "Expected text (or a list of texts).", code="invalid")
+    return inputs
+
+
+def _readable_items(inputs: dict[str, Any]) -> int:
+    value = next(iter(inputs.values()))
+    return len(value) if isinstance(value, list) else 1
+
+
+def _items_of(version: ModelVersion, arrays: dict[str, np.ndarray]) -> int:
+    if batch_axis(version.signature or {}):
+        first = next(iter(arrays.values()), None)
+        if first is not None and first.ndim:
+            return int(first.shape[0])
+    return 1
+
+
+def acting_organization(user: Any, bound_organization_id: int | None, fallback: Any) -> Any:
+    """Whom a run counts against: the token's bound organization, else the caller's personal one."""
+    if bound_organization_id:
+        return bound_organization_id
+    from apps.accounts.services import personal_organization_of
+
+    return personal_organization_of(user) or fallback
+
+
+def start_prediction(
+    *,
+    version: ModelVersion,
+    request: PredictionInput,
+    user: Any,
+    organization: Any,
+    deployment: Any = None,
+    revision: Any = None,
+    device: str = Device.AUTO,
+    provider: str = Provider.AUTO,
+    webhook_url: str = "",
+    time_limit: int | None = None,
+) -> Job:
+    """Write the prediction's Job and InferenceJob and send it when the transaction commits."""
+    from apps.core.job_services import send_job
+    from apps.inference.routing import gpu_worker_up, queue_for
+
+    if device == Device.GPU and not gpu_worker_up() and not getattr(settings, "INFERENCE_FORCE_QUEUE", None):
+        raise NoWorker("This asks for a GPU and no GPU worker is up; try again later or ask for device “auto”.")
+    batched = deployment is not None and deployment.max_batch_size > 1 and batch_axis(version.signature or {})
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=BATCHED_PREDICT_KIND if batched else PREDICT_KIND,
+            params={
+                "version": str(version.uuid),
+                "deployment": str(deployment.uuid) if deployment else None,
+                **(
+                    {
+                        "batch": {
+                            "key": str(deployment.uuid),
+                            "max": deployment.max_batch_size,
+                            "delay_ms": deployment.max_delay_ms,
+                        }
+                    }
+                    if batched
+                    else {}
+                ),
+            },
+            organization_id=getattr(organization, "pk", organization),
+            creator=user if getattr(user, "is_authenticated", False) else None,
+            queue=queue_for(device),
+            max_attempts=2,
+            time_limit=time_limit or (deployment.timeout_seconds if deployment else 60),
+        )
+        inference = InferenceJob.objects.create(
+            job=job,
+            version=version,
+            deployment=deployment,
+            revision=revision,
+            inputs=arrays_to_npz(request.arrays) if request.arrays is not None else b"",
+            raw_inputs=request.raw,
+            encoding=request.encoding,
+            device=device,
+            provider_requested=provider,
+            items=request.items,
+            webhook_url=webhook_url,
+            created_at=job.created_at,
+        )
+        transaction.on_commit(lambda: send_job(job))
+    job.inference = inference
+    return job
+
+
+class NoWorker(Exception):
+    """No worker can take the job now (a GPU was asked for and none is up): 503."""
+
+
+def answer_of(
+    job: Job, inference: InferenceJob | None = None, outcome: dict | None = None, payload: bytes = b""
+) -> dict[str, Any]:
+    """The API's view of a prediction job: status, outputs (in the request's encoding), readable answer,
+    provider, timings, errors by field when the input was refused."""
+    inference = inference or InferenceJob.objects.select_related("version__model__organization", "deployment").get(
+        job=job
+    )
+    outcome = outcome or {}
+    status = outcome.get("status", job.status)
+    answer: dict[str, Any] = {
+        "job": str(job.uuid),
+        "status": status,
+        "model": str(inference.version.model),
+        "version": inference.version.label,
+        "deployment": str(inference.deployment) if inference.deployment_id else None,
+        "created_at": job.created_at,
+    }
+    if status == JobStatus.SUCCEEDED:
+        result = outcome.get("result") if "result" in outcome else job.result or {}
+        raw_outputs = payload if payload else inference.outputs
+        outputs: dict[str, Any] = npz_to_arrays(raw_outputs)
+        outputs.update((result or {}).get("other_outputs") or {})
+        answer.update(
+            provider=(result or {}).get("provider", inference.provider),
+            outputs=encode_outputs(outputs, encoding=inference.encoding),
+            timings=(result or {}).get("timings", inference.timings),
+            batch_size=(result or {}).get("batch_size", inference.batch_size),
+        )
+        readable = (result or {}).get("answer")
+        if readable is not None:
+            answer["answer"] = readable
+    elif status == JobStatus.FAILED:
+        answer["error"] = outcome.get("error", job.error)
+        fields = outcome.get("error_fields", inference.error_fields)
+        if fields:
+            answer["errors"] = fields
+    return answer
+
+
+def input_refusal(answer: dict[str, Any]) -> bool:
+    """Whether a failed prediction failed on its input (then the API answers 400, not 200 with a failure)."""
+    return bool(answer.get("errors"))
+
+
+def sync_timeout(requested: Any) -> float:
+    """The seconds a synchronous call waits: the client's ``timeout`` within the operator's maximum."""
+    default, maximum = settings.INFERENCE_SYNC_TIMEOUT_SECONDS, settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS
+    if requested in (None, ""):
+        return default
+    try:
+        value = float(requested)
+    except (TypeError, ValueError):
+        raise field_error("timeout", "Expected a number of seconds.", code="invalid") from None
+    if not 0 <= value <= maximum:
+        raise field_error("timeout", f"Expected between 0 and {maximum:g} seconds.", code="out_of_range")
+    return value
+
+
+class TooManyRequests(Exception):
+    """The deployment has ``concurrency`` synchronous requests in flight already: 429."""
+
+
+SLOT_KEY = "gpux:inference:in-flight:"
+
+
+def acquire_slot(deployment: Any) -> bool:
+    """Count one synchronous request in flight on the deployment; False (nothing counted) when it is full.
+
+    The count lives in Redis (every web process shares it); without Redis there is no cap. It expires when no
+    request touched it for twice the deployment's timeout, so a web process killed mid-request cannot leak
+    slots for good.
+    """
+    from apps.inference.completion import _client
+
+    client = _client()
+    if client is None:
+        return True
+    key = f"{SLOT_KEY}{deployment.uuid}"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, max(10, deployment.timeout_seconds * 2))
+        count, _ = pipe.execute()
+    if count > deployment.concurrency:
+        client.decr(key)
+        return False
+    return True
+
+
+def release_slot(deployment: Any) -> None:
+    from apps.inference.completion import _client
+
+    client = _client()
+    if client is not None:
+        client.decr(f"{SLOT_KEY}{deployment.uuid}")

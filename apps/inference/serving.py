@@ -1,0 +1,295 @@
+"""The worker side of predictions: run one prediction job, or a merged batch of them, and record each outcome.
+
+Called by the tasks in ``apps.inference.tasks`` with claimed jobs. Outcomes are written for the attempt that
+claimed each job (``finish_job``/``fail_job``), so a job that ran twice records one result; then whoever waits
+(a synchronous call, a webhook) is told.
+
+Failures and their reasons:
+
+* the input is refused by the version's pre-processing or the signature: ``error_fields`` names the field and
+  the API answers 400;
+* the model cannot load: the job fails with ONNX Runtime's reason;
+* a run past the job's time limit is stopped (ONNX Runtime's terminate flag) and the job fails saying so;
+* an allocation past the worker's memory limit, or outputs over ``INFERENCE_MAX_OUTPUT_BYTES``: the job fails
+  with the reason and is not retried; after a memory failure the worker process exits so the pool replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from apps.core.job_services import fail_job, finish_job
+from apps.core.jobs import Job, JobStatus
+from apps.inference.completion import notify_finished
+from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, prepare_inputs, run_version
+from apps.inference.models import InferenceJob
+from apps.inference.runtime.codecs import TensorCodecError, encode_outputs
+from apps.inference.runtime.validation import InputValidationError, merge_batch, split_batch
+
+logger = logging.getLogger(__name__)
+MEMORY_MARKERS = ("bad_alloc", "bad allocation", "failed to allocate", "out of memory", "std::bad_alloc")
+
+
+class InputRefused(Exception):
+    """The worker refused the job's input (pre-processing or validation); ``errors`` names the fields."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items()))
+        self.errors = errors
+
+
+class MemoryLimitExceeded(Exception):
+    """The model allocated past what this worker may hold."""
+
+
+def _processing_errors() -> tuple[type[Exception], ...]:
+    from apps.inference.processing import ProcessingError
+
+    return (ProcessingError, TensorCodecError, InputValidationError)
+
+
+def memory_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (Python's MemoryError or ONNX Runtime's bad_alloc)."""
+    if isinstance(exc, MemoryError | MemoryLimitExceeded):
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in MEMORY_MARKERS)
+
+
+def memory_message() -> str:
+    limit = int(getattr(settings, "INFERENCE_WORKER_MEMORY_MB", 0) or 0)
+    where = f"the worker's limit of {limit} MiB" if limit else "the memory this worker has"
+    return f"The model needed more memory than {where}; the job is not retried. Use a larger worker or a smaller batch."
+
+
+@dataclass
+class Prepared:
+    job: Job
+    inference: InferenceJob
+    inputs: dict[str, np.ndarray]
+
+
+def _tensor_and_other(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    tensors = {name: value for name, value in outputs.items() if isinstance(value, np.ndarray)}
+    others = {name: value for name, value in outputs.items() if not isinstance(value, np.ndarray)}
+    return tensors, (encode_outputs(others, encoding="json") if others else {})
+
+
+def _record_success(
+    prepared: Prepared, *, outputs: dict[str, Any], answer: Any, provider: str, timings: dict, batch_size: int
+) -> str | None:
+    tensors, others = _tensor_and_other(outputs)
+    payload = arrays_to_npz(tensors)
+    inference = prepared.inference
+    result = {
+        "provider": provider,
+        "timings": timings,
+        "batch_size": batch_size,
+        "outputs": {name: {"dtype": str(value.dtype), "shape": list(value.shape)} for name, value in tensors.items()},
+    }
+    if others:
+        result["other_outputs"] = others
+    if answer is not None:
+        result["answer"] = answer
+    with transaction.atomic():
+        status = finish_job(prepared.job, result)
+        if status:
+            InferenceJob.objects.filter(pk=inference.pk).update(
+                outputs=payload,
+                answer=answer,
+                provider=provider,
+                timings=timings,
+                batch_size=batch_size,
+                worker=_worker_name(),
+            )
+    if status:
+        notify_finished(prepared.job.uuid, {"status": status, "result": result}, payload)
+        _after(prepared.job, inference)
+    return status
+
+
+def _record_failure(
+    job: Job, inference: InferenceJob, error: str, *, fields: dict | None = None, trace: str = ""
+) -> bool:
+    with transaction.atomic():
+        recorded = fail_job(job, error=error, traceback=trace)
+        if recorded and fields:
+            InferenceJob.objects.filter(pk=inference.pk).update(error_fields=fields, worker=_worker_name())
+    if recorded:
+        notify_finished(job.uuid, {"status": JobStatus.FAILED, "error": error, "error_fields": fields})
+        _after(job, inference)
+    return recorded
+
+
+def _after(job: Job, inference: InferenceJob) -> None:
+    if inference.webhook_url:
+        from apps.inference.webhooks import queue_webhook
+
+        queue_webhook(job)
+
+
+def _worker_name() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def _prepare(job: Job, inference: InferenceJob, loaded: Any) -> dict[str, np.ndarray]:
+    try:
+        if inference.raw_inputs is not None:
+            return prepare_inputs(loaded, arrays=None, raw=inference.raw_inputs)
+        return npz_to_arrays(inference.inputs)
+    except _processing_errors() as exc:
+        raise InputRefused(exc.errors) from exc
+
+
+def run_prediction(job: Job) -> str:
+    """Run one claimed prediction job and record its outcome; the status recorded (or "lost")."""
+    import traceback
+
+    started = time.perf_counter()
+    inference = InferenceJob.objects.select_related("version__model__organization").get(job=job)
+    queued_ms = max(0.0, (job.started_at - job.created_at).total_seconds() * 1000) if job.started_at else 0.0
+    try:
+        loaded = load_version(inference.version, provider=inference.provider_requested)
+        inputs = _prepare(job, inference, loaded)
+        ran = run_version(loaded, inputs, time_limit=float(job.time_limit), readable=True)
+    except InputRefused as exc:
+        return JobStatus.FAILED if _record_failure(job, inference, str(exc), fields=exc.errors) else "lost"
+    except Exception as exc:
+        if memory_failure(exc):
+            _record_failure(job, inference, memory_message(), trace=traceback.format_exc())
+            replace_this_process()
+            return JobStatus.FAILED
+        logger.warning("Prediction %s failed: %s", job.uuid, exc)
+        error = str(exc) if str(exc) else type(exc).__name__
+        return JobStatus.FAILED if _record_failure(job, inference, error, trace=traceback.format_exc()) else "lost"
+    timings = {
+        "queued_ms": round(queued_ms, 3),
+        **ran.timings,
+        "worker_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    prepared = Prepared(job, inference, inputs)
+    status = _record_success(
+        prepared,
+        outputs=ran.outputs,
+        answer=ran.answer,
+        provider=ran.provider,
+        timings=timings,
+        batch_size=int(_first_dim(inputs)),
+    )
+    return status or "lost"
+
+
+def _first_dim(inputs: dict[str, np.ndarray]) -> int:
+    first = next(iter(inputs.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
+
+
+def run_prediction_batch(jobs: list[Job]) -> dict[str, int]:
+    """Run claimed prediction jobs of one or more versions, each version's jobs merged into one batch where
+    their inputs merge (same shapes, or sequences padded under an attention mask), then split back."""
+    counts = {"succeeded": 0, "failed": 0, "batches": 0}
+    inferences = {
+        row.pk: row
+        for row in InferenceJob.objects.select_related("version__model__organization").filter(
+            job__in=[j.pk for j in jobs]
+        )
+    }
+    by_version: dict[int, list[Job]] = {}
+    for job in jobs:
+        by_version.setdefault(inferences[job.pk].version_id, []).append(job)
+    for group in by_version.values():
+        version = inferences[group[0].pk].version
+        try:
+            loaded = load_version(version, provider=inferences[group[0].pk].provider_requested)
+        except Exception as exc:
+            for job in group:
+                counts["failed"] += _record_failure(job, inferences[job.pk], str(exc) or type(exc).__name__)
+            continue
+        ready: list[Prepared] = []
+        for job in group:
+            inference = inferences[job.pk]
+            try:
+                ready.append(Prepared(job, inference, _prepare(job, inference, loaded)))
+            except InputRefused as exc:
+                counts["failed"] += _record_failure(job, inference, str(exc), fields=exc.errors)
+        for chunk in _mergeable_chunks(ready, loaded):
+            counts["batches"] += 1
+            _run_chunk(chunk, loaded, counts)
+    return counts
+
+
+def _mergeable_chunks(ready: list[Prepared], loaded: Any) -> list[list[Prepared]]:
+    names = {entry["name"] for entry in loaded.signature.get("inputs", [])}
+    pad = "attention_mask" in names
+    chunks: list[list[Prepared]] = []
+    for item in ready:
+        for chunk in chunks:
+            if _compatible(chunk[0].inputs, item.inputs, pad):
+                chunk.append(item)
+                break
+        else:
+            chunks.append([item])
+    return chunks
+
+
+def _compatible(a: dict[str, np.ndarray], b: dict[str, np.ndarray], pad: bool) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for name in a:
+        if a[name].dtype != b[name].dtype or a[name].ndim != b[name].ndim:
+            return False
+        if not pad and a[name].shape[1:] != b[name].shape[1:]:
+            return False
+    return True
+
+
+def _run_chunk(chunk: list[Prepared], loaded: Any, counts: dict[str, int]) -> None:
+    import traceback
+
+    names = {entry["name"] for entry in loaded.signature.get("inputs", [])}
+    started = time.perf_counter()
+    try:
+        merged, sizes = merge_batch([item.inputs for item in chunk], pad="attention_mask" in names)
+        ran = run_version(loaded, merged, time_limit=float(min(item.job.time_limit for item in chunk)))
+        parts = split_batch(ran.outputs, sizes)
+    except Exception as exc:
+        if memory_failure(exc):
+            for item in chunk:
+                counts["failed"] += _record_failure(
+                    item.job, item.inference, memory_message(), trace=traceback.format_exc()
+                )
+            replace_this_process()
+            return
+        for item in chunk:
+            counts["failed"] += _record_failure(
+                item.job, item.inference, str(exc) or type(exc).__name__, trace=traceback.format_exc()
+            )
+        return
+    batch_ms = (time.perf_counter() - started) * 1000
+    total = sum(sizes)
+    for item, outputs in zip(chunk, parts, strict=True):
+        answer = loaded.processor.postprocess(outputs, item.inputs)
+        queued_ms = (item.job.started_at - item.job.created_at).total_seconds() * 1000 if item.job.started_at else 0.0
+        timings = {"queued_ms": round(max(0.0, queued_ms), 3), "batch_ms": round(batch_ms, 3), **ran.timings}
+        if _record_success(
+            item, outputs=outputs, answer=answer, provider=ran.provider, timings=timings, batch_size=total
+        ):
+            counts["succeeded"] += 1
+
+
+def replace_this_process() -> None:
+    """Leave a prefork pool child after a memory failure so that the pool starts a fresh process (the message is
+    redelivered, finds its job already failed and does nothing). In any other process: nothing."""
+    from billiard.process import current_process
+
+    if current_process().name != "MainProcess" and os.environ.get("GPUX_INFERENCE_NO_EXIT") != "1":
+        logger.error("Inference worker process %s exits after a memory failure; the pool replaces it.", os.getpid())
+        os._exit(70)

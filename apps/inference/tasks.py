@@ -1,0 +1,206 @@
+"""Inference jobs on the ``inference.cpu`` and ``inference.gpu`` queues.
+
+* ``inference.predict``: one prediction per message (a ``JobTask``).
+* ``inference.predict_batched``: predictions of deployments with dynamic batching, built on celery-batches: the
+  worker's consumer buffers their messages and hands them to the pool as one list, which is run as merged
+  batches (apps/inference/serving.py). ``DeploymentBatches`` adds what celery-batches lacks for inference: a
+  batch is only handed over when a pool process is free (while one runs, new requests gather into the next
+  batch instead of queueing as many small ones), and each deployment's own ``max_batch_size`` and
+  ``max_delay_ms`` decide when its requests go.
+* ``inference.deliver_webhook``: one delivery attempt of a finished job's webhook, retried with backoff.
+
+Inference workers run the prefork pool with one process per GPU (``CUDA_VISIBLE_DEVICES`` pins it) or per CPU
+worker, ``--prefetch-multiplier`` high enough to buffer a batch (docs/operator/inference.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from celery import shared_task, signals
+from celery_batches import Batches, SimpleRequest
+from django.conf import settings
+
+from apps.core.job_services import claim_job, register_job_kind
+from apps.core.jobs import Job, JobQueue
+from apps.core.tasks import JobTask, register_job_task
+from apps.inference import serving
+from apps.inference.predictions import BATCHED_PREDICT_KIND, PREDICT_KIND
+
+logger = logging.getLogger(__name__)
+GPU_BEAT_SECONDS = 10
+
+
+class Predict(JobTask):
+    """One prediction (apps/inference/serving.py ``run_prediction``)."""
+
+    name = "inference.predict"
+    kind = PREDICT_KIND
+    job_queue = JobQueue.INFERENCE_CPU
+    max_attempts = 2
+    job_time_limit = 60
+    progress_interval = 60.0
+
+    def run(self, job_id: int, **kwargs: Any) -> str:
+        job = claim_job(job_id)
+        if job is None:
+            return "skipped"
+        return serving.run_prediction(job)
+
+
+predict = register_job_task(Predict)
+
+
+class DeploymentBatches(Batches):
+    """celery-batches' buffering, flushed per deployment when a pool process is free.
+
+    Each message carries ``batch = {"key": <deployment>, "max": <max_batch_size>, "delay_ms": <max_delay_ms>}``.
+    Every ``flush_interval`` the buffer is looked at: a deployment's requests go as one batch when they reach its
+    ``max`` or the oldest has waited its ``delay_ms``; nothing goes while every pool process is busy.
+    """
+
+    abstract = True
+    flush_every = 1_000_000  # never by count alone: _do_flush decides
+    flush_interval = 0.002
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: OrderedDict[Any, list[tuple[float, Any]]] = OrderedDict()
+        self._in_flight = 0
+
+    def _pool_limit(self) -> int:
+        return max(1, int(getattr(self._pool, "limit", 1) or 1))
+
+    def _do_flush(self) -> None:
+        now = time.monotonic()
+        from celery_batches import consume_queue
+
+        for request in consume_queue(self._buffer):
+            batch = (request.kwargs or {}).get("batch") or {}
+            key = batch.get("key") or request.id
+            self._waiting.setdefault(key, []).append((now, request))
+        for key in list(self._waiting):
+            if self._in_flight >= self._pool_limit():
+                return
+            items = self._waiting[key]
+            batch = (items[0][1].kwargs or {}).get("batch") or {}
+            largest = max(1, int(batch.get("max", 1)))
+            delay = max(0.0, float(batch.get("delay_ms", 0))) / 1000
+            if len(items) < largest and now - items[0][0] < delay:
+                continue
+            chunk, rest = items[:largest], items[largest:]
+            if rest:
+                self._waiting[key] = rest
+            else:
+                del self._waiting[key]
+            self.flush([request for _, request in chunk])
+        if not self._waiting and self._buffer.qsize() == 0 and self._in_flight == 0 and self._tref is not None:
+            self._tref.cancel()
+            self._tref = None
+
+    def flush(self, requests: list[Any]) -> Any:
+        from celery_batches.trace import apply_batches_task
+
+        serializable = ([SimpleRequest.from_request(request) for request in requests],)
+        self._in_flight += 1
+
+        def done(result: Any = None) -> None:
+            self._in_flight = max(0, self._in_flight - 1)
+            for request in requests:
+                request.acknowledge()
+            if self._waiting:
+                self._do_flush()  # the next batch gathered while this one ran: send it now, not at the next tick
+
+        def failed(*args: Any, **kwargs: Any) -> None:
+            # The process died mid-batch: the messages stay unacknowledged and the reaper re-sends their jobs.
+            self._in_flight = max(0, self._in_flight - 1)
+
+        return self._pool.apply_async(
+            apply_batches_task, (self, serializable, 0, None), callback=done, error_callback=failed
+        )
+
+
+class PredictBatched(DeploymentBatches):
+    """Predictions of a batching deployment: claim the jobs of one flushed batch, run them merged."""
+
+    name = "inference.predict_batched"
+    kind = BATCHED_PREDICT_KIND
+    job_queue = JobQueue.INFERENCE_CPU
+    max_attempts = 2
+    job_time_limit = 60
+    acks_late = True
+    ignore_result = True
+    serializer = "json"
+
+    def run(self, requests: list[SimpleRequest]) -> dict[str, int]:
+        jobs = [job for job in (claim_job(request.args[0]) for request in requests) if job is not None]
+        if not jobs:
+            return {"succeeded": 0, "failed": 0, "batches": 0}
+        return serving.run_prediction_batch(jobs)
+
+    def message_kwargs(self, job: Job) -> dict[str, Any]:
+        return {"batch": job.params.get("batch") or {"key": str(job.uuid), "max": 1, "delay_ms": 0}}
+
+    def after_outcome(self, job: Job, status: str) -> None:  # the JobTask protocol; outcomes go through serving
+        return None
+
+
+def _register_batched() -> Any:
+    from gpux_portal.celery import app
+
+    task = app.register_task(PredictBatched())
+    register_job_kind(task)
+    return task
+
+
+predict_batched = _register_batched()
+
+
+@shared_task(name="inference.deliver_webhook", ignore_result=True, acks_late=True, bind=True)
+def deliver_webhook(self, job_id: int, attempt: int = 1) -> str:
+    """One delivery attempt of a finished job's webhook; the next attempt is scheduled on failure."""
+    from apps.inference.webhooks import deliver
+
+    return deliver(job_id, attempt)
+
+
+@signals.worker_process_init.connect
+def limit_worker_memory(**kwargs: Any) -> None:
+    """Cap a pool process's address space (``INFERENCE_WORKER_MEMORY_MB``): an allocation past it fails the
+    job with a clear reason instead of taking the host down."""
+    limit_mb = int(getattr(settings, "INFERENCE_WORKER_MEMORY_MB", 0) or 0)
+    if limit_mb > 0:
+        limit = limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+@signals.worker_ready.connect
+def announce_gpu(sender: Any = None, **kwargs: Any) -> None:
+    """A worker consuming ``inference.gpu`` on a host with a GPU says so, so that jobs are routed to it."""
+    from apps.inference.routing import announce_gpu_worker
+    from apps.inference.runtime.providers import has_gpu
+
+    consumer = getattr(sender, "consumer", None) or sender
+    queues = {queue.name for queue in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
+    if JobQueue.INFERENCE_GPU not in queues or not has_gpu():
+        return
+    name = getattr(sender, "hostname", "gpu-worker")
+
+    def beat() -> None:
+        try:
+            announce_gpu_worker(name)
+        except Exception:  # Redis away for a moment: the next beat tries again
+            logger.warning("Could not announce GPU worker %s", name, exc_info=True)
+        timer = threading.Timer(GPU_BEAT_SECONDS, beat)
+        timer.daemon = True
+        timer.start()
+
+    beat()
+
+
+__all__ = ["deliver_webhook", "predict", "predict_batched"]
