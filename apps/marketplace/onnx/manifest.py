@@ -7,6 +7,10 @@ documented in its docs/tutorial/configuration.md): ``name``, ``version``, ``desc
 ``enable_profiling``}, ``serving``, ``preprocessing`` {``tokenizer``, ``max_length``, ``resize``, ``normalize``,
 ``custom``}, ``metadata``; the runtime's generator also writes ``tags``.
 
+One portal extension, which GPUX ignores as it ignores any unknown field: ``postprocessing`` {``pooling``
+(``mean``, ``cls``, ``max``, ``none``), ``normalize`` (L2), ``softmax``, ``output`` (the output it applies to)},
+how the portal turns a model's outputs into a readable answer (``apps.inference.processing``).
+
 Differences, all on the lenient side for reading and the strict side for writing: a shape read here may hold
 names (``batch``) and ``-1``/``null`` for dynamic dimensions (GPUX wants integers), and an unknown field is an
 error here (GPUX ignores it; a typo such as ``runtme`` should not pass silently). ``export_manifest`` writes
@@ -46,7 +50,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DIM_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 
 TOP_FIELDS = {"name", "version", "description", "model", "inputs", "outputs", "runtime", "serving", "preprocessing",
-              "metadata", "tags"}  # fmt: skip
+              "metadata", "tags", "postprocessing"}  # fmt: skip
 MODEL_FIELDS = {"source", "format", "version"}
 INPUT_FIELDS = {"name", "type", "shape", "required", "max_length", "description"}
 OUTPUT_FIELDS = {"name", "type", "shape", "labels", "description"}
@@ -54,6 +58,8 @@ RUNTIME_FIELDS = {"gpu", "batch_size", "timeout", "enable_profiling"}
 GPU_FIELDS = {"memory", "backend"}
 SERVING_FIELDS = {"port", "host", "batch_size", "timeout", "max_workers"}
 PREPROCESSING_FIELDS = {"tokenizer", "max_length", "resize", "normalize", "custom"}
+POSTPROCESSING_FIELDS = {"pooling", "normalize", "softmax", "output"}
+POOLINGS = ("cls", "max", "mean", "none")
 
 
 class ManifestError(ValueError):
@@ -305,6 +311,34 @@ def _values(checker: _Checker, value: Any, path: str, allowed: set[str], *, kind
     return result
 
 
+def _postprocessing(checker: _Checker, value: Any, outputs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The portal's ``postprocessing`` section, normalized (only the fields given are kept)."""
+    section = checker.mapping(value, "postprocessing", POSTPROCESSING_FIELDS)
+    if section is None:
+        return None
+    normalized: dict[str, Any] = {}
+    pooling = checker.text(section, "pooling", "postprocessing", max_length=32)
+    if pooling is not None:
+        if pooling.lower() not in POOLINGS:
+            checker.error(
+                "postprocessing.pooling", f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}"
+            )
+        else:
+            normalized["pooling"] = pooling.lower()
+    for key in ("normalize", "softmax"):
+        flag = checker.boolean(section, key, "postprocessing")
+        if flag is not None:
+            normalized[key] = flag
+    output = checker.text(section, "output", "postprocessing", max_length=256)
+    if output is not None:
+        names = [entry["name"] for entry in outputs if entry.get("name")]
+        if names and output not in names:
+            checker.error("postprocessing.output", f"the manifest has no output “{output}” (it has {', '.join(names)})")
+        else:
+            normalized["output"] = output
+    return normalized
+
+
 def validate_manifest(data: Any) -> dict[str, Any]:
     """The normalized manifest (inputs and outputs as lists, types normalized), or ManifestError naming
     every bad field by its path."""
@@ -412,6 +446,10 @@ def validate_manifest(data: Any) -> dict[str, Any]:
                 normalized["custom"] = custom
         manifest["preprocessing"] = normalized
 
+    postprocessing = _postprocessing(checker, data.get("postprocessing"), manifest["outputs"])
+    if postprocessing is not None:
+        manifest["postprocessing"] = postprocessing
+
     metadata = data.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):
@@ -514,7 +552,7 @@ def export_manifest(
 ) -> str:
     """A gpux.yml for a model version that the GPUX CLI reads: integer shapes only (``-1`` where dynamic,
     with the names under ``metadata.dynamic_axes``), NumPy type names. ``base`` is an imported manifest
-    whose runtime, serving, preprocessing and labels are kept."""
+    whose runtime, serving, preprocessing, postprocessing and labels are kept."""
     base = base or {}
     base_outputs = {entry.get("name"): entry for entry in base.get("outputs") or []}
     base_inputs = {entry.get("name"): entry for entry in base.get("inputs") or []}
@@ -554,6 +592,10 @@ def export_manifest(
         manifest["serving"] = base["serving"]
     if base.get("preprocessing"):
         manifest["preprocessing"] = base["preprocessing"]
+    if base.get("postprocessing") is not None:
+        # The portal's extension: GPUX ignores an unknown field, and a portal that imports this file keeps it
+        # (an empty section too: it turns the default pooling of a tokenizer model off).
+        manifest["postprocessing"] = base["postprocessing"]
     if tags:
         manifest["tags"] = list(tags)
     meta = dict(base.get("metadata") or {})

@@ -77,13 +77,29 @@ def test_normalize_makes_each_embedding_unit_length(identity):
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0, 1.0])
 
 
-def test_pooling_none_on_a_sequence_output_is_refused_naming_the_output(identity):
+def test_pooling_none_on_a_sequence_output_answers_each_real_tokens_vector(identity):
+    session, signature = identity
+    processor = build_processor(
+        manifest=manifest_with({"pooling": "none", "normalize": True}), signature=signature, file_path=version_files({})
+    )
+
+    embeddings = processor.postprocess(run_model(session, {"hidden": HIDDEN}), {"attention_mask": MASK})["embeddings"]
+
+    assert [len(tokens) for tokens in embeddings] == [2, 3]  # the first text's padding token left out
+    assert embeddings[0][1] == pytest.approx([0.6, 0.8])
+
+
+def test_an_output_of_the_wrong_rank_is_refused_naming_it(identity):
+    processor = build_processor(
+        manifest=manifest_with({"pooling": "mean"}), signature=identity[1], file_path=version_files({})
+    )
+
     with pytest.raises(ProcessingError) as caught:
-        pooled(identity, {"pooling": "none", "normalize": True})
+        processor.postprocess({"last_hidden_state": np.zeros((1, 2, 3, 4), dtype=np.float32)}, {})
 
     assert caught.value.code == "bad_output"
     assert list(caught.value.errors) == ["outputs.last_hidden_state"]
-    assert "received shape [2, 3, 2]" in caught.value.errors["outputs.last_hidden_state"][0]
+    assert "received shape [1, 2, 3, 4]" in caught.value.errors["outputs.last_hidden_state"][0]
 
 
 def test_postprocessing_naming_an_output_the_model_lacks_is_refused_at_build(identity):

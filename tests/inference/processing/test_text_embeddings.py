@@ -108,3 +108,11 @@ def test_the_try_it_form_of_a_text_model_is_one_textarea(minilm):
     assert description["kind"] == "text"
     assert [(field["name"], field["type"]) for field in description["fields"]] == [("text", "textarea")]
     assert description["fields"][0]["max_tokens"] == 128
+
+
+def test_an_empty_postprocessing_section_turns_the_default_pooling_off(minilm):
+    session, signature = minilm
+    processor = processor_for(signature, {**MINILM_MANIFEST, "postprocessing": {}})
+    inputs = processor.preprocess({"text": GUITAR})
+
+    assert processor.postprocess(run_model(session, inputs), inputs) is None
