@@ -68,15 +68,19 @@ def secret_of(organization_id: int, *, create: bool = True) -> str | None:
     return decrypt_credentials(row.secret)["secret"]
 
 
-def rotate_secret(organization_id: int) -> str:
-    """A new secret for the organization; the old one stops working at once."""
+def rotate_secret(organization_id: int, *, actor: Any = None) -> str:
+    """A new secret for the organization; the old one stops working at once. Audited (not the secret)."""
     from django.utils import timezone
 
+    from apps.audit.services import record_event
+
     value = "whsec_" + secrets.token_urlsafe(32)
-    WebhookSecret.objects.update_or_create(
-        organization_id=organization_id,
-        defaults={"secret": encrypt_credentials({"secret": value}), "rotated_at": timezone.now()},
-    )
+    with transaction.atomic():
+        row, _ = WebhookSecret.objects.update_or_create(
+            organization_id=organization_id,
+            defaults={"secret": encrypt_credentials({"secret": value}), "rotated_at": timezone.now()},
+        )
+        record_event(action="webhook_secret.rotated", organization=organization_id, actor=actor, target=row)
     return value
 
 

@@ -262,6 +262,7 @@ class PredictionViewSet(
         "organization", "inference__version__model__organization", "inference__deployment__organization"
     )
     serializer_class = PredictionSerializer
+    requires_signed_in = True
     lookup_field = "uuid"
     filterset_fields = ["status"]
     ordering = ["-created_at"]
@@ -438,4 +439,6 @@ class WebhookSecretView(OrganizationNestedMixin, generics.GenericAPIView):
     )
     def post(self, request, org_slug: str) -> Response:
         self.require_role(Role.ADMIN)
-        return Response({"secret": rotate_secret(self.organization.pk), "header": "X-GPUX-Signature"})
+        return Response(
+            {"secret": rotate_secret(self.organization.pk, actor=request.user), "header": "X-GPUX-Signature"}
+        )
