@@ -308,7 +308,8 @@ API_TOKEN_LAST_USED_RESOLUTION = 60  # seconds: last_used is written at most onc
 # --- jobs ---------------------------------------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
-    CELERY_RESULT_BACKEND = None
+    # No results through Celery: jobs record theirs in the Job table (a benchmark sets one for its bare tasks).
+    CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND")
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -470,5 +471,16 @@ INFERENCE_WEBHOOK_TIMEOUT_SECONDS = float(env("INFERENCE_WEBHOOK_TIMEOUT_SECONDS
 # Dynamic batching: how often the batching worker looks at what it buffered (seconds), most requests buffered.
 INFERENCE_BATCH_TICK_SECONDS = float(env("INFERENCE_BATCH_TICK_SECONDS", "0.002"))
 INFERENCE_BATCH_BUFFER = env_int("INFERENCE_BATCH_BUFFER", 256)
+# Batch jobs (docs/user/batch-jobs.md): the largest file a batch job takes (JSONL, CSV or NPZ; an NPZ's arrays
+# are held to it too), and how long one attempt may run (the reaper re-sends a job whose worker was lost only
+# after this plus JOBS_REAPER_GRACE_SECONDS without a heartbeat; the next attempt resumes where it stopped).
+INFERENCE_MAX_BATCH_FILE_BYTES = env_int("INFERENCE_MAX_BATCH_FILE_BYTES", INFERENCE_MAX_REQUEST_BYTES * 64)
+INFERENCE_BATCH_TIME_LIMIT_SECONDS = env_int("INFERENCE_BATCH_TIME_LIMIT_SECONDS", 3600)
 # Webhook receivers on private, loopback or link-local addresses must be allow-listed (host names or CIDR).
 INFERENCE_WEBHOOK_ALLOWED_NETWORKS = env_list("GPUX_WEBHOOK_ALLOWED_NETWORKS")
+# Performance cards (docs/user/performance-card.md): publishing a version queues a job that measures it on a worker
+# (off in tests, where the catalog publishes many versions; a test turns it on), within a budget of seconds, trying
+# batch sizes 1, 2, 4, ... up to the maximum while throughput keeps rising.
+INFERENCE_PERFORMANCE_CARD_ON_PUBLISH = env_bool("INFERENCE_PERFORMANCE_CARD_ON_PUBLISH", default=DJANGO_ENV != "test")
+INFERENCE_PERFORMANCE_BUDGET_SECONDS = float(env("INFERENCE_PERFORMANCE_BUDGET_SECONDS", "4"))
+INFERENCE_PERFORMANCE_MAX_BATCH = env_int("INFERENCE_PERFORMANCE_MAX_BATCH", 64)

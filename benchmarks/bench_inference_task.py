@@ -1,0 +1,32 @@
+"""The floor of the inference design for benchmarks/inference.py: the same model run inside a bare Celery task
+(no Job row, no validation, no portal), on the same kind of worker (prefork, one process, Redis broker)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from celery import shared_task
+
+_sessions: dict[str, object] = {}
+
+
+def _session(path: str):
+    if path not in _sessions:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(os.environ.get("GPUX_INFERENCE_THREADS", "2"))
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        _sessions[path] = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    return _sessions[path]
+
+
+@shared_task(name="bench.run_model", acks_late=True)
+def run_model(path: str, inputs: dict) -> dict:
+    """Run the model on JSON inputs; the outputs as JSON lists (what a client needs back)."""
+    session = _session(path)
+    feeds = {name: np.asarray(value, dtype=np.int64 if "ids" in name or "mask" in name else np.float32)
+             for name, value in inputs.items()}  # fmt: skip
+    names = [output.name for output in session.get_outputs()]
+    return {name: value.tolist() for name, value in zip(names, session.run(names, feeds), strict=True)}

