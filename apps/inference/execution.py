@@ -36,8 +36,14 @@ def session_cache() -> SessionCache:
     return _cache
 
 
+_frozen_files: dict[str, tuple[str, str | None]] = {}
+
+
 def files_key(version: ModelVersion) -> str:
     """A short digest of the version's (path, sha256) pairs: its folder changes when its files do."""
+    cached = _frozen_files.get(str(version.uuid))
+    if cached is not None and version.is_frozen:
+        return cached[0]
     digest = hashlib.sha256()
     for path, sha in version.files.order_by("path").values_list("path", "blob__sha256"):
         digest.update(f"{path}\0{sha}\n".encode())
@@ -97,10 +103,17 @@ def load_version(version: ModelVersion, *, provider: str = "auto") -> LoadedVers
     providers = choose_providers(provider, gpu_mem_limit=parse_memory(gpu.get("memory")))
     key = (str(version.uuid), files_key(version), tuple(str(p) for p in providers))
     directory = version_directory(version)
-    main = model_file_of(version)
-    if main is None:
+    cached = _frozen_files.get(str(version.uuid)) if version.is_frozen else None
+    if cached is not None:
+        main_path = cached[1]
+    else:
+        main = model_file_of(version)
+        main_path = main.path if main is not None else None
+        if version.is_frozen:  # a published version's files never change: no need to ask again
+            _frozen_files[str(version.uuid)] = (key[1], main_path)
+    if main_path is None:
         raise FileNotFoundError(f"Version “{version.label}” of {version.model} has no ONNX model file.")
-    model_path = directory / main.path
+    model_path = directory / main_path
 
     def loader():
         return load_session(model_path, providers=providers, options=session_options()), {}

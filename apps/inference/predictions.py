@@ -135,9 +135,20 @@ def acting_organization(user: Any, bound_organization_id: int | None, fallback: 
     """Whom a run counts against: the token's bound organization, else the caller's personal one."""
     if bound_organization_id:
         return bound_organization_id
-    from apps.accounts.services import personal_organization_of
+    personal = _personal_organizations.get(user.pk)
+    if personal is None:
+        from apps.accounts.services import personal_organization_of
 
-    return personal_organization_of(user) or fallback
+        found = personal_organization_of(user)
+        if found is None:
+            return fallback
+        if len(_personal_organizations) > 10_000:
+            _personal_organizations.clear()
+        personal = _personal_organizations[user.pk] = found.pk  # a personal organization never changes hands
+    return personal
+
+
+_personal_organizations: dict[int, int] = {}
 
 
 def start_prediction(

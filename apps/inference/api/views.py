@@ -88,6 +88,62 @@ def _truthy(value: Any) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
 
+def submit_prediction(
+    request: Any,
+    version: ModelVersion,
+    prediction: Any,
+    *,
+    deployment: Deployment | None = None,
+    timeout: float,
+    wait: bool = True,
+    webhook_url: str = "",
+) -> tuple[Job, tuple[dict, bytes] | None]:
+    """Start a prediction for the API caller and, when ``wait``, wait up to ``timeout`` seconds for it to finish.
+
+    The run counts against the organization the caller acts for; a synchronous request on a deployment holds one of
+    its ``concurrency`` slots while it waits (429 when none is free); 503 when no worker can take it. Returns the
+    job and ``(outcome, payload)`` once it finished (the job and its ``inference`` re-read when the outcome did not
+    carry the result), or ``None`` when not waiting or not finished in time. The REST predict views and the KServe
+    v2 API (``apps/inference/api/kserve.py``) both run predictions through here.
+    """
+    organization = acting_organization(request.user, bound_organization_id(request), version.model.organization_id)
+    revision = services.current_revision(deployment) if deployment is not None else None
+    slot = False
+    if deployment is not None and wait:
+        slot = acquire_slot(deployment)
+        if not slot:
+            raise Throttled(
+                f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
+            )
+    try:
+        try:
+            job = start_prediction(
+                version=version,
+                request=prediction,
+                user=request.user,
+                organization=organization,
+                deployment=deployment,
+                revision=revision,
+                device=deployment.device if deployment else "auto",
+                provider=deployment.provider if deployment else "auto",
+                webhook_url=webhook_url,
+            )
+        except NoWorker as exc:
+            raise Unavailable(str(exc)) from exc
+        if not wait:
+            return job, None
+        waited = wait_finished(job, timeout)
+    finally:
+        if slot:
+            release_slot(deployment)
+    if waited is not None:
+        outcome, _payload = waited
+        if "result" not in outcome and outcome.get("status") in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            job.refresh_from_db()
+            job.inference.refresh_from_db()
+    return job, waited
+
+
 class PredictMixin:
     """Read a prediction request, start the job, wait for it when synchronous, answer."""
 
@@ -119,44 +175,18 @@ class PredictMixin:
             self.request.query_params.get("async", "")
         ) or "respond-async" in self.request.headers.get("Prefer", "")
         timeout = sync_timeout(body.get("timeout", self.request.query_params.get("timeout")))
-        organization = acting_organization(
-            self.request.user, bound_organization_id(self.request), version.model.organization_id
+        job, waited = submit_prediction(
+            self.request,
+            version,
+            prediction,
+            deployment=deployment,
+            timeout=timeout,
+            wait=not wants_async,
+            webhook_url=webhook_url,
         )
-        revision = services.current_revision(deployment) if deployment is not None else None
-        slot = False
-        if deployment is not None and not wants_async:
-            slot = acquire_slot(deployment)
-            if not slot:
-                raise Throttled(
-                    f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
-                )
-        try:
-            try:
-                job = start_prediction(
-                    version=version,
-                    request=prediction,
-                    user=self.request.user,
-                    organization=organization,
-                    deployment=deployment,
-                    revision=revision,
-                    device=deployment.device if deployment else "auto",
-                    provider=deployment.provider if deployment else "auto",
-                    webhook_url=webhook_url,
-                )
-            except NoWorker as exc:
-                raise Unavailable(str(exc)) from exc
-            if wants_async:
-                return self.accepted(job)
-            waited = wait_finished(job, timeout)
-        finally:
-            if slot:
-                release_slot(deployment)
         if waited is None:
             return self.accepted(job)
         outcome, payload = waited
-        if "result" not in outcome and outcome.get("status") in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            job.refresh_from_db()
-            job.inference.refresh_from_db()
         answer = answer_of(job, job.inference, outcome, payload)
         answer["url"] = self.prediction_url(job)
         if answer["status"] == JobStatus.FAILED:
@@ -197,15 +227,28 @@ class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
     """``POST /models/{owner}/{name}/versions/{label}/predict``; ``/models/{owner}/{name}/predict`` runs the
     latest published version."""
 
+    def runnable_model(self) -> Model:
+        """The model if the caller may run it, in one query; else 404 (not viewable) or 403 (viewable only)."""
+        model = (
+            self.models_for("run")
+            .select_related("organization")
+            .filter(organization__slug=self.kwargs["owner"], name=self.kwargs["name"])
+            .first()
+        )
+        if model is None:
+            self.require("run")  # 404 when it may not be viewed, 403 when it may
+        return model
+
     @extend_schema(summary="Run a model version", **PREDICT_SCHEMA)
     def post(self, request, owner: str, name: str, label: str | None = None) -> Response:
-        self.require("run")
+        model = self.runnable_model()
+        versions = ModelVersion.objects.filter(model=model).select_related("model__organization")
         if label is None:
-            version = self.versions().filter(status=VersionStatus.PUBLISHED).order_by("-published_at", "-id").first()
+            version = versions.filter(status=VersionStatus.PUBLISHED).order_by("-published_at", "-id").first()
             if version is None:
-                raise Conflict(f"{self.catalog_model} has no published version to run; name one.")
+                raise Conflict(f"{model} has no published version to run; name one.")
         else:
-            version = self.version_by_label(label)
+            version = get_object_or_404(versions, label=label)
         self.refuse_yanked(version, pinned=label is not None)
         return self.run_prediction(version)
 
