@@ -27,7 +27,12 @@ def versions(runnable, tmp_path):
 
 def deploy(world, version, **settings):
     return services.create_deployment(
-        organization=world.org, model=version.model, actor=world.user("member"), slug="iris", version=version, **settings
+        organization=world.org,
+        model=version.model,
+        actor=world.user("member"),
+        slug="iris",
+        version=version,
+        **settings,
     )
 
 

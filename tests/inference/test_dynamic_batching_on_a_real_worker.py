@@ -29,7 +29,12 @@ SENTENCES = [
 
 def _deploy(world, version, **settings):
     return services.create_deployment(
-        organization=world.org, model=version.model, actor=world.user("member"), slug="embed", version=version, **settings
+        organization=world.org,
+        model=version.model,
+        actor=world.user("member"),
+        slug="embed",
+        version=version,
+        **settings,
     )
 
 
