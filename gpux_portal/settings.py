@@ -299,6 +299,7 @@ SPECTACULAR_SETTINGS = {
         "UploadStatusEnum": "apps.marketplace.models.UploadStatus",
         "VisibilityEnum": "apps.core.access.Visibility",
         "RegistryModeEnum": "apps.registries.models.RegistryMode",
+        "DeploymentStatusEnum": "apps.inference.models.DeploymentStatus",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }

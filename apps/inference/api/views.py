@@ -53,6 +53,7 @@ from apps.inference.predictions import (
 from apps.inference.webhooks import check_webhook_url, rotate_secret, secret_of
 from apps.marketplace.api.views import ModelLookupMixin
 from apps.marketplace.models import Model, ModelVersion, VersionStatus
+from apps.organizations.api.views import ORG_SLUG
 
 NPZ_TYPES = ("application/x-npz", "application/octet-stream", "application/zip")
 PREDICTION_KINDS = (PREDICT_KIND, BATCHED_PREDICT_KIND)
@@ -340,6 +341,7 @@ class PredictionViewSet(
 # --- deployments ------------------------------------------------------------------------------------------------
 
 
+@extend_schema(tags=["inference"], parameters=[ORG_SLUG])
 class DeploymentViewSet(
     OrganizationNestedMixin,
     RestrictedViewSetMixin,
