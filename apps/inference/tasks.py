@@ -133,6 +133,11 @@ class PredictBatched(DeploymentBatches):
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 2
     job_time_limit = 60
+    # What the job registry asks of every kind (apps/core/tasks.py JobTask): people never start these by hand.
+    user_startable = False
+    required_role = JobTask.required_role
+    required_scope = JobTask.required_scope
+    clean_params = JobTask.clean_params
     acks_late = True
     ignore_result = True
     serializer = "json"
