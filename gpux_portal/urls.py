@@ -21,9 +21,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include("apps.inference.api.kserve_urls")),  # KServe v2 / Open Inference Protocol: /v2/...
     path("", include("apps.accounts.urls")),
     path("", include("apps.organizations.urls")),
     path("", include("apps.marketplace.urls")),
     path("", include("apps.registries.urls")),
+    path("", include("apps.inference.urls")),
     path("", include("apps.core.urls")),
 ]

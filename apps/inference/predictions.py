@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.core.errors import field_error, field_errors
+from apps.core.errors import field_error
 from apps.core.jobs import Job, JobStatus
 from apps.inference.execution import arrays_to_npz, npz_to_arrays
 from apps.inference.models import Device, InferenceJob, Provider
@@ -90,7 +91,7 @@ def read_json_request(version: ModelVersion, body: Any) -> PredictionInput:
         arrays = decode_inputs(inputs, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES)
         arrays = validate_inputs(version.signature, arrays)
     except (TensorCodecError, InputValidationError) as exc:
-        raise field_errors(exc.errors, code=getattr(exc, "code", "invalid")) from exc
+        raise refusal_of(exc) from exc
     return PredictionInput(arrays=arrays, encoding=encoding, items=_items_of(version, arrays))
 
 
@@ -100,12 +101,27 @@ def read_npz_request(version: ModelVersion, data: bytes, *, encoding: str = "jso
         arrays = decode_npz(data, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES, field="inputs")
         arrays = validate_inputs(version.signature, arrays)
     except (TensorCodecError, InputValidationError) as exc:
-        raise field_errors(exc.errors, code=getattr(exc, "code", "invalid")) from exc
+        raise refusal_of(exc) from exc
     if encoding not in ENCODINGS:
         raise field_error(
             "encoding", f"“{encoding}” is not an encoding; use one of {', '.join(ENCODINGS)}.", code="invalid_choice"
         )
     return PredictionInput(arrays=arrays, encoding=encoding, items=_items_of(version, arrays))
+
+
+def refusal_of(exc: TensorCodecError | InputValidationError) -> ValidationError:
+    """The 400 for inputs the codecs or the signature refused: every field, each message with its own code
+    (``missing_input`` beside ``unknown_input``, not the first problem's code for all)."""
+    default = getattr(exc, "code", "invalid")
+    codes = getattr(exc, "codes", None) or {}
+    errors = {}
+    for key, messages in exc.errors.items():
+        known = list(codes.get(key) or [])
+        errors[key] = [
+            ValidationError(message, code=known[index] if index < len(known) else default)
+            for index, message in enumerate(messages)
+        ]
+    return ValidationError(errors)
 
 
 def _check_readable(inputs: dict[str, Any]) -> dict[str, Any]:

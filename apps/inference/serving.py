@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
@@ -121,8 +122,10 @@ def _record_failure(
 ) -> bool:
     with transaction.atomic():
         recorded = fail_job(job, error=error, traceback=trace)
-        if recorded and fields:
-            InferenceJob.objects.filter(pk=inference.pk).update(error_fields=fields, worker=_worker_name())
+        if recorded:
+            # The worker too on every failure: after a memory failure it names the process the pool replaced.
+            changes = {"error_fields": fields} if fields else {}
+            InferenceJob.objects.filter(pk=inference.pk).update(worker=_worker_name(), **changes)
     if recorded:
         notify_finished(job.uuid, {"status": JobStatus.FAILED, "error": error, "error_fields": fields})
         _after(job, inference)
@@ -149,8 +152,36 @@ def _prepare(job: Job, inference: InferenceJob, loaded: Any) -> dict[str, np.nda
         raise InputRefused(exc.errors) from exc
 
 
+def time_limit_message(seconds: float) -> str:
+    """The job's error when a run was stopped at its time limit (as ``RunTimeLimitExceeded`` says it)."""
+    return f"The model ran past its time limit of {float(seconds):g} s and was stopped."
+
+
+def failure_reason(exc: BaseException, time_limit: float) -> str:
+    """The error recorded for a failed run: the exception's message; the time limit for Celery's soft limit."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return time_limit_message(time_limit)
+    return str(exc) or type(exc).__name__
+
+
 def run_prediction(job: Job) -> str:
-    """Run one claimed prediction job and record its outcome; the status recorded (or "lost")."""
+    """Run one claimed prediction job and record its outcome; the status recorded (or "lost").
+
+    Celery's soft time limit (the job's ``time_limit``, counted from the task's start) usually lands before
+    ONNX Runtime's own watchdog (counted from the run's start), and may land anywhere, even while an outcome is
+    being written (its transaction then rolls back): wherever it lands, the job is marked as stopped at its limit.
+    """
+    import traceback
+
+    try:
+        return _run_prediction(job)
+    except SoftTimeLimitExceeded:
+        inference = InferenceJob.objects.get(job=job)
+        error = time_limit_message(job.time_limit)
+        return JobStatus.FAILED if _record_failure(job, inference, error, trace=traceback.format_exc()) else "lost"
+
+
+def _run_prediction(job: Job) -> str:
     import traceback
 
     started = time.perf_counter()
@@ -167,8 +198,8 @@ def run_prediction(job: Job) -> str:
             _record_failure(job, inference, memory_message(), trace=traceback.format_exc())
             replace_this_process()
             return JobStatus.FAILED
-        logger.warning("Prediction %s failed: %s", job.uuid, exc)
-        error = str(exc) if str(exc) else type(exc).__name__
+        error = failure_reason(exc, job.time_limit)
+        logger.warning("Prediction %s failed: %s", job.uuid, error)
         return JobStatus.FAILED if _record_failure(job, inference, error, trace=traceback.format_exc()) else "lost"
     timings = {
         "queued_ms": round(queued_ms, 3),
@@ -268,10 +299,9 @@ def _run_chunk(chunk: list[Prepared], loaded: Any, counts: dict[str, int]) -> No
                 )
             replace_this_process()
             return
+        error = failure_reason(exc, min(item.job.time_limit for item in chunk))
         for item in chunk:
-            counts["failed"] += _record_failure(
-                item.job, item.inference, str(exc) or type(exc).__name__, trace=traceback.format_exc()
-            )
+            counts["failed"] += _record_failure(item.job, item.inference, error, trace=traceback.format_exc())
         return
     batch_ms = (time.perf_counter() - started) * 1000
     total = sum(sizes)

@@ -209,3 +209,6 @@ def announce_gpu(sender: Any = None, **kwargs: Any) -> None:
 
 
 __all__ = ["deliver_webhook", "predict", "predict_batched"]
+
+# Job kinds of their own modules, registered with the worker through this one (Celery imports ``tasks``).
+from apps.inference import batch_tasks, performance_tasks, pipeline_tasks  # noqa: E402, F401

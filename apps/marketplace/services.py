@@ -465,7 +465,19 @@ def publish_version(*, version: ModelVersion, actor: Any) -> ModelVersion:
             target=locked,
             metadata={"files": {f.path: f.blob.sha256 for f in locked.files.select_related("blob")}},
         )
+        _after_publish(locked, actor)
     return locked
+
+
+def _after_publish(version: ModelVersion, actor: Any) -> None:
+    """Follow-ups of a publication in other apps: the inference app queues the version's performance card once
+    this commits (``INFERENCE_PERFORMANCE_CARD_ON_PUBLISH``; never fails the publication)."""
+    from django.apps import apps as installed
+
+    if installed.is_installed("apps.inference"):
+        from apps.inference.performance import measure_after_publish
+
+        measure_after_publish(version=version, actor=actor)
 
 
 def deprecate_version(*, version: ModelVersion, actor: Any, message: str = "") -> ModelVersion:

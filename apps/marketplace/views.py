@@ -56,6 +56,14 @@ def _messages_from(error: ValidationError) -> list[str]:
     return list(error.messages)
 
 
+def _try_it_context(request: HttpRequest, version: ModelVersion | None, *, may_run: bool) -> dict[str, Any]:
+    # The inference app's "try it" card (templates/inference/try_it.html); imported here, not at the top,
+    # because the inference views import ModelPageMixin from this module.
+    from apps.inference.views import try_it_context
+
+    return try_it_context(request, version, may_run=may_run)
+
+
 def _latest_published_label() -> Subquery:
     published = ModelVersion.objects.filter(model=OuterRef("pk"), status__in=LISTED_STATUSES).order_by(
         "-published_at", "-id"
@@ -254,6 +262,8 @@ class ModelPageMixin:
             except ValidationError as exc:
                 manifest_problem = " ".join(_messages_from(exc))
         api_root = self.request.build_absolute_uri(reverse("api:model-list")).removesuffix("models/")
+        # The inference app's newest performance card of the version (templates/inference/performance_card.html).
+        cards = getattr(version, "performance_cards", None)
         return {
             "version": version,
             "files": files,
@@ -267,6 +277,7 @@ class ModelPageMixin:
             "api_root": api_root.rstrip("/"),
             "file_paths": [f.path for f in files],
             "yanked_but_pinned": version.status == VersionStatus.YANKED and not self.may("change"),
+            "performance_card": cards.order_by("-measured_at", "-id").first() if cards is not None else None,
         }
 
 
@@ -286,6 +297,7 @@ class ModelView(ModelPageMixin, TemplateView):
         context["current"] = current
         if current is not None:
             context.update(self.version_context(current))
+        context.update(_try_it_context(self.request, current, may_run=self.may("run")))
         context["aliases"] = (
             Alias.objects.filter(model=self.catalog_model)
             .exclude(version__status=VersionStatus.YANKED)
@@ -308,6 +320,7 @@ class VersionView(ModelPageMixin, TemplateView):
         context.update(self.model_context())
         context.update(self.version_context(version))
         context["aliases"] = Alias.objects.filter(model=self.catalog_model, version=version)
+        context.update(_try_it_context(self.request, version, may_run=self.may("run")))
         context["yank_form"] = YankForm()
         context["deprecate_form"] = DeprecateForm()
         return self.render_to_response(context)

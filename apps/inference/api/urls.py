@@ -11,6 +11,15 @@
 /orgs/{org_slug}/deployments/{slug}/revisions/          deployment-revisions         GET (?at=, ?job=)
 /orgs/{org_slug}/deployments/{slug}/predict             deployment-predict           POST
 /orgs/{org_slug}/webhook-secret                         org-webhook-secret           GET, POST (rotate)
+/orgs/{org_slug}/pipelines/                             pipeline-list                GET, POST
+/orgs/{org_slug}/pipelines/{slug}/                      pipeline-detail              GET, PATCH, DELETE
+/orgs/{org_slug}/pipelines/{slug}/run                   pipeline-run                 POST
+/pipeline-runs/{uuid}/                                  pipeline-run-detail          GET
+/models/{owner}/{name}/versions/{label}/performance     model-version-performance    GET, POST (measure again)
+/models/{owner}/{name}/versions/{label}/batch           model-version-batch          POST (multipart: a file of rows)
+/batch-jobs/                                            batch-job-list               GET
+/batch-jobs/{uuid}/                                     batch-job-detail             GET
+/batch-jobs/{uuid}/results                              batch-job-results            GET (the results file, partial too)
 """
 
 from __future__ import annotations
@@ -18,13 +27,26 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from apps.inference.api import views
+from apps.inference.api import batch as batch_api
+from apps.inference.api import performance, pipelines, views
 
 router = SimpleRouter()
 router.register("predictions", views.PredictionViewSet, basename="prediction")
+router.register("batch-jobs", batch_api.BatchJobViewSet, basename="batch-job")
 router.register(r"orgs/(?P<org_slug>[^/.]+)/deployments", views.DeploymentViewSet, basename="deployment")
+router.register(r"orgs/(?P<org_slug>[^/.]+)/pipelines", pipelines.PipelineViewSet, basename="pipeline")
 
 urlpatterns = [
+    path(
+        "models/<str:owner>/<str:name>/versions/<str:label>/batch",
+        batch_api.VersionBatchView.as_view(),
+        name="model-version-batch",
+    ),
+    path(
+        "batch-jobs/<uuid:uuid>/results",
+        batch_api.BatchJobViewSet.as_view({"get": "results"}),
+        name="batch-job-results",
+    ),
     path("models/<str:owner>/<str:name>/predict", views.VersionPredictView.as_view(), name="model-predict"),
     path(
         "models/<str:owner>/<str:name>/versions/<str:label>/predict",
@@ -37,5 +59,12 @@ urlpatterns = [
         name="deployment-predict",
     ),
     path("orgs/<str:org_slug>/webhook-secret", views.WebhookSecretView.as_view(), name="org-webhook-secret"),
+    path("orgs/<str:org_slug>/pipelines/<str:slug>/run", pipelines.PipelineRunView.as_view(), name="pipeline-run"),
+    path("pipeline-runs/<uuid:uuid>/", pipelines.PipelineRunDetailView.as_view(), name="pipeline-run-detail"),
+    path(
+        "models/<str:owner>/<str:name>/versions/<str:label>/performance",
+        performance.VersionPerformanceView.as_view(),
+        name="model-version-performance",
+    ),
     *router.urls,
 ]

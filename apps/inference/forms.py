@@ -1,0 +1,385 @@
+"""Forms of the inference pages: the "try it" form, generated from a version's signature and gpux.yml, and the
+deployment forms.
+
+The "try it" form is described without loading any of the version's files (the web process never opens a
+tokenizer or a model): the manifest says whether the model reads text (``preprocessing.tokenizer``) or images
+(``preprocessing.resize``), the signature names its tensors. What the form collects becomes the same JSON
+request the API takes (``{"inputs": {...}}``), read by ``predictions.read_json_request``; a refusal names
+``inputs.<field>``, which ``add_input_errors`` shows on the matching form field.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from apps.core.access import Visibility
+from apps.inference.models import SLUG_VALIDATOR, Deployment, Device, Provider
+from apps.inference.processing.errors import ProcessingError
+from apps.inference.processing.image import ACCEPT, MAX_IMAGE_BYTES, image_input, image_input_problem
+from apps.inference.processing.outputs import OutputDecoder
+from apps.inference.processing.text import TOKENIZER_INPUTS
+
+# What the page waits for an answer before it links to the job instead (the API's own default is longer: a
+# page is a person watching a spinner).
+PAGE_WAIT_SECONDS = 10.0
+TENSOR_PREFIX = "tensor_"
+EXAMPLE_DIMENSION = 1  # a dynamic dimension in the example placeholder
+
+
+def page_wait_seconds() -> float:
+    """The seconds a "try it" submission waits by default (``INFERENCE_PAGE_WAIT_SECONDS``)."""
+    return float(getattr(settings, "INFERENCE_PAGE_WAIT_SECONDS", PAGE_WAIT_SECONDS))
+
+
+def shape_text(shape: Any) -> str:
+    """``[None, 4]`` -> ``[?, 4]``; anything not a list -> ``any shape``."""
+    if not isinstance(shape, list):
+        return "any shape"
+    return "[" + ", ".join(str(dim) if isinstance(dim, int) else "?" for dim in shape) + "]"
+
+
+def example_tensor(entry: dict[str, Any]) -> str:
+    """A JSON placeholder of the input's shape, zeros of its type: ``[[0.0, 0.0, 0.0, 0.0]]`` for float [?, 4]."""
+    shape = entry.get("shape")
+    kind = entry.get("elem_type") or ""
+    zero: Any = 0.0 if kind.startswith(("float", "bfloat")) else ('""' if kind == "string" else 0)
+    if kind == "bool":
+        zero = "false"
+    if not isinstance(shape, list):
+        return "[" + str(zero) + "]"
+    dims = [dim if isinstance(dim, int) and dim > 0 else EXAMPLE_DIMENSION for dim in shape]
+    if not dims:
+        return str(zero)
+    if _count(dims) > 64:  # an image-sized tensor: the placeholder says the nesting, not every value
+        return "[" * len(dims) + f"{zero}, …" + "]" * len(dims)
+
+    def build(level: int) -> str:
+        if level == len(dims):
+            return str(zero)
+        return "[" + ", ".join(build(level + 1) for _ in range(dims[level])) + "]"
+
+    return build(0)
+
+
+def _count(dims: list[int]) -> int:
+    total = 1
+    for dim in dims:
+        total *= dim
+    return total
+
+
+def describe_version(version: Any) -> dict[str, Any]:
+    """What the "try it" form of ``version`` asks for, from its manifest and signature alone (no file is read).
+
+    ``{"kind": "text"|"image"|"tensors", "fields": [...], "answer": "classification"|"embeddings"|...|"tensors"}``,
+    the same shape as ``Processor.describe()``, which needs the tokenizer file loaded.
+    """
+    manifest = (version.onnx_info or {}).get("manifest") or {}
+    signature = version.signature or {}
+    inputs = [entry for entry in signature.get("inputs") or [] if entry.get("name")]
+    names = [entry["name"] for entry in inputs]
+    preprocessing = manifest.get("preprocessing") or {}
+    kind = "tensors"
+    fields: list[dict[str, Any]] = []
+    if preprocessing.get("tokenizer") and "input_ids" in names and all(name in TOKENIZER_INPUTS for name in names):
+        kind = "text"
+        input_ids = next((e for e in manifest.get("inputs") or [] if e.get("name") == "input_ids"), {})
+        max_tokens = preprocessing.get("max_length") or input_ids.get("max_length")
+        past = f"a text past {max_tokens} tokens is cut there" if max_tokens else "a long text is cut at its limit"
+        fields = [
+            {
+                "name": "text",
+                "type": "textarea",
+                "label": "Text",
+                "max_tokens": max_tokens,
+                "help": f"Tokenized with the version's {preprocessing['tokenizer']}; {past}.",
+            }
+        ]
+    elif preprocessing.get("resize") and len(inputs) == 1:
+        size = (int(preprocessing["resize"][0]), int(preprocessing["resize"][1]))
+        entry = image_input(inputs)
+        if image_input_problem(entry, size=size, normalize=preprocessing.get("normalize")) is None:
+            kind = "image"
+            fields = [
+                {
+                    "name": "image",
+                    "type": "file",
+                    "label": "Image",
+                    "accept": ACCEPT,
+                    "size": list(size),
+                    "help": f"A PNG or JPEG file (at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB); "
+                    f"it is resized to {size[0]} × {size[1]}.",
+                }
+            ]
+    if kind == "tensors":
+        fields = [
+            {"name": entry["name"], "type": entry.get("elem_type"), "shape": entry.get("shape"), "entry": entry}
+            for entry in inputs
+        ]
+    try:
+        answer = OutputDecoder(manifest=manifest, signature=signature, has_tokenizer=kind == "text").answer
+    except ProcessingError:
+        answer = None  # the worker will say what is wrong with the manifest, naming its field
+    answer = answer or "tensors"
+    return {"kind": kind, "fields": fields, "answer": answer, "answer_label": answer.replace("+", " and ")}
+
+
+class TryItForm(forms.Form):
+    """The inputs of one prediction, one field per thing the model reads, and how long the page waits."""
+
+    timeout = forms.FloatField(
+        label="Wait up to (seconds)",
+        required=False,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "any", "class": "form-control-sm", "style": "max-width: 7rem"}),
+        help_text="Past that, the page links to the job, which goes on running.",
+    )
+
+    def __init__(self, *args: Any, description: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.description = description
+        self.fields["timeout"].max_value = settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS
+        self.fields["timeout"].validators.append(
+            _at_most(settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS, "The longest a page may wait is {limit:g} seconds.")
+        )
+        self.fields["timeout"].initial = page_wait_seconds()
+        self.input_fields: dict[str, str] = {}  # model input ("text", "image" or a tensor's name) -> form field
+        kind = description["kind"]
+        fields: dict[str, forms.Field] = {}
+        if kind == "text":
+            spec = description["fields"][0]
+            fields["text"] = forms.CharField(
+                label=spec["label"],
+                strip=False,
+                max_length=settings.INFERENCE_MAX_REQUEST_BYTES,
+                widget=forms.Textarea(attrs={"rows": 3, "placeholder": "I play the guitar."}),
+                help_text=spec["help"],
+            )
+            self.input_fields["text"] = "text"
+        elif kind == "image":
+            spec = description["fields"][0]
+            fields["image"] = forms.FileField(
+                label=spec["label"], widget=forms.FileInput(attrs={"accept": spec["accept"]}), help_text=spec["help"]
+            )
+            self.input_fields["image"] = "image"
+        else:
+            for index, spec in enumerate(description["fields"]):
+                name = f"{TENSOR_PREFIX}{index}"
+                fields[name] = forms.CharField(
+                    label=spec["name"],
+                    widget=forms.Textarea(
+                        attrs={"rows": 2, "class": "font-monospace", "placeholder": example_tensor(spec["entry"])}
+                    ),
+                    help_text=f"{spec['type'] or 'a tensor'} {shape_text(spec['shape'])}: a JSON nested list.",
+                )
+                self.input_fields[spec["name"]] = name
+        # The inputs first, the wait last.
+        timeout = self.fields.pop("timeout")
+        self.fields.update(fields)
+        self.fields["timeout"] = timeout
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for model_input, name in self.input_fields.items():
+            if name not in cleaned:
+                continue
+            if name.startswith(TENSOR_PREFIX):
+                try:
+                    cleaned[name] = json.loads(cleaned[name])
+                except json.JSONDecodeError as exc:
+                    self.add_error(
+                        name, f"{model_input}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})."
+                    )
+            elif name == "image":
+                upload = cleaned[name]
+                if upload.size > MAX_IMAGE_BYTES:
+                    self.add_error(
+                        name,
+                        f"image: {upload.size:,} bytes, past the limit of {MAX_IMAGE_BYTES:,} bytes; "
+                        "send a smaller file.",
+                    )
+        return cleaned
+
+    def request_body(self) -> dict[str, Any]:
+        """The API's JSON request for what was typed: ``{"inputs": {...}}`` (an image as base64)."""
+        inputs: dict[str, Any] = {}
+        for model_input, name in self.input_fields.items():
+            value = self.cleaned_data[name]
+            if name == "image":
+                value.seek(0)
+                value = base64.b64encode(value.read()).decode("ascii")
+            inputs[model_input] = value
+        return {"inputs": inputs}
+
+    def wait_seconds(self) -> float:
+        value = self.cleaned_data.get("timeout")
+        return page_wait_seconds() if value is None else float(value)
+
+
+def _at_most(limit: float, message: str):
+    def check(value: Any) -> None:
+        if value is not None and value > limit:
+            raise ValidationError(message.format(limit=limit), code="max_value")
+
+    return check
+
+
+def add_input_errors(form: TryItForm, errors: dict[str, list[str]]) -> None:
+    """Show the service's errors by field (``inputs.float_input``, ``inputs.text[1]``) on the form's fields; the
+    rest on top, still naming their field."""
+    for field, messages in errors.items():
+        target = _form_field_for(form, field)
+        for message in messages:
+            text = str(message)
+            form.add_error(target, text if target else f"{field}: {text}")
+
+
+def _form_field_for(form: TryItForm, field: str) -> str | None:
+    if not field.startswith("inputs."):
+        return None
+    rest = field.removeprefix("inputs.")
+    # The longest model input name first: "ids" must not take the errors of "ids_mask".
+    for model_input in sorted(form.input_fields, key=len, reverse=True):
+        if rest == model_input or rest.startswith((f"{model_input}[", f"{model_input}.")):
+            return form.input_fields[model_input]
+    return None
+
+
+def messages_of(error: ValidationError) -> dict[str, list[str]]:
+    """A service's ValidationError as ``{field: [messages]}`` (``non_field_errors`` for one without a field)."""
+    if hasattr(error, "error_dict"):
+        return error.message_dict
+    return {"non_field_errors": list(error.messages)}
+
+
+# --- deployments --------------------------------------------------------------------------------------------------
+
+
+class DeploymentForm(forms.Form):
+    """A deployment's settings. Versions are named by label, as in the API; the service decides the rest (a
+    version that is not servable, an alias that does not exist, a canary without a share) and its errors are
+    shown on these fields."""
+
+    slug = forms.CharField(
+        max_length=50,
+        validators=[SLUG_VALIDATOR],
+        help_text="Its stable name in URLs: <code>/orgs/&lt;org&gt;/deployments/&lt;slug&gt;/predict</code>.",
+    )
+    model = forms.ChoiceField(label="Model", help_text="A model of this organization.")
+    description = forms.CharField(max_length=500, required=False)
+    version = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Version to serve",
+        help_text="A published version's label; or leave empty and name an alias below.",
+        widget=forms.TextInput(attrs={"list": "deployment-versions", "autocomplete": "off"}),
+    )
+    alias = forms.CharField(
+        max_length=64,
+        required=False,
+        label="…or an alias",
+        help_text="Serve whatever the alias points at when a request comes (moving the alias moves the deployment).",
+        widget=forms.TextInput(attrs={"list": "deployment-aliases", "autocomplete": "off"}),
+    )
+    canary_version = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Canary version",
+        help_text="Optional: a second version that takes a share of the requests.",
+        widget=forms.TextInput(attrs={"list": "deployment-versions", "autocomplete": "off"}),
+    )
+    canary_percent = forms.IntegerField(
+        min_value=0, max_value=100, initial=0, label="Canary share (%)", help_text="1 to 99 with a canary version."
+    )
+    device = forms.ChoiceField(choices=Device.choices, initial=Device.AUTO)
+    provider = forms.ChoiceField(choices=Provider.choices, initial=Provider.AUTO)
+    max_batch_size = forms.IntegerField(
+        min_value=1,
+        max_value=1024,
+        initial=1,
+        label="Max batch size",
+        help_text="Concurrent requests merged into one run, up to this many items (1: no batching).",
+    )
+    max_delay_ms = forms.IntegerField(
+        min_value=0, max_value=1000, initial=5, label="Max delay (ms)", help_text="How long a batch waits to fill."
+    )
+    concurrency = forms.IntegerField(
+        min_value=1, max_value=10_000, initial=64, help_text="Synchronous requests in flight; more answer 429."
+    )
+    timeout_seconds = forms.IntegerField(
+        min_value=1, max_value=3600, initial=30, label="Timeout (s)", help_text="A run past it is stopped and failed."
+    )
+    visibility = forms.ChoiceField(
+        choices=Visibility.choices,
+        initial=Visibility.PRIVATE,
+        help_text="Who may see (and, signed in, run) the endpoint beyond the organization.",
+    )
+    reason = forms.CharField(max_length=300, required=False, help_text="Why: kept in the revision history.")
+
+    SETTINGS = (
+        "description", "version", "alias", "canary_version", "canary_percent", "device", "provider", "max_batch_size",
+        "max_delay_ms", "concurrency", "timeout_seconds", "visibility",
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, models: list[Any], deployment: Deployment | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deployment = deployment
+        self.fields["model"].choices = [("", "—")] + [(model.name, model.name) for model in models]
+        if deployment is None:
+            del self.fields["reason"]
+        else:
+            del self.fields["slug"]
+            del self.fields["model"]
+            if not self.is_bound:
+                self.initial.update(
+                    {
+                        "description": deployment.description,
+                        "version": deployment.version.label if deployment.version_id else "",
+                        "alias": deployment.alias,
+                        "canary_version": deployment.canary_version.label if deployment.canary_version_id else "",
+                        "canary_percent": deployment.canary_percent,
+                        "device": deployment.device,
+                        "provider": deployment.provider,
+                        "max_batch_size": deployment.max_batch_size,
+                        "max_delay_ms": deployment.max_delay_ms,
+                        "concurrency": deployment.concurrency,
+                        "timeout_seconds": deployment.timeout_seconds,
+                        "visibility": deployment.visibility,
+                    }
+                )
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if slug == "new":
+            raise ValidationError("“new” is the address of the page that creates deployments; choose another slug.")
+        return slug
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        version, alias = cleaned.get("version"), cleaned.get("alias")
+        if "version" in cleaned and "alias" in cleaned and bool(version) == bool(alias):
+            self.add_error("version", "Give either a version or an alias to serve (not both).")
+        return cleaned
+
+    def settings_for(self, model: Any) -> dict[str, Any]:
+        """The service's keyword arguments: versions looked up by label among ``model``'s versions (an unknown
+        label is an error on its field, raised as the service would)."""
+        from apps.marketplace.models import ModelVersion
+
+        data = {name: self.cleaned_data[name] for name in self.SETTINGS if name in self.cleaned_data}
+        for field in ("version", "canary_version"):
+            label = data.get(field) or ""
+            if not label:
+                data[field] = None
+                continue
+            version = ModelVersion.objects.filter(model=model, label=label).first()
+            if version is None:
+                raise ValidationError({field: [f"{model} has no version “{label}”."]})
+            data[field] = version
+        return data
