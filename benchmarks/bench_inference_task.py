@@ -24,9 +24,14 @@ def _session(path: str):
 
 @shared_task(name="bench.run_model", acks_late=True)
 def run_model(path: str, inputs: dict) -> dict:
-    """Run the model on JSON inputs; the outputs as JSON lists (what a client needs back)."""
+    """Run the embedding model on JSON inputs; the pooled, normalized embeddings as JSON lists."""
     session = _session(path)
     feeds = {name: np.asarray(value, dtype=np.int64 if "ids" in name or "mask" in name else np.float32)
              for name, value in inputs.items()}  # fmt: skip
-    names = [output.name for output in session.get_outputs()]
-    return {name: value.tolist() for name, value in zip(names, session.run(names, feeds), strict=True)}
+    hidden = session.run(None, feeds)[0]
+    # What a caller of an embedding model wants back, as the portal's readable answer gives it: the mean over
+    # the tokens under the attention mask, L2-normalized.
+    mask = feeds["attention_mask"][..., None].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return {"embeddings": pooled.tolist()}

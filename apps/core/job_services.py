@@ -277,6 +277,61 @@ def finish_job(job: Job, result: Any = None) -> str | None:
     return JobStatus.SUCCEEDED
 
 
+def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
+    """``finish_job`` for many claimed jobs at once (a merged inference batch): the ids recorded.
+
+    On PostgreSQL one UPDATE over a VALUES list, each row still conditional on its own claim (running, same
+    attempt); elsewhere one ``finish_job`` per job. Results must be JSON; no result files.
+    """
+    from django.db import connection
+
+    if not outcomes:
+        return set()
+    if connection.vendor != "postgresql":
+        return {job.pk for job, result in outcomes if finish_job(job, result)}
+    now = timezone.now()
+    rows = [(job.pk, job.attempts, json.dumps(_as_json(result))) for job, result in outcomes]
+    values = ", ".join(["(%s, %s, %s::jsonb)"] * len(rows))
+    params = [value for row in rows for value in row]
+    table = Job._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS job SET status = %s, result = v.result, progress = 1.0, heartbeat_at = %s, "  # noqa: S608 - table name from the model
+            f"finished_at = %s FROM (VALUES {values}) AS v(id, attempts, result) "
+            "WHERE job.id = v.id AND job.status = %s AND job.attempts = v.attempts RETURNING job.id",
+            [JobStatus.SUCCEEDED, now, now, *params, JobStatus.RUNNING],
+        )
+        recorded = {row[0] for row in cursor.fetchall()}
+    for job, _result in outcomes:
+        if job.pk in recorded:
+            job.status, job.finished_at = JobStatus.SUCCEEDED, now
+    return recorded
+
+
+def claim_jobs(job_ids: list[int]) -> list[Job]:
+    """``claim_job`` for many queued jobs at once: two queries, the jobs this call claimed (others are skipped)."""
+    if not job_ids:
+        return []
+    now = timezone.now()
+    Job.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        attempts=F("attempts") + 1,
+        progress=0.0,
+        progress_message="",
+        error="",
+        traceback="",
+    )
+    # The exact claim time marks this call's claims: a job claimed by anyone else has another started_at.
+    return list(
+        Job.objects.select_related("organization", "creator").filter(
+            pk__in=job_ids, status=JobStatus.RUNNING, started_at=now
+        )
+    )
+
+
 def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:
     """Record failure (message and traceback) for the attempt that claimed ``job``; False if it lost the job."""
     now = timezone.now()

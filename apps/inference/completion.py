@@ -45,6 +45,19 @@ def notify_finished(job_uuid: Any, outcome: dict[str, Any], payload: bytes = b""
         pipe.execute()
 
 
+def notify_finished_many(messages: list[tuple[Any, dict[str, Any], bytes]]) -> None:
+    """``notify_finished`` for a whole batch in one Redis round trip."""
+    client = _client()
+    if client is None or not messages:
+        return
+    with client.pipeline(transaction=False) as pipe:
+        for job_uuid, outcome, payload in messages:
+            key = f"{KEY_PREFIX}{job_uuid}"
+            pipe.rpush(key, json.dumps(outcome, separators=(",", ":")).encode() + b"\n" + payload)
+            pipe.expire(key, KEEP_SECONDS)
+        pipe.execute()
+
+
 def wait_finished(job: Job, timeout: float) -> tuple[dict[str, Any], bytes] | None:
     """The outcome and payload once ``job`` finished, or None after ``timeout`` seconds.
 

@@ -33,7 +33,9 @@ from apps.marketplace.models import ModelVersion, ValidationStatus
 PREDICT_KIND = "inference.predict"
 BATCHED_PREDICT_KIND = "inference.predict_batched"
 READABLE_KEYS = frozenset({"text", "image"})
-REQUEST_FIELDS = frozenset({"inputs", "encoding", "timeout", "webhook_url", "parameters", "device", "provider"})
+REQUEST_FIELDS = frozenset(
+    {"inputs", "encoding", "outputs", "timeout", "webhook_url", "parameters", "device", "provider"}
+)
 
 
 class NotRunnable(Exception):
@@ -86,13 +88,38 @@ def read_json_request(version: ModelVersion, body: Any) -> PredictionInput:
         )
     names = _input_names(version)
     if not (set(inputs) & names) and set(inputs) <= READABLE_KEYS:
-        return PredictionInput(raw=_check_readable(inputs), encoding=encoding, items=_readable_items(inputs))
+        return PredictionInput(
+            raw=_check_readable(inputs),
+            encoding=encoding,
+            items=_readable_items(inputs),
+            options=_output_choice(version, body),
+        )
     try:
         arrays = decode_inputs(inputs, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES)
         arrays = validate_inputs(version.signature, arrays)
     except (TensorCodecError, InputValidationError) as exc:
         raise refusal_of(exc) from exc
-    return PredictionInput(arrays=arrays, encoding=encoding, items=_items_of(version, arrays))
+    return PredictionInput(
+        arrays=arrays, encoding=encoding, items=_items_of(version, arrays), options=_output_choice(version, body)
+    )
+
+
+def _output_choice(version: ModelVersion, body: dict[str, Any]) -> dict[str, Any]:
+    """``"outputs": ["name", ...]``: only these tensors in the answer; ``[]``: the readable answer alone."""
+    if "outputs" not in body:
+        return {}
+    chosen = body["outputs"]
+    names = [entry["name"] for entry in (version.signature or {}).get("outputs", [])]
+    if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
+        raise field_error("outputs", "Expected a list of output names ([] for the readable answer only).")
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise field_error(
+            "outputs",
+            f"“{unknown[0]}” is not an output of the model; it has {', '.join(names)}.",
+            code="unknown_output",
+        )
+    return {"outputs": chosen}
 
 
 def read_npz_request(version: ModelVersion, data: bytes, *, encoding: str = "json") -> PredictionInput:
@@ -193,6 +220,7 @@ def start_prediction(
             params={
                 "version": str(version.uuid),
                 "deployment": str(deployment.uuid) if deployment else None,
+                **request.options,
                 **(
                     {
                         "batch": {
@@ -257,6 +285,9 @@ def answer_of(
         raw_outputs = payload if payload else inference.outputs
         outputs: dict[str, Any] = npz_to_arrays(raw_outputs)
         outputs.update((result or {}).get("other_outputs") or {})
+        chosen = (job.params or {}).get("outputs")
+        if chosen is not None:
+            outputs = {name: value for name, value in outputs.items() if name in chosen}
         answer.update(
             provider=(result or {}).get("provider", inference.provider),
             outputs=encode_outputs(outputs, encoding=inference.encoding),

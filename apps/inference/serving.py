@@ -27,9 +27,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
-from apps.core.job_services import fail_job, finish_job
+from apps.core.job_services import fail_job, finish_jobs
 from apps.core.jobs import Job, JobStatus
-from apps.inference.completion import notify_finished
+from apps.inference.completion import notify_finished, notify_finished_many
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, prepare_inputs, run_version
 from apps.inference.models import InferenceJob
 from apps.inference.runtime.codecs import TensorCodecError, encode_outputs
@@ -84,12 +84,10 @@ def _tensor_and_other(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], d
     return tensors, (encode_outputs(others, encoding="json") if others else {})
 
 
-def _record_success(
+def _success_of(
     prepared: Prepared, *, outputs: dict[str, Any], answer: Any, provider: str, timings: dict, batch_size: int
-) -> str | None:
+) -> tuple[dict[str, Any], bytes]:
     tensors, others = _tensor_and_other(outputs)
-    payload = arrays_to_npz(tensors)
-    inference = prepared.inference
     result = {
         "provider": provider,
         "timings": timings,
@@ -100,21 +98,39 @@ def _record_success(
         result["other_outputs"] = others
     if answer is not None:
         result["answer"] = answer
-    with transaction.atomic():
-        status = finish_job(prepared.job, result)
-        if status:
-            InferenceJob.objects.filter(pk=inference.pk).update(
-                outputs=payload,
-                answer=answer,
-                provider=provider,
-                timings=timings,
-                batch_size=batch_size,
-                worker=_worker_name(),
-            )
-    if status:
-        notify_finished(prepared.job.uuid, {"status": status, "result": result}, payload)
-        _after(prepared.job, inference)
-    return status
+    inference = prepared.inference
+    inference.outputs, inference.answer, inference.provider = arrays_to_npz(tensors), answer, provider
+    inference.timings, inference.batch_size, inference.worker = timings, batch_size, _worker_name()
+    return result, inference.outputs
+
+
+def _record_successes(items: list[tuple[Prepared, dict[str, Any], bytes]]) -> set[int]:
+    """Record many successes in two statements: the outputs (one bulk update), then the jobs, each conditional
+    on its own claim (``finish_jobs``). Outputs land first, so a reader that sees a job succeeded finds them;
+    an attempt that lost its claim may have rewritten the same inputs' outputs, never the job's result."""
+    if not items:
+        return set()
+    InferenceJob.objects.bulk_update(
+        [prepared.inference for prepared, _, _ in items],
+        ["outputs", "answer", "provider", "timings", "batch_size", "worker"],
+    )
+    recorded = finish_jobs([(prepared.job, result) for prepared, result, _ in items])
+    notify_finished_many(
+        [
+            (prepared.job.uuid, {"status": JobStatus.SUCCEEDED, "result": result}, payload)
+            for prepared, result, payload in items
+            if prepared.job.pk in recorded
+        ]
+    )
+    for prepared, _, _ in items:
+        if prepared.job.pk in recorded:
+            _after(prepared.job, prepared.inference)
+    return recorded
+
+
+def _record_success(prepared: Prepared, **success: Any) -> str | None:
+    result, payload = _success_of(prepared, **success)
+    return JobStatus.SUCCEEDED if _record_successes([(prepared, result, payload)]) else None
 
 
 def _record_failure(
@@ -305,14 +321,16 @@ def _run_chunk(chunk: list[Prepared], loaded: Any, counts: dict[str, int]) -> No
         return
     batch_ms = (time.perf_counter() - started) * 1000
     total = sum(sizes)
+    successes = []
     for item, outputs in zip(chunk, parts, strict=True):
         answer = loaded.processor.postprocess(outputs, item.inputs)
         queued_ms = (item.job.started_at - item.job.created_at).total_seconds() * 1000 if item.job.started_at else 0.0
         timings = {"queued_ms": round(max(0.0, queued_ms), 3), "batch_ms": round(batch_ms, 3), **ran.timings}
-        if _record_success(
+        result, payload = _success_of(
             item, outputs=outputs, answer=answer, provider=ran.provider, timings=timings, batch_size=total
-        ):
-            counts["succeeded"] += 1
+        )
+        successes.append((item, result, payload))
+    counts["succeeded"] += len(_record_successes(successes))
 
 
 def replace_this_process() -> None:

@@ -26,7 +26,7 @@ from celery import shared_task, signals
 from celery_batches import Batches, SimpleRequest
 from django.conf import settings
 
-from apps.core.job_services import claim_job, register_job_kind
+from apps.core.job_services import claim_job, claim_jobs, register_job_kind
 from apps.core.jobs import Job, JobQueue
 from apps.core.tasks import JobTask, register_job_task
 from apps.inference import serving
@@ -143,7 +143,7 @@ class PredictBatched(DeploymentBatches):
     serializer = "json"
 
     def run(self, requests: list[SimpleRequest]) -> dict[str, int]:
-        jobs = [job for job in (claim_job(request.args[0]) for request in requests) if job is not None]
+        jobs = claim_jobs([request.args[0] for request in requests])
         if not jobs:
             return {"succeeded": 0, "failed": 0, "batches": 0}
         return serving.run_prediction_batch(jobs)
