@@ -266,5 +266,20 @@ def revision_at(deployment: Deployment, when: Any) -> DeploymentRevision | None:
     )
 
 
+_revision_ids: dict[tuple[int, int], int] = {}
+
+
 def current_revision(deployment: Deployment) -> DeploymentRevision | None:
-    return DeploymentRevision.objects.filter(deployment=deployment, number=deployment.revision).first()
+    """The deployment's current revision (an unsaved stand-in carrying its id: revisions never change, so each
+    process asks the database once per revision)."""
+    key = (deployment.pk, deployment.revision)
+    revision_id = _revision_ids.get(key)
+    if revision_id is None:
+        found = DeploymentRevision.objects.filter(deployment=deployment, number=deployment.revision).first()
+        if found is None:
+            return None
+        if len(_revision_ids) > 10_000:
+            _revision_ids.clear()
+        _revision_ids[key] = found.pk
+        return found
+    return DeploymentRevision(pk=revision_id, deployment=deployment, number=deployment.revision)

@@ -260,25 +260,35 @@ class DeploymentLookupMixin:
             self.request.user, action, within_organization=bound_organization_id(self.request)
         )
 
+    RELATED = (
+        "organization",
+        "model__organization",
+        "version__model__organization",
+        "canary_version__model__organization",
+    )
+
     def deployment(self) -> Deployment:
         if not hasattr(self, "_deployment"):
             self._deployment = get_object_or_404(
-                self.deployments_for("view").select_related(
-                    "organization",
-                    "model__organization",
-                    "version__model__organization",
-                    "canary_version__model__organization",
-                ),
+                self.deployments_for("view").select_related(*self.RELATED),
                 organization__slug=self.kwargs["org_slug"],
                 slug=self.kwargs["slug"],
             )
         return self._deployment
 
     def require_deployment(self, action: str) -> Deployment:
+        """The deployment if the caller may ``action`` it, in one query; else 404 (not viewable) or 403."""
+        allowed = (
+            self.deployments_for(action)
+            .select_related(*self.RELATED)
+            .filter(organization__slug=self.kwargs["org_slug"], slug=self.kwargs["slug"])
+            .first()
+        )
+        if allowed is not None:
+            self._deployment = allowed
+            return allowed
         deployment = self.deployment()
-        if not self.deployments_for(action).filter(pk=deployment.pk).exists():
-            raise exceptions.PermissionDenied(f"You may view the deployment {deployment} but not {action} it.")
-        return deployment
+        raise exceptions.PermissionDenied(f"You may view the deployment {deployment} but not {action} it.")
 
 
 class DeploymentPredictView(PredictMixin, DeploymentLookupMixin, APIView):
