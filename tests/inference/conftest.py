@@ -90,10 +90,12 @@ def runnable(world) -> Runnable:
 
 
 def start_inference_worker(directory: Path, *, env: dict | None = None, **kwargs) -> jobs_support.WorkerProcess:
-    """A prefork inference worker (one process) on ``inference.cpu`` and ``default`` (webhooks)."""
+    """A prefork inference worker (one process) on ``inference.cpu`` (pass ``queues`` for more)."""
     worker = jobs_support.WorkerProcess(
         directory,
-        queues=kwargs.pop("queues", ("inference.cpu", "default")),
+        # Not ``default``: every version a test makes queues its validation job there, which a worker on it
+        # would run (seconds for MiniLM) while the test waits for its own job. Webhook tests add ``default``.
+        queues=kwargs.pop("queues", ("inference.cpu",)),
         pool="prefork",
         env={
             "MEDIA_ROOT": str(directory / MEDIA),

@@ -87,6 +87,7 @@ def webhook_worker(inference_root, django_db_setup, django_db_blocker):
         jobs_support.purge_broker()
         worker = start_inference_worker(
             inference_root,
+            queues=("inference.cpu", "default"),
             env={"GPUX_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32", "INFERENCE_WEBHOOK_RETRY_SECONDS": "0.1"},
         )
     yield worker
