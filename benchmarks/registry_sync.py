@@ -43,10 +43,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import update_section
+from support import free_port, log, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,28 +61,6 @@ RUN_NAMES = {
     "second": "second run, nothing changed (the index's Last-Modified says so: not read)",
     "re-read": "third run, nothing changed but the file touched (read in full, compared model by model)",
 }
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def recreate_database(url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            log(f"creating database {name}")
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def environment(workdir: Path) -> dict[str, str]:
