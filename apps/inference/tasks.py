@@ -151,9 +151,6 @@ class PredictBatched(DeploymentBatches):
     def message_kwargs(self, job: Job) -> dict[str, Any]:
         return {"batch": job.params.get("batch") or {"key": str(job.uuid), "max": 1, "delay_ms": 0}}
 
-    def after_outcome(self, job: Job, status: str) -> None:  # the JobTask protocol; outcomes go through serving
-        return None
-
 
 def _register_batched() -> Any:
     from gpux_portal.celery import app
