@@ -19,7 +19,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     handle = factory.Sequence(lambda n: f"user{n}")
-    name = factory.Faker("name")
+    # Deterministic: a random Faker name can match a search term that a test uses.
+    name = factory.Sequence(lambda n: f"Person {n}")
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation

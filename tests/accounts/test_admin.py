@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator():
-    return UserFactory(handle="operator", is_staff=True, is_superuser=True)
+    return UserFactory(handle="operator", name="Site Operator", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -33,8 +33,9 @@ def add_user(client: Client, **fields):
 
 
 def test_the_user_list_searches_by_handle_and_email(admin_client):
-    UserFactory(handle="ada", email="ada@example.com")
-    UserFactory(handle="grace", email="grace@example.com")
+    # Fixed names: a random Faker name ("Adam ...") would match the search too.
+    UserFactory(handle="ada", email="ada@example.com", name="Ada Lovelace")
+    UserFactory(handle="grace", email="grace@example.com", name="Grace Hopper")
     page = admin_client.get(reverse("admin:accounts_user_changelist"), {"q": "ada"})
     assert page.status_code == 200
     assert [user.handle for user in page.context["cl"].result_list] == ["ada"]
