@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpux_portal.settings")
@@ -15,3 +15,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # key "default", and a message sent to one queue is delivered to all four.
 app.conf.task_queues = [Queue(name, routing_key=name) for name in ("default", "sync", "inference.cpu", "inference.gpu")]
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def close_old_connections(task=None, **kwargs) -> None:
+    """Around every task on a worker, as around every web request: close a connection that is broken or past
+    ``CONN_MAX_AGE`` (checked with ``CONN_HEALTH_CHECKS``); keep a healthy one (``CELERY_DB_REUSE_MAX``). Not for
+    a task run eagerly, inside the caller's own transaction."""
+    from django.db import close_old_connections as close
+
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    close()

@@ -66,8 +66,23 @@ class Crash(JobTask):
         return {}
 
 
+class BackendPid(JobTask):
+    """Answers the PostgreSQL backend (server process) that served its database connection, and its own pid."""
+
+    name = "tests.backend_pid"
+    kind = "test.backend_pid"
+    progress_interval = 0.0
+
+    def execute(self, job: Job, progress: ProgressReporter) -> dict:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (backend,) = cursor.fetchone()
+        return {"backend_pid": backend, "pid": os.getpid()}
+
+
 sleep_in_steps = register_job_task(SleepInSteps)
 crash = register_job_task(Crash)
+backend_pid = register_job_task(BackendPid)
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
