@@ -14,6 +14,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -110,8 +111,9 @@ class Model(OwnedModel):
     visibility = models.CharField(max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE)
     source_registry = models.CharField(max_length=100, blank=True, help_text="The registry it was synced from.")
     external_id = models.CharField(max_length=300, blank=True, help_text="Its id in that registry.")
+    # Indexed where set only (Meta.indexes): a synced model has no creator, nor a purge date until deleted.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -129,7 +131,12 @@ class Model(OwnedModel):
         indexes = [
             models.Index(fields=["visibility", "deleted_at"]),
             models.Index(fields=["task"]),
-            models.Index(fields=["purge_after"]),
+            models.Index(
+                fields=["purge_after"], name="marketplace_model_purge_after", condition=Q(purge_after__isnull=False)
+            ),
+            models.Index(
+                fields=["created_by"], name="marketplace_model_created_by", condition=Q(created_by__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -192,13 +199,16 @@ class ModelVersion(OwnedModel):
     detected_task = models.CharField(max_length=60, blank=True)
     validation_status = models.CharField(max_length=8, choices=ValidationStatus.choices, default=ValidationStatus.NONE)
     validation_message = models.TextField(blank=True)
-    validation_job = models.ForeignKey("core.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # This FK and created_by are indexed where set only (Meta.indexes): synced versions have neither.
+    validation_job = models.ForeignKey(
+        "core.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     published_at = models.DateTimeField(null=True, blank=True)
     deprecated_at = models.DateTimeField(null=True, blank=True)
     yanked_at = models.DateTimeField(null=True, blank=True)
     yank_reason = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -208,7 +218,17 @@ class ModelVersion(OwnedModel):
     class Meta:
         ordering = ["model", "-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["model", "label"], name="marketplace_version_unique_label")]
-        indexes = [models.Index(fields=["model", "status"])]
+        indexes = [
+            models.Index(fields=["model", "status"]),
+            models.Index(
+                fields=["validation_job"],
+                name="marketplace_version_job",
+                condition=Q(validation_job__isnull=False),
+            ),
+            models.Index(
+                fields=["created_by"], name="marketplace_version_creator", condition=Q(created_by__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model}@{self.label}"

@@ -8,7 +8,9 @@ Other databases (the embedded SQLite of ``make run``) use ``bulk_create``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 
 from django.db import connection, models
 from django.db.models import Q
@@ -68,15 +70,50 @@ def insert_tuples(
     return ids
 
 
-def any_of(model: type[models.Model], field: str, values: list[str]) -> Q:
-    """``field IN values`` as one array parameter (``= ANY(%s)``) on PostgreSQL: a page's thousand ids cost
-    one bound value instead of a thousand placeholders to compile and send. ``field`` is a concrete field of
+def copy_timestamp(value: dt.datetime) -> dt.datetime | str:
+    """A timestamp for the rows of ``insert_tuples``, formatted once for all the rows that share it.
+
+    psycopg formats a ``datetime`` in Python for every value of a COPY (about 4 µs each, nine per synced model);
+    the ISO text is what it would send. The ORM path (SQLite) parses the text back."""
+    return value.isoformat() if copy_supported() else value
+
+
+def new_uuids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs as text, from one read of the system's random source.
+
+    What ``uuid.uuid4()`` gives, without building a ``UUID`` object per row and having psycopg format each one:
+    122 random bits, the version nibble set to 4 and the variant bits to 10."""
+    digits = os.urandom(16 * count).hex()
+    uuids = []
+    for start in range(0, 32 * count, 32):
+        d = digits[start : start + 32]
+        variant = "89ab"[int(d[16], 16) & 3]
+        uuids.append(f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{variant}{d[17:20]}-{d[20:]}")
+    return uuids
+
+
+def array_literal(values: list) -> str:
+    """PostgreSQL's text form of a one-dimensional array of ``values`` (strings or integers), each element
+    quoted with its backslashes and double quotes escaped: one string for psycopg to send, where a Python list
+    makes it format every element in Python (about 2 µs each)."""
+    quoted = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
+
+
+def any_of(model: type[models.Model], field: str, values: list) -> Q:
+    """``field IN values`` as one array parameter (``= ANY(%s::type[])``) on PostgreSQL: a page's thousand ids
+    cost one bound value instead of a thousand placeholders to compile and send. ``field`` is a concrete field of
     ``model`` (the column is quoted and qualified here; the values are bound, never interpolated)."""
     if not copy_supported():
         return Q(**{f"{field}__in": values})
-    column = model._meta.get_field(field).column
+    model_field = model._meta.get_field(field)
+    column = model_field.column
     qualified = f"{connection.ops.quote_name(model._meta.db_table)}.{connection.ops.quote_name(column)}"
-    return Q(RawSQL(f"{qualified} = ANY(%s)", [list(values)], output_field=models.BooleanField()))  # noqa: S611
+    # Text columns compare as text (a varchar(n) cast would cut longer values); others by their own type.
+    text = isinstance(model_field, models.CharField | models.TextField)
+    element = "text" if text else model_field.db_type(connection)
+    condition = f"{qualified} = ANY(%s::{element}[])"
+    return Q(RawSQL(condition, [array_literal(values)], output_field=models.BooleanField()))  # noqa: S611
 
 
 def relax_commit() -> None:

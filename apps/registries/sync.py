@@ -30,7 +30,6 @@ import re
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +45,15 @@ from django.utils import timezone
 from apps.core.job_services import JobClaimLost
 from apps.marketplace.models import Alias, Model, ModelVersion, ValidationStatus, VersionStatus
 from apps.marketplace.services import MAX_TAG_LENGTH, MAX_TAGS, normalize_path
-from apps.registries.bulk import any_of, insert_tuples, relax_commit
+from apps.registries.bulk import (
+    any_of,
+    copy_timestamp,
+    insert_tuples,
+    new_uuids,
+    relax_commit,
+)
 from apps.registries.crypto import decrypt_credentials
+from apps.registries.interpreter import sync_interpreter_settings
 from apps.registries.models import Registry, RegistryMode, RegistryModel, RegistrySync, RemoteFile
 from apps.registries.naming import alias_name_for, catalog_name_for, disambiguated_name, version_label_for
 from apps.registries.sdk import (
@@ -458,7 +464,8 @@ class SyncRun:
         cursor: str | None = self.sync.cursor or None
         if cursor is None and self.sync.pages == 0 and self.unchanged_since_last_sync():
             return self.mark_all_seen()
-        return self.read_listing(cursor)
+        with sync_interpreter_settings():
+            return self.read_listing(cursor)
 
     def read_listing(self, cursor: str | None) -> dict[str, Any]:
         attempt = 0
@@ -671,6 +678,7 @@ class SyncRun:
     ) -> list[tuple[PreparedModel, int]]:
         """Write one page's outcome; returns (model, version id) pairs whose files a mirror sync must fetch."""
         registry, now, sync_id = self.registry, timezone.now(), self.sync.pk
+        stamp = copy_timestamp(now)
         if unchanged:
             RegistryModel.objects.filter(any_of(RegistryModel, "id", unchanged)).update(last_seen_sync_id=sync_id)
             counts["unchanged"] += len(unchanged)
@@ -685,7 +693,7 @@ class SyncRun:
                 MODEL_COLUMNS,
                 [
                     (
-                        uuid.uuid4(),
+                        model_uuid,
                         org_id,
                         names[item.external_id],
                         item.fields["summary"],
@@ -696,10 +704,10 @@ class SyncRun:
                         visibility,
                         source,
                         item.external_id,
-                        now,
-                        now,
+                        stamp,
+                        stamp,
                     )
-                    for item in new
+                    for item, model_uuid in zip(new, new_uuids(len(new)), strict=True)
                 ],
                 return_ids=True,
             )
@@ -716,8 +724,8 @@ class SyncRun:
                         item.fingerprint,
                         item.upstream_url,
                         sync_id,
-                        now,
-                        now,
+                        stamp,
+                        stamp,
                     )
                     for item in new
                 ],
@@ -792,45 +800,22 @@ class SyncRun:
             (row["model_id"], row["label"]): row["id"]
             for row in ModelVersion.objects.filter(model_id__in=changed_ids).values("id", "model_id", "label")
         }
-        new_rows: list[dict[str, Any]] = []
+        stamp = copy_timestamp(now)
+        published, unvalidated = str(VersionStatus.PUBLISHED.value), str(ValidationStatus.NONE.value)
+        new_rows: list[tuple] = []
         keys: list[tuple[int, str]] = []
         for item in items:
             model_id = model_ids[item.external_id]
             for version in item.versions:
                 if (model_id, version.label) not in existing:
-                    new_rows.append(
-                        {
-                            "model_id": model_id,
-                            "label": version.label,
-                            "status": VersionStatus.PUBLISHED,
-                            "changelog": version.description,
-                            "published_at": now,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
+                    new_rows.append((model_id, version.label, published, version.description))
                     keys.append((model_id, version.label))
         created_ids = insert_tuples(
             ModelVersion,
             VERSION_COLUMNS,
             [
-                (
-                    uuid.uuid4(),
-                    row["model_id"],
-                    row["label"],
-                    VersionStatus.PUBLISHED,
-                    row["changelog"],
-                    "{}",
-                    "{}",
-                    "",
-                    ValidationStatus.NONE,
-                    "",
-                    now,
-                    "",
-                    now,
-                    now,
-                )
-                for row in new_rows
+                (uid, model_id, label, status, changelog, "{}", "{}", "", unvalidated, "", stamp, "", stamp, stamp)
+                for (model_id, label, status, changelog), uid in zip(new_rows, new_uuids(len(new_rows)), strict=True)
             ],
             return_ids=True,
         )
@@ -843,50 +828,37 @@ class SyncRun:
             for version in item.versions:
                 version_id = existing[(model_id, version.label)]
                 for prepared_file in version.files:
-                    row = {
-                        "version_id": version_id,
-                        "path": prepared_file.path,
-                        "upstream_label": version.upstream_label,
-                        "size": prepared_file.size,
-                        "sha256": prepared_file.sha256,
-                        "locator": prepared_file.locator,
-                    }
+                    row = (
+                        version_id,
+                        prepared_file.path,
+                        version.upstream_label,
+                        prepared_file.size,
+                        prepared_file.sha256,
+                        prepared_file.locator,
+                    )
                     (fresh_files if version_id in created_versions else other_files).append(row)
                 for alias in version.aliases:
                     # The last version listing an alias holds it.
-                    target = fresh_aliases if model_id in new_model_ids else other_aliases
-                    target[(model_id, alias)] = {
-                        "model_id": model_id,
-                        "name": alias,
-                        "version_id": version_id,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    if model_id in new_model_ids:
+                        fresh_aliases[(model_id, alias)] = (model_id, alias, version_id, stamp, stamp)
+                    else:
+                        other_aliases[(model_id, alias)] = Alias(
+                            model_id=model_id, name=alias, version_id=version_id, created_at=now, updated_at=now
+                        )
                 if version.files:
                     fetch.append((item, version_id))
-        insert_tuples(
-            RemoteFile,
-            REMOTE_FILE_COLUMNS,
-            [
-                (row["version_id"], row["path"], row["upstream_label"], row["size"], row["sha256"], row["locator"], "")
-                for row in fresh_files
-            ],
-        )
+        insert_tuples(RemoteFile, REMOTE_FILE_COLUMNS, [(*row, "") for row in fresh_files])
         if other_files:
             RemoteFile.objects.bulk_create(
-                [RemoteFile(**row) for row in other_files],
+                [RemoteFile(**dict(zip(REMOTE_FILE_COLUMNS, row, strict=False))) for row in other_files],
                 update_conflicts=True,
                 unique_fields=["version", "path"],
                 update_fields=["upstream_label", "size", "sha256", "locator"],
             )
-        insert_tuples(
-            Alias,
-            ALIAS_COLUMNS,
-            [(row["model_id"], row["name"], row["version_id"], now, now) for row in fresh_aliases.values()],
-        )
+        insert_tuples(Alias, ALIAS_COLUMNS, list(fresh_aliases.values()))
         if other_aliases:
             Alias.objects.bulk_create(
-                [Alias(**row) for row in other_aliases.values()],
+                list(other_aliases.values()),
                 update_conflicts=True,
                 unique_fields=["model", "name"],
                 update_fields=["version", "updated_at"],
