@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
@@ -191,12 +191,34 @@ def cancel_job(*, job: Job, actor: Any = None) -> bool:
 # --- running: claim, progress, outcome --------------------------------------------------------------------------
 
 
+# What a claim writes: the attempt starts afresh (its progress, error and traceback cleared).
+CLAIM_SET = (
+    "status = %s, started_at = %s, heartbeat_at = %s, finished_at = NULL, attempts = job.attempts + 1, "
+    "progress = 0.0, progress_message = '', error = '', traceback = ''"
+)
+
+
+def _claim_returning(where: str, params: list[Any], now: Any) -> list[Job]:
+    """PostgreSQL: claim the queued jobs ``where`` selects and read them back in the same statement."""
+    table = connection.ops.quote_name(Job._meta.db_table)
+    return list(
+        Job.objects.raw(
+            f"UPDATE {table} AS job SET {CLAIM_SET} WHERE {where} AND job.status = %s RETURNING job.*",  # noqa: S608 - table from the model, values bound
+            [JobStatus.RUNNING, now, now, *params, JobStatus.QUEUED],
+        )
+    )
+
+
 def claim_job(job_id: int) -> Job | None:
     """Move a queued job to running for this attempt and return it; None when it is not queued (any more).
 
-    One conditional UPDATE: of two workers handed the same job, exactly one gets a row back.
+    One conditional UPDATE: of two workers handed the same job, exactly one gets a row back. On PostgreSQL the
+    UPDATE returns the claimed row (one round trip; the job's organization and creator load when first used).
     """
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        claimed = _claim_returning("job.id = %s", [job_id], now)
+        return claimed[0] if claimed else None
     claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
         started_at=now,
@@ -283,7 +305,6 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
     On PostgreSQL one UPDATE over a VALUES list, each row still conditional on its own claim (running, same
     attempt); elsewhere one ``finish_job`` per job. Results must be JSON; no result files.
     """
-    from django.db import connection
 
     if not outcomes:
         return set()
@@ -309,10 +330,13 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
 
 
 def claim_jobs(job_ids: list[int]) -> list[Job]:
-    """``claim_job`` for many queued jobs at once: two queries, the jobs this call claimed (others are skipped)."""
+    """``claim_job`` for many queued jobs at once: the jobs this call claimed (others are skipped). One statement
+    on PostgreSQL (the UPDATE returns what it claimed), two elsewhere."""
     if not job_ids:
         return []
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _claim_returning("job.id = ANY(%s)", [list(job_ids)], now)
     Job.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
         started_at=now,

@@ -11,6 +11,7 @@ from apps.core.job_services import (
     ProgressReporter,
     cancel_job,
     claim_job,
+    claim_jobs,
     fail_job,
     finish_job,
     start_job,
@@ -32,6 +33,37 @@ def test_a_job_claimed_twice_is_handed_out_once(queued_job):
     assert first is not None and first.status == JobStatus.RUNNING and first.attempts == 1
     assert second is None
     assert Job.objects.get(pk=queued_job.pk).attempts == 1
+
+
+def test_a_claimed_job_comes_back_as_stored_with_its_previous_attempt_cleared(world, queued_job):
+    Job.objects.filter(pk=queued_job.pk).update(
+        attempts=1, progress=0.5, progress_message="half way", error="the worker died", traceback="Traceback ..."
+    )
+
+    job = claim_job(queued_job.pk)
+
+    stored = Job.objects.get(pk=queued_job.pk)
+    assert job.pk == stored.pk and job.uuid == stored.uuid
+    assert (job.status, job.attempts, job.progress, job.progress_message) == (JobStatus.RUNNING, 2, 0.0, "")
+    assert (job.error, job.traceback, job.finished_at) == ("", "", None)
+    assert job.started_at == stored.started_at == stored.heartbeat_at is not None
+    assert job.params == {"steps": 1}  # JSON decoded, as the ORM gives it
+    assert job.organization == world.org and job.creator == world.user("admin")
+
+
+def test_claiming_many_hands_out_only_the_queued_ones_once(world, queued_job):
+    other = start_job(kind="test.sleep", organization=world.org, creator=world.user("admin"), params={"steps": 2})
+    finished = start_job(kind="test.sleep", organization=world.org, creator=world.user("admin"))
+    Job.objects.filter(pk=finished.pk).update(status=JobStatus.SUCCEEDED)
+
+    claimed = claim_jobs([queued_job.pk, other.pk, finished.pk])
+    again = claim_jobs([queued_job.pk, other.pk])
+
+    assert sorted(job.pk for job in claimed) == sorted([queued_job.pk, other.pk])
+    assert {job.pk: job.params for job in claimed} == {queued_job.pk: {"steps": 1}, other.pk: {"steps": 2}}
+    assert all(job.status == JobStatus.RUNNING and job.attempts == 1 for job in claimed)
+    assert again == []
+    assert Job.objects.get(pk=finished.pk).status == JobStatus.SUCCEEDED
 
 
 def test_starting_a_job_writes_the_row_and_an_audit_event_and_sends_on_commit(
