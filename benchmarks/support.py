@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -29,3 +32,37 @@ def recreate_database(url: str, *, drop_only: bool = False) -> None:
         if not drop_only:
             log(f"creating database {name}")
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def cpu_by_process(roles: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, float]]:
+    """CPU seconds (user + system) used so far by each process of a role, by pid: a process belongs to the first
+    role one of whose words is in its command line (``{"web": ("gunicorn",), "database": (" mydb ",)}``; a
+    PostgreSQL backend's command line is its title, with the database's name)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if not command:  # kernel threads
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        for role, words in roles.items():
+            if any(word in command for word in words):
+                found[entry.name] = (role, (int(fields[11]) + int(fields[12])) / ticks)
+                break
+    return found
+
+
+def cpu_spent(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each role spent between two ``cpu_by_process`` readings: what each process present at the
+    second reading used since the first (all of it for a process started in between). A process that ended in
+    between is not counted."""
+    spent: collections.Counter[str] = collections.Counter()
+    for pid, (role, seconds) in after.items():
+        spent[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return dict(spent)

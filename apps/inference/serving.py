@@ -88,6 +88,11 @@ def _tensor_and_other(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], d
 def _success_of(
     prepared: Prepared, *, outputs: dict[str, Any], answer: Any, provider: str, timings: dict, batch_size: int
 ) -> tuple[dict[str, Any], bytes]:
+    chosen = (prepared.job.params or {}).get("outputs")
+    if chosen is not None:
+        # The caller named the outputs it wants (``[]``: the readable answer alone): only those are encoded, kept
+        # with the job and sent back; an embedding model's hidden state is most of a request's bytes otherwise.
+        outputs = {name: value for name, value in outputs.items() if name in chosen}
     tensors, others = _tensor_and_other(outputs)
     result = {
         "provider": provider,
@@ -106,13 +111,14 @@ def _success_of(
 
 
 def _record_successes(items: list[tuple[Prepared, dict[str, Any], bytes]]) -> set[int]:
-    """Record many successes in two statements: the outputs (one bulk update), then the jobs, each conditional
-    on its own claim (``finish_jobs``). Outputs land first, so a reader that sees a job succeeded finds them;
-    an attempt that lost its claim may have rewritten the same inputs' outputs, never the job's result."""
+    """Record many successes in one transaction of two statements: the outputs, then the jobs, each conditional
+    on its own claim (``finish_jobs``). A reader that sees a job succeeded finds its outputs; an attempt that lost
+    its claim may have rewritten the same inputs' outputs, never the job's result."""
     if not items:
         return set()
-    store_outputs([prepared.inference for prepared, _, _ in items])
-    recorded = finish_jobs([(prepared.job, result) for prepared, result, _ in items])
+    with transaction.atomic():
+        store_outputs([prepared.inference for prepared, _, _ in items])
+        recorded = finish_jobs([(prepared.job, result) for prepared, result, _ in items])
     notify_finished_many(
         [
             (prepared.job.uuid, {"status": JobStatus.SUCCEEDED, "result": result}, payload)

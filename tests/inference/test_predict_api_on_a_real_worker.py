@@ -3,6 +3,8 @@ the answer with the provider ONNX Runtime really used."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,36 @@ def test_minilm_with_a_sentence_answers_a_normalized_embedding(runnable, inferen
     embedding = np.asarray(body["answer"]["embeddings"][0])
     assert embedding.shape == (384,)
     assert abs(float(np.linalg.norm(embedding)) - 1.0) < 1e-3
+
+
+def test_asking_for_the_readable_answer_alone_keeps_no_tensor_with_the_job(runnable, inference_worker, world):
+    version = runnable.minilm()
+    client = api_client_for(world.user("member"))
+
+    asked = {"inputs": {"text": "I play the guitar."}, "outputs": []}
+
+    response = client.post(predict_url(version), asked, format="json")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["outputs"] == {}
+    assert np.asarray(body["answer"]["embeddings"][0]).shape == (384,)
+    stored = InferenceJob.objects.get(job__uuid=body["job"])
+    assert np.load(io.BytesIO(bytes(stored.outputs))).files == []  # the hidden state was not kept
+    again = client.get(f"/api/v1/predictions/{body['job']}/")
+    assert again.status_code == 200 and again.json()["outputs"] == {}
+    assert again.json()["answer"] == body["answer"]
+
+
+def test_naming_one_output_answers_and_keeps_that_one_only(runnable, inference_worker, world, tmp_path):
+    version = runnable.iris(tmp_path)
+    client = api_client_for(world.user("member"))
+
+    response = client.post(
+        predict_url(version), {"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}, "outputs": ["label"]}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert set(response.json()["outputs"]) == {"label"}
+    stored = InferenceJob.objects.get(job__uuid=response.json()["job"])
+    assert np.load(io.BytesIO(bytes(stored.outputs))).files == ["label"]
