@@ -53,6 +53,8 @@ class AccessPolicy:
     an action missing from it is not allowed through roles at all (grants may still allow it).
     ``creator_field`` is the ORM path to the user who made the object, for models whose maker may always
     view it whatever their role (a Job: its creator sees it); ``None`` gives the creator no such right.
+    ``grants_via`` names a foreign key whose target's grants apply instead of grants of the object's own (a model
+    version has no grant tables: a grant on its model reaches it).
     """
 
     organization_field: str | None = "organization"
@@ -60,9 +62,14 @@ class AccessPolicy:
     roles: dict[str, Role] = field(default_factory=lambda: dict(DEFAULT_ROLES))
     grants: bool = True
     creator_field: str | None = None
+    grants_via: str | None = None
 
     def organization_id_path(self) -> str:
         return f"{self.organization_field}_id" if self.organization_field else "pk"
+
+    def grants_model(self, model: type[models.Model]) -> type[models.Model]:
+        """The model whose per-object grants apply: ``model`` itself, or the one its ``grants_via`` field points to."""
+        return model._meta.get_field(self.grants_via).related_model if self.grants_via else model
 
     def role_for(self, action: str) -> Role | None:
         return self.roles.get(action)

@@ -185,6 +185,7 @@ class ModelVersion(OwnedModel):
         organization_field="model__organization",
         visibility_field="model__visibility",
         roles={"view": Role.VIEWER, "change": Role.MEMBER, "run": Role.MEMBER, "delete": Role.ADMIN},
+        grants_via="model",
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
 
-from apps.core.querysets import RestrictedQuerySet, grant_codenames
+from apps.core.querysets import RestrictedQuerySet
 
 
 class ModelQuerySet(RestrictedQuerySet):
@@ -29,8 +27,8 @@ class ModelManager(models.Manager.from_queryset(ModelQuerySet)):
 
 
 class VersionQuerySet(RestrictedQuerySet):
-    """Versions of models. ``restrict()`` leaves out versions of soft-deleted models, and a grant on the model
-    (to a user or a team) reaches all its versions: versions have no grant tables of their own."""
+    """Versions of models. ``restrict()`` leaves out versions of soft-deleted models; a grant on the model (to a
+    user or a team) reaches all its versions (``AccessPolicy(grants_via="model")``)."""
 
     def restrict(self, user: Any, action: str = "view", *, within_organization: int | None = None):
         return (
@@ -38,20 +36,3 @@ class VersionQuerySet(RestrictedQuerySet):
             .restrict(user, action, within_organization=within_organization)
             .filter(model__deleted_at__isnull=True)
         )
-
-    def _grant_condition(self, action: str, user: Any) -> Q:
-        model = apps.get_model("marketplace", "Model")
-        user_grants = apps.get_model("marketplace", "ModelUserObjectPermission")
-        team_grants = apps.get_model("marketplace", "ModelGroupObjectPermission")
-        codenames = grant_codenames(model, action)
-        by_user = Exists(
-            user_grants.objects.filter(
-                content_object_id=OuterRef("model_id"), user_id=user.pk, permission__codename__in=codenames
-            )
-        )
-        by_team = Exists(
-            team_grants.objects.filter(
-                content_object_id=OuterRef("model_id"), group__user=user.pk, permission__codename__in=codenames
-            )
-        )
-        return Q(by_user) | Q(by_team)
