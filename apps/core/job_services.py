@@ -305,7 +305,6 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
     On PostgreSQL one UPDATE over a VALUES list, each row still conditional on its own claim (running, same
     attempt); elsewhere one ``finish_job`` per job. Results must be JSON; no result files.
     """
-
     if not outcomes:
         return set()
     if connection.vendor != "postgresql":
