@@ -1,6 +1,7 @@
 """A prediction request's own fields are checked before anything is written: an unknown field, an unknown
 ``encoding``, a ``timeout`` that is not a number of seconds in range, a ``webhook_url`` on a loopback address
-(refused unless the operator allow-lists it) each answer 400 naming the field, and write no job."""
+(refused unless the operator allow-lists it), ``outputs`` that are not names of the model's outputs each answer 400
+naming the field, and write no job."""
 
 from __future__ import annotations
 
@@ -79,3 +80,20 @@ def test_a_webhook_on_an_allow_listed_network_is_taken(runnable, world, settings
     )
     assert response.status_code == 202, response.content
     assert InferenceJob.objects.get(job__uuid=response.json()["job"]).webhook_url == "http://127.0.0.1:9/hook"
+
+
+@pytest.mark.parametrize(
+    ("outputs", "reason", "code"),
+    [
+        ("label", "Expected a list of output names", "invalid"),
+        (["label", 3], "Expected a list of output names", "invalid"),
+        (["label", "logits"], "“logits” is not an output of the model; it has label, probabilities", "unknown_output"),
+    ],
+)
+def test_bad_outputs_say_what_the_model_outputs_are(runnable, world, outputs, reason, code):
+    version = iris_version(runnable)
+    response = post(world, version, {"inputs": INPUTS, "outputs": outputs})
+    assert response.status_code == 400, response.content
+    assert reason in response.json()["outputs"][0], response.json()
+    assert response.json()["codes"]["outputs"] == [code]
+    assert_no_job_written()
