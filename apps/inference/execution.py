@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,16 +185,71 @@ def run_version(
     )
 
 
+# A string tensor travels as ``<name>.utf8`` beside the ``<name>.npy`` members of other tensors: an ``.npy`` of the
+# int64 UTF-8 byte lengths of its elements (in the tensor's shape), followed by those bytes end to end. NumPy would
+# pickle an object array of ``str`` (which the reader refuses to unpickle), and a fixed-width ``<U`` array costs
+# the longest string times the element count, four bytes a character: one long string among many short ones
+# within the request limit would take gigabytes.
+STRING_MEMBER_SUFFIX = ".utf8"
+
+
 def arrays_to_npz(arrays: dict[str, Any]) -> bytes:
-    """Tensors as uncompressed ``.npz`` bytes (fast; the database compresses large values itself)."""
+    """Tensors as uncompressed ``.npz`` bytes (fast; the database compresses large values itself). Numbers,
+    booleans and ``<U`` strings are ``<name>.npy`` members as ``np.savez`` writes them; object arrays of strings
+    (what ONNX Runtime takes and answers for string tensors) are ``<name>.utf8`` members. Nothing is pickled."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{name: value for name, value in arrays.items() if isinstance(value, np.ndarray)})
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            if not isinstance(value, np.ndarray):
+                continue
+            if value.dtype.hasobject:
+                archive.writestr(name + STRING_MEMBER_SUFFIX, _strings_member(name, value))
+            else:
+                with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, value, allow_pickle=False)
     return buffer.getvalue()
 
 
 def npz_to_arrays(data: bytes | memoryview | None) -> dict[str, np.ndarray]:
-    """The tensors of ``.npz`` bytes written by ``arrays_to_npz`` (never pickles)."""
+    """The tensors of ``.npz`` bytes written by ``arrays_to_npz`` (never unpickles); string tensors come back as
+    object arrays of ``str``."""
     if not data:
         return {}
-    with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        for info in archive.infolist():
+            raw = archive.read(info)
+            if info.filename.endswith(STRING_MEMBER_SUFFIX):
+                arrays[info.filename.removesuffix(STRING_MEMBER_SUFFIX)] = _strings_of(info.filename, raw)
+            elif info.filename.endswith(".npy"):
+                arrays[info.filename.removesuffix(".npy")] = np.lib.format.read_array(
+                    io.BytesIO(raw), allow_pickle=False
+                )
+            else:
+                raise ValueError(f"Unexpected member {info.filename!r} in stored tensors.")
+    return arrays
+
+
+def _strings_member(name: str, value: np.ndarray) -> bytes:
+    try:
+        encoded = [item.encode() if isinstance(item, str) else bytes(item) for item in value.ravel().tolist()]
+    except (TypeError, UnicodeEncodeError) as exc:
+        raise ValueError(f"Tensor {name!r} holds objects that are not text: {exc}") from None
+    lengths = np.fromiter((len(item) for item in encoded), dtype=np.int64, count=len(encoded)).reshape(value.shape)
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, lengths, allow_pickle=False)
+    buffer.write(b"".join(encoded))
+    return buffer.getvalue()
+
+
+def _strings_of(member: str, raw: bytes) -> np.ndarray:
+    stream = io.BytesIO(raw)
+    lengths = np.lib.format.read_array(stream, allow_pickle=False)
+    text = raw[stream.tell() :]
+    if lengths.dtype.kind != "i" or (lengths < 0).any() or int(lengths.sum()) != len(text):
+        raise ValueError(f"Stored string tensor {member!r} is damaged: its lengths do not match its bytes.")
+    ends = np.cumsum(lengths.ravel()).tolist()
+    starts = [0, *ends][: len(ends)]
+    strings = np.empty(len(ends), dtype=object)
+    strings[:] = [text[start:end].decode() for start, end in zip(starts, ends, strict=True)]
+    return strings.reshape(lengths.shape)

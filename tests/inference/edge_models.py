@@ -5,7 +5,9 @@
 * ``unloadable_model``: a graph whose only node is an op of a domain ONNX Runtime does not know, so our
   signature extraction reads it but no session can be made of it;
 * ``allocating_model``: ``shape`` int64 [3] -> ConstantOfShape -> ReduceSum -> ``total`` float32 [1]: it allocates
-  ``4 * prod(shape)`` bytes, chosen by the request (``[5000, 1000, 1000]`` is 20 GB).
+  ``4 * prod(shape)`` bytes, chosen by the request (``[5000, 1000, 1000]`` is 20 GB);
+* ``text_model``: ``text`` string [N] -> lower-cased ``lowered`` string [N] and ``ids`` int64 [N] (a LabelEncoder):
+  string tensors in and out.
 
 Each ``*_bytes()`` function returns the serialized model, ready for ``Runnable.version(name, {"model.onnx": ...})``;
 ``iris_bytes()`` is the skl2onnx iris classifier of ``tests.inference.onnx_models``, trained once per process (it
@@ -170,4 +172,42 @@ ALLOCATING_MANIFEST = manifest(
     "allocator",
     [{"name": "shape", "type": "int64", "shape": [3], "required": True}],
     [{"name": "total", "type": "float32", "shape": [1]}],
+)
+
+
+def text_model() -> onnx.ModelProto:
+    """``text`` string [N] -> StringNormalizer (lower case) -> ``lowered`` string [N], and a LabelEncoder of the
+    lowered words (cat 0, dog 1, anything else -1) -> ``ids`` int64 [N]: string tensors in and out."""
+    nodes = [
+        helper.make_node("StringNormalizer", ["text"], ["lowered"], case_change_action="LOWER", locale="C.UTF-8"),
+        helper.make_node(
+            "LabelEncoder",
+            ["lowered"],
+            ["ids"],
+            domain="ai.onnx.ml",
+            keys_strings=["cat", "dog"],
+            values_int64s=[0, 1],
+            default_int64=-1,
+        ),
+    ]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["N"])],
+        [
+            helper.make_tensor_value_info("lowered", TensorProto.STRING, ["N"]),
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["N"]),
+        ],
+        opsets={"": 13, "ai.onnx.ml": 2},
+    )
+
+
+def text_model_bytes() -> bytes:
+    """``text_model()`` serialized."""
+    return text_model().SerializeToString()
+
+
+TEXT_MANIFEST = manifest(
+    "words",
+    [{"name": "text", "type": "string", "shape": ["N"], "required": True}],
+    [{"name": "lowered", "type": "string", "shape": ["N"]}, {"name": "ids", "type": "int64", "shape": ["N"]}],
 )
