@@ -53,6 +53,7 @@ BEGIN = "<!-- benchmarks/inference.py: begin (generated, do not edit by hand) --
 END = "<!-- benchmarks/inference.py: end -->"
 SEQUENCE = 32
 CONCURRENCY = (1, 8, 32)
+BATCH_SECONDS = 1.5  # how long raw ORT runs each batch size
 
 
 def environment(workdir: Path) -> dict[str, str]:
@@ -125,7 +126,7 @@ def raw_ort(path: Path, inputs: dict, *, runs: int) -> dict:
         batch = {name: np.repeat(value, size, axis=0) for name, value in feeds.items()}
         session.run(None, batch)
         count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < 1.5:
+        while time.perf_counter() - started < BATCH_SECONDS:
             session.run(None, batch)
             count += size
         batches[size] = count / (time.perf_counter() - started)
@@ -184,7 +185,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level and path")
     parser.add_argument("--results", default=str(RESULTS), help="RESULTS.md to update; '' for none")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a run of seconds that proves the script still works (make test): 20 requests a path, no RESULTS.md; "
+        "its figures mean nothing",
+    )
     args = parser.parse_args()
+    global BATCH_SECONDS
+    if args.smoke:
+        args.requests, args.results, BATCH_SECONDS = 20, "", 0.1
     begun = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-inference-"))
     env = environment(workdir)
@@ -205,7 +215,7 @@ def main() -> None:
     iris_body = json.dumps({"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
 
     log("raw ONNX Runtime (MiniLM, then iris)")
-    raw = raw_ort(minilm, inputs, runs=300)
+    raw = raw_ort(minilm, inputs, runs=30 if args.smoke else 300)
     raw_iris = raw_iris_latency(iris)
     logs = workdir / "logs"
     logs.mkdir()
@@ -287,7 +297,8 @@ def main() -> None:
             figures[name] = {}
             for concurrency in (1, 32) if name in floors else CONCURRENCY:
                 log(f"{name}, concurrency {concurrency}")
-                figures[name][concurrency] = load(call, concurrency, max(args.requests, concurrency * 10), roles)
+                total = args.requests if args.smoke else max(args.requests, concurrency * 10)
+                figures[name][concurrency] = load(call, concurrency, total, roles)
         log("iris through the portal's sync API, concurrency 1")
         iris_api = load(post(f"{base}{iris_url}", iris_body), 1, args.requests)
         provider = requests.post(f"{base}{version_url}", data=body, headers=headers, timeout=60).json()["provider"]

@@ -262,7 +262,15 @@ def main() -> None:
     parser.add_argument("--results", default=str(RESULTS), help="RESULTS.md to update; '' for none")
     parser.add_argument("--keep-database", action="store_true", help="leave the benchmark's database at the end")
     parser.add_argument("--child-sync", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a run of seconds that proves the script still works (make test): 3,000 and 1,000 models, no "
+        "RESULTS.md; its figures mean nothing",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.models, args.small, args.naive, args.results = 3_000, 1_000, 100, ""
     if args.child_sync:
         child_sync(args.child_sync)
         return
