@@ -7,8 +7,10 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # The Celery broker gets its own Redis database: tests that clear the cache must not drop queued jobs.
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
 PYTEST_ARGS ?=
+# Parallel test processes (pytest-xdist; tests/parallel.py isolates their Redis and var/). 0 = one process.
+PYTEST_WORKERS ?= 2
 
-.PHONY: install peers test lint run bench clean
+.PHONY: install peers test test-fast lint run bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,9 +45,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python manage.py makemigrations --check --dry-run
 
+TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_ENV=test
+
 test: lint peers
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DJANGO_ENV=test \
-		$(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# What a change usually needs, in a few minutes: no browser, no real workers, nothing marked slow.
+test-fast: lint
+	$(TEST_ENV) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not e2e and not worker and not slow" $(PYTEST_ARGS)
 
 run: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m gpux_portal.embedded
