@@ -489,6 +489,8 @@ INFERENCE_WEBHOOK_ALLOWED_NETWORKS = env_list("GPUX_WEBHOOK_ALLOWED_NETWORKS")
 # batch sizes 1, 2, 4, ... up to the maximum while throughput keeps rising.
 INFERENCE_PERFORMANCE_CARD_ON_PUBLISH = env_bool("INFERENCE_PERFORMANCE_CARD_ON_PUBLISH", default=DJANGO_ENV != "test")
 INFERENCE_PERFORMANCE_BUDGET_SECONDS = float(env("INFERENCE_PERFORMANCE_BUDGET_SECONDS", "4"))
+# The whole card (load, warm-up, measuring) on the ``checks`` queue; every run is stopped when it is spent.
+INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS = env_int("INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS", 120)
 INFERENCE_PERFORMANCE_MAX_BATCH = env_int("INFERENCE_PERFORMANCE_MAX_BATCH", 64)
 # How long the "try it" form waits for an answer before showing "still running" with the job's link.
 INFERENCE_PAGE_WAIT_SECONDS = float(env("INFERENCE_PAGE_WAIT_SECONDS", "10"))

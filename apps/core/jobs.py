@@ -33,12 +33,16 @@ FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class JobQueue(models.TextChoices):
-    """The Celery queues of DESIGN.md; a worker subscribes to the ones it serves (a GPU worker: inference.gpu)."""
+    """The Celery queues of DESIGN.md; a worker subscribes to the ones it serves (a GPU worker: inference.gpu).
+
+    ``checks`` holds the work that runs a model nobody has run yet (validating an upload, measuring a performance
+    card): a worker of its own, so interactive predictions on ``inference.*`` never wait behind it."""
 
     DEFAULT = "default", "default"
     SYNC = "sync", "sync"
     INFERENCE_CPU = "inference.cpu", "inference.cpu"
     INFERENCE_GPU = "inference.gpu", "inference.gpu"
+    CHECKS = "checks", "checks"
 
 
 DEFAULT_TIME_LIMIT = 600

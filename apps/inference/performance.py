@@ -1,11 +1,16 @@
 """Performance cards: what a version costs to run, measured on a worker when it is published (and on request).
 
-``start_performance_card`` queues a job (kind ``inference.performance``, on the GPU queue when a GPU worker is up,
-else the CPU one). On the worker, ``measure`` loads the version through ``load_version`` (a fresh session, so the
-growth of the resident set while loading is what it costs in memory), makes inputs from its signature (dynamic
-batch dimensions take the batch size tried, other dynamic dimensions a sequence length of 32, or the manifest's
-``max_length`` when smaller; integer inputs get small in-range ints, attention masks ones, token type ids zeros;
-floats random normal values), warms it up and times ``run_version`` at batch 1, then at 2, 4, ... up to
+``start_performance_card`` queues a job (kind ``inference.performance``) on the ``checks`` queue, beside validation:
+a model nobody has run yet is measured by a worker of its own, so interactive predictions never wait behind it
+(a never-ending Loop included), under a short time limit (``INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS``) that also
+bounds every run. The card measures whatever the ``checks`` worker's host has (run one on a GPU node for GPU
+cards; the provider ONNX Runtime really used is recorded).
+
+On the worker, ``measure`` loads the version through ``load_version`` (a fresh session, so the growth of the
+resident set while loading is what it costs in memory), makes inputs from its signature (dynamic batch dimensions
+take the batch size tried, other dynamic dimensions a sequence length of 32, or the manifest's ``max_length`` when
+smaller; integer inputs get small in-range ints, attention masks ones, token type ids zeros; floats random normal
+values), warms it up and times ``run_version`` at batch 1, then at 2, 4, ... up to
 ``INFERENCE_PERFORMANCE_MAX_BATCH`` while throughput keeps rising, all within about
 ``INFERENCE_PERFORMANCE_BUDGET_SECONDS``. ``record_card`` writes the ``PerformanceCard`` (one per job: an attempt
 that runs twice records one card): latency p50/p95 at batch 1 and at the best batch size, the throughput there,
@@ -31,11 +36,11 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from apps.core.jobs import Job
+from apps.core.jobs import Job, JobQueue
 from apps.inference.execution import load_version, manifest_of, run_version, session_cache
 from apps.inference.models import PerformanceCard
 from apps.inference.runtime.providers import GPU_PROVIDERS
-from apps.inference.runtime.sessions import resident_bytes
+from apps.inference.runtime.sessions import RunTimeLimitExceeded, resident_bytes
 from apps.inference.runtime.validation import NUMPY_TYPES, batch_axis, validate_inputs
 from apps.marketplace.models import ModelVersion, ValidationStatus
 
@@ -60,14 +65,14 @@ class NotMeasurable(Exception):
 def start_performance_card(*, version: ModelVersion, actor: Any) -> Job:
     """Queue the job that measures ``version`` (``job.created`` in its organization's audit trail)."""
     from apps.core.job_services import start_job
-    from apps.inference.routing import queue_for
 
     return start_job(
         kind=PERFORMANCE_KIND,
         organization=version.model.organization,
         creator=actor,
         params={"version": str(version.uuid), "model": str(version.model), "label": version.label},
-        queue=queue_for("auto"),
+        queue=getattr(settings, "INFERENCE_FORCE_QUEUE", None) or JobQueue.CHECKS,
+        time_limit=int(settings.INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS),
     )
 
 
@@ -280,8 +285,9 @@ def _prime_runtime() -> None:
 
 
 def _time_size(loaded: Any, inputs: dict[str, np.ndarray], *, budget: float, time_limit: float) -> list[float]:
-    """Milliseconds of each timed run at one size: warm-up first (under the job's time limit), then runs until
-    ``MAX_RUNS`` or until ``budget`` seconds are spent with at least ``MIN_RUNS``."""
+    """Milliseconds of each timed run at one size: warm-up first (each run stopped past ``time_limit``, what is
+    left of the job's), then runs until ``MAX_RUNS`` or until ``budget`` seconds are spent with at least
+    ``MIN_RUNS``."""
     for _ in range(WARM_UP_RUNS):
         run_version(loaded, inputs, time_limit=time_limit)
     times: list[float] = []
@@ -299,6 +305,8 @@ def measure(job: Job, progress: Any = None) -> Measurement:
     signature = version.signature or {}
     if not signature.get("inputs"):
         raise NotMeasurable(f"{version} has no signature (it has not passed validation): there is nothing to feed it.")
+    # Every run ends by the job's own time limit (ONNX Runtime's terminate flag), a never-ending Loop included.
+    job_deadline = time.monotonic() + float(job.time_limit)
     budget = float(settings.INFERENCE_PERFORMANCE_BUDGET_SECONDS)
     sizes = batch_sizes(signature, int(settings.INFERENCE_PERFORMANCE_MAX_BATCH))
     sequence = sequence_length(manifest_of(version))
@@ -322,7 +330,15 @@ def measure(job: Job, progress: Any = None) -> Measurement:
             break
         inputs = validate_inputs(signature, synthesize_inputs(signature, batch=size, sequence=sequence, rng=rng))
         try:
-            times = _time_size(loaded, inputs, budget=per_size if size > 1 else per_size * 2, time_limit=job.time_limit)
+            left = max(1.0, job_deadline - time.monotonic())
+            times = _time_size(loaded, inputs, budget=per_size if size > 1 else per_size * 2, time_limit=left)
+        except RunTimeLimitExceeded as exc:
+            if size == 1:
+                raise RunTimeLimitExceeded(
+                    f"The model ran past the performance card's time limit of {job.time_limit} s and was stopped."
+                ) from exc
+            stopped = f"batch {size} ran past the card's time limit"
+            break
         except Exception as exc:
             if size == 1:
                 raise

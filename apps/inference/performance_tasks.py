@@ -19,9 +19,9 @@ class MeasurePerformance(JobTask):
 
     name = "inference.performance"
     kind = performance.PERFORMANCE_KIND
-    job_queue = JobQueue.INFERENCE_CPU
+    job_queue = JobQueue.CHECKS
     max_attempts = 2
-    job_time_limit = 300
+    job_time_limit = 120  # start_performance_card passes INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS
 
     def execute(self, job: Job, progress: ProgressReporter) -> dict[str, Any]:
         measurement = performance.measure(job, progress)

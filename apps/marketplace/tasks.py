@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.core.job_services import ProgressReporter
-from apps.core.jobs import Job
+from apps.core.jobs import Job, JobQueue
 from apps.core.tasks import JobTask, register_job_task
 from apps.marketplace.validation import VALIDATE_JOB_KIND, run_validation
 
@@ -19,7 +19,7 @@ class ValidateVersion(JobTask):
 
     name = "marketplace.validate_version"
     kind = VALIDATE_JOB_KIND
-    job_queue = "default"
+    job_queue = JobQueue.CHECKS
     job_time_limit = 1800
     progress_interval = 1.0
     user_startable = False

@@ -1,7 +1,8 @@
 """Validating a model version: start the job, run it, record its outcome; gpux.yml import and export.
 
-* ``start_validation(version=..., actor=...)`` writes a ``marketplace.validate_version`` job (queue
-  ``default``) and marks the draft ``pending``; the job's parameters name the version and the files it had.
+* ``start_validation(version=..., actor=...)`` writes a ``marketplace.validate_version`` job (queue ``checks``,
+  beside performance cards: a worker of its own) and marks the draft ``pending``; the job's parameters name the
+  version and the files it had.
 * ``run_validation(job)`` (the job's body, ``apps.marketplace.tasks``) copies the version's files from storage
   into a temporary directory (each at its path, so external-data references resolve), runs the inspection in
   a limited child process (``apps.marketplace.onnx.validation``) and calls ``apply_report``.
@@ -88,7 +89,7 @@ def start_validation(*, version: ModelVersion, actor: Any) -> Job:
             organization=locked.model.organization,
             creator=actor,
             params={"version": str(locked.uuid), "main_file": main.path, "files": files_fingerprint(locked)},
-            queue=JobQueue.DEFAULT,
+            queue=JobQueue.CHECKS,
         )
         locked.validation_status = ValidationStatus.PENDING
         locked.validation_message = ""

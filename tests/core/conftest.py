@@ -34,7 +34,12 @@ def _thread_worker(django_db_setup):
     os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
     jobs_support.purge_broker()
     with start_worker(
-        app, pool="solo", perform_ping_check=False, queues=["default"], loglevel="WARNING", shutdown_timeout=30
+        app,
+        pool="solo",
+        perform_ping_check=False,
+        queues=["default", "checks"],
+        loglevel="WARNING",
+        shutdown_timeout=30,
     ) as worker:
         yield worker
     jobs_support.purge_broker()

@@ -93,7 +93,7 @@ def start_inference_worker(directory: Path, *, env: dict | None = None, **kwargs
     """A prefork inference worker (one process) on ``inference.cpu`` (pass ``queues`` for more)."""
     worker = jobs_support.WorkerProcess(
         directory,
-        # Not ``default``: every version a test makes queues its validation job there, which a worker on it
+        # Not ``checks``: every version a test makes queues its validation job there, which a worker on it
         # would run (seconds for MiniLM) while the test waits for its own job. Webhook tests add ``default``.
         queues=kwargs.pop("queues", ("inference.cpu",)),
         pool="prefork",

@@ -6,6 +6,8 @@
   signature extraction reads it but no session can be made of it;
 * ``allocating_model``: ``shape`` int64 [3] -> ConstantOfShape -> ReduceSum -> ``total`` float32 [1]: it allocates
   ``4 * prod(shape)`` bytes, chosen by the request (``[5000, 1000, 1000]`` is 20 GB);
+* ``endless_model``: ``x`` float32 [N, 4] -> a Loop with no trip count whose condition stays true -> ``y``: a run
+  that never ends unless ONNX Runtime's terminate flag stops it;
 * ``text_model``: ``text`` string [N] -> lower-cased ``lowered`` string [N] and ``ids`` int64 [N] (a LabelEncoder):
   string tensors in and out.
 
@@ -173,6 +175,38 @@ ALLOCATING_MANIFEST = manifest(
     [{"name": "shape", "type": "int64", "shape": [3], "required": True}],
     [{"name": "total", "type": "float32", "shape": [1]}],
 )
+
+
+def endless_model() -> onnx.ModelProto:
+    """``x`` float32 [N, 4] -> ``y`` float32 [N, 4]: a Loop without a trip count that adds 1 forever."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["state_in", "one"], ["state_out"]),
+        ],
+        "forever",
+        [
+            helper.make_tensor_value_info("iteration", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_in", TensorProto.FLOAT, ["N", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_out", TensorProto.FLOAT, ["N", 4]),
+        ],
+        initializer=[numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")],
+    )
+    return make_model(
+        [helper.make_node("Loop", ["", "keep_going", "x"], ["y"], body=body)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializers=[numpy_helper.from_array(np.array(True), "keep_going")],
+    )
+
+
+def endless_model_bytes() -> bytes:
+    """``endless_model()`` serialized."""
+    return endless_model().SerializeToString()
 
 
 def text_model() -> onnx.ModelProto:

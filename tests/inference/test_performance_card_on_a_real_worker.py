@@ -28,6 +28,7 @@ def measuring_worker(inference_root, django_db_setup, django_db_blocker):
         jobs_support.purge_broker()
         worker = start_inference_worker(
             inference_root,
+            queues=("checks",),
             env={"INFERENCE_PERFORMANCE_BUDGET_SECONDS": "2", "INFERENCE_PERFORMANCE_MAX_BATCH": "32"},
         )
     yield worker

@@ -34,7 +34,7 @@ def test_publishing_queues_one_measuring_job_on_commit_when_the_setting_is_on(
         callback()
     job = Job.objects.get(kind=PERFORMANCE_KIND)
     assert job.params["version"] == str(version.uuid)
-    assert job.queue == JobQueue.INFERENCE_CPU
+    assert job.queue == JobQueue.CHECKS
     assert job.organization_id == world.org.pk
     assert job.creator == world.user("member")
 

@@ -43,7 +43,7 @@ def test_adding_a_model_file_starts_a_validation_job_and_marks_the_version_pendi
     assert version.validation_status == ValidationStatus.PENDING
     assert job.kind == VALIDATE_JOB_KIND
     assert job.status == JobStatus.QUEUED
-    assert job.queue == "default"
+    assert job.queue == "checks"
     assert job.creator == catalog.world.user("member")
     assert job.params["version"] == str(version.uuid)
     assert job.params["main_file"] == "model.onnx"
