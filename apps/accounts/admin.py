@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.accounts.models import ApiToken, User
+from apps.accounts.models import ApiToken, ExternalIdentity, User
 from apps.accounts.services import personal_organization_of, replace_email_address, revoke_api_token, update_profile
+from apps.audit.services import record_event
 from apps.organizations.services import check_slug_available
 
 
@@ -142,3 +143,48 @@ class ApiTokenAdmin(admin.ModelAdmin):
             revoke_api_token(token=token, by=request.user, as_operator=True)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(admin.ModelAdmin):
+    """Who an identity provider says a user is (made at sign-in). Operators may look, and unlink (delete)."""
+
+    list_display = ("user", "source", "subject", "email", "last_seen_at", "deactivated_at")
+    list_filter = ("source", ("deactivated_at", admin.EmptyFieldListFilter), "last_seen_at")
+    search_fields = ("subject", "email", "user__handle", "user__email")
+    list_select_related = ("user",)
+    readonly_fields = (
+        "user",
+        "source",
+        "subject",
+        "email",
+        "groups",
+        "attributes",
+        "created_at",
+        "last_seen_at",
+        "deactivated_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made at sign-in
+
+    def delete_model(self, request: HttpRequest, obj: ExternalIdentity) -> None:
+        with transaction.atomic():
+            _record_unlink(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExternalIdentity]) -> None:
+        with transaction.atomic():
+            for identity in queryset.select_related("user"):
+                _record_unlink(request, identity)
+            super().delete_queryset(request, queryset)
+
+
+def _record_unlink(request: HttpRequest, identity: ExternalIdentity) -> None:
+    """Unlinking is an operator action on the platform chain: the next sign-in links or creates anew."""
+    record_event(
+        action="admin.externalidentity.deleted",
+        actor=request.user,
+        target=identity.user,
+        metadata={"via": "django-admin", "source": identity.source, "subject": identity.subject},
+    )

@@ -32,6 +32,7 @@ PRESETS: dict[str, dict[str, str]] = {
         "LDAP_EMAIL_ATTRIBUTE": "mail",
         "LDAP_NAME_ATTRIBUTE": "cn",
         "LDAP_HANDLE_ATTRIBUTE": "uid",
+        "LDAP_UID_ATTRIBUTE": "entryUUID",
         "LDAP_DISABLED_FILTER": OPENLDAP_DISABLED_FILTER,
     },
     "active-directory": {
@@ -42,6 +43,7 @@ PRESETS: dict[str, dict[str, str]] = {
         "LDAP_EMAIL_ATTRIBUTE": "mail",
         "LDAP_NAME_ATTRIBUTE": "displayName",
         "LDAP_HANDLE_ATTRIBUTE": "sAMAccountName",
+        "LDAP_UID_ATTRIBUTE": "objectGUID",
         "LDAP_DISABLED_FILTER": AD_DISABLED_FILTER,
     },
 }
@@ -124,10 +126,10 @@ class _Env:
         return ""
 
 
-def _search(base: str, filterstr: str, variable: str) -> ldap_config.LDAPSearch:
+def _search(base: str, filterstr: str, variable: str, attrlist: list[str] | None = None) -> ldap_config.LDAPSearch:
     if not (filterstr.startswith("(") and filterstr.endswith(")")):
         raise ImproperlyConfigured(f"{variable} must be an LDAP filter in parentheses, got {filterstr!r}")
-    return ldap_config.LDAPSearch(base, ldap.SCOPE_SUBTREE, filterstr)
+    return ldap_config.LDAPSearch(base, ldap.SCOPE_SUBTREE, filterstr, attrlist=attrlist)
 
 
 def _disabled_filter(env: _Env) -> str:
@@ -165,6 +167,10 @@ def ldap_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     # The TLS options above apply only to a new TLS context, which this makes: it must come last.
     options[ldap.OPT_X_TLS_NEWCTX] = 0
 
+    # The person's stable identifier: it survives renames and moves that change the DN (an operational attribute
+    # such as entryUUID is only returned when asked for by name).
+    uid_attribute = env.get("LDAP_UID_ATTRIBUTE") or ""
+    user_attributes = ["*", uid_attribute] if uid_attribute else None
     user_dn_template = env.get("LDAP_USER_DN_TEMPLATE")
     user_search = None
     if not user_dn_template:
@@ -172,6 +178,7 @@ def ldap_settings(environ: Mapping[str, str]) -> dict[str, Any]:
             env.required("LDAP_USER_SEARCH_BASE", "where to look for people, e.g. ou=people,dc=corp,dc=example"),
             env.required("LDAP_USER_SEARCH_FILTER", "how to find a person by the e-mail address they type"),
             "LDAP_USER_SEARCH_FILTER",
+            user_attributes,
         )
 
     group_base = env.get("LDAP_GROUP_SEARCH_BASE")
@@ -211,6 +218,7 @@ def ldap_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         # The portal copies e-mail, name and handle itself (apps.accounts.provisioning), keeping allauth's
         # e-mail addresses in step; django-auth-ldap only sets the flags above.
         "AUTH_LDAP_USER_ATTR_MAP": {},
+        "AUTH_LDAP_USER_ATTRLIST": user_attributes,
         "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
         "AUTH_LDAP_FIND_GROUP_PERMS": False,
         "AUTH_LDAP_CACHE_TIMEOUT": 0,
@@ -219,5 +227,6 @@ def ldap_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "LDAP_EMAIL_ATTRIBUTE": env.get("LDAP_EMAIL_ATTRIBUTE") or "mail",
         "LDAP_NAME_ATTRIBUTE": env.get("LDAP_NAME_ATTRIBUTE") or "cn",
         "LDAP_HANDLE_ATTRIBUTE": env.get("LDAP_HANDLE_ATTRIBUTE") or "uid",
+        "LDAP_UID_ATTRIBUTE": uid_attribute,
         "LDAP_DISABLED_FILTER": _disabled_filter(env),
     }

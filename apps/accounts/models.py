@@ -194,3 +194,35 @@ class ApiToken(models.Model):
             models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=now - resolution)
         ).update(last_used_at=now, last_used_ip=ip)
         self.last_used_at = now
+
+
+class ExternalIdentity(models.Model):
+    """A person as an identity provider knows them (a directory entry, a SAML subject, a SCIM user), linked to a user.
+
+    ``source`` names the provider: ``ldap`` for the operator's directory (SAML and SCIM per organization use
+    ``saml:<org uuid>`` and ``scim:<org uuid>``); ``subject`` is the person's stable identifier there (the
+    directory's entryUUID or objectGUID, else the entry's DN; a NameID; an externalId). OpenID Connect and OAuth
+    accounts are allauth's SocialAccount rows instead. ``groups`` are the groups the source named at the last
+    sign-in. ``deactivated_at`` is set when the source said the account is disabled and the portal deactivated
+    the user because of it: the next successful sign-in through the source reactivates them (a user an operator
+    deactivated stays deactivated).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    source = models.CharField(max_length=100)
+    subject = models.CharField(max_length=500)
+    email = models.EmailField("e-mail address at the source", max_length=254, blank=True)
+    groups = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["source", "subject"]
+        verbose_name_plural = "external identities"
+        constraints = [models.UniqueConstraint(fields=["source", "subject"], name="unique_external_identity")]
+        indexes = [models.Index(fields=["user", "source"])]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.subject}"

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.core.access import Role
-from apps.organizations.models import Invitation, Membership, Organization, Team
+from apps.organizations.models import GroupMapping, Invitation, Membership, Organization, Team
 
 
 def _field_values(obj, fields) -> dict:
@@ -199,7 +199,7 @@ class OrganizationAdmin(AuditedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(AuditedAdmin):
-    list_display = ["user", "organization", "role_name", "created_at"]
+    list_display = ["user", "organization", "role_name", "managed_by", "created_at"]
     list_filter = ["role", "organization__is_personal", "created_at"]
     search_fields = ["user__handle", "user__email", "organization__slug", "organization__name"]
     autocomplete_fields = ["user", "organization"]
@@ -252,6 +252,28 @@ class TeamAdmin(AuditedAdmin):
         with transaction.atomic():
             super().delete_queryset(request, queryset)
             Group.objects.filter(pk__in=group_ids).delete()
+
+
+@admin.register(GroupMapping)
+class GroupMappingAdmin(AuditedAdmin):
+    """Identity-provider groups mapped onto organization roles and teams (docs/operator/ldap.md, "Groups and roles").
+
+    At each sign-in through the source, the person's groups decide their role and teams in the mapped organizations
+    (apps/organizations/group_sync.py). Changes here apply at the person's next sign-in.
+    """
+
+    list_display = ["group", "source", "organization", "role_name", "team", "created_at"]
+    list_filter = ["source", "role", "created_at"]
+    search_fields = ["group", "source", "organization__slug", "team__slug"]
+    autocomplete_fields = ["organization", "team"]
+    list_select_related = ["organization", "team"]
+    readonly_fields = ["uuid", "created_at"]
+    fields = ["uuid", "source", "group", "organization", "role", "team", "created_at"]
+    audited_fields = ("source", "group", "organization", "role", "team")
+
+    @admin.display(description="role", ordering="role")
+    def role_name(self, obj) -> str:
+        return Role(obj.role).label
 
 
 @admin.register(Invitation)

@@ -80,6 +80,12 @@ class Membership(OwnedModel):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.MEMBER)
+    managed_by = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="The identity provider whose groups decide this membership (e.g. ldap); empty: people manage it.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -122,6 +128,71 @@ class TeamUserObjectPermission(UserObjectPermissionBase):
 
 class TeamGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Team, on_delete=models.CASCADE)
+
+
+class GroupMapping(OwnedModel):
+    """A group at an identity provider, mapped onto a role in an organization and, optionally, one of its teams.
+
+    At each sign-in through ``source`` the user's groups decide, in every organization that ``source`` maps: their
+    role (the highest of the matching rows; no matching row removes a membership the source made) and their place
+    in each team the source maps (apps/organizations/group_sync.py). ``group`` is compared case-insensitively:
+    an LDAP group's DN, or a group's name in an OpenID Connect or SAML groups claim.
+    """
+
+    # Mapping groups is an organization setting: owners change it (a mapping may grant the owner role).
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.ADMIN, "change": Role.OWNER, "delete": Role.OWNER},
+        grants=False,
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(
+        max_length=100, help_text="Where the group comes from: ldap, or oidc:<provider id> for an OpenID Connect one."
+    )
+    group = models.CharField(
+        max_length=500, help_text="LDAP: the group's DN. OpenID Connect: the group's name in the groups claim."
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="group_mappings")
+    role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.MEMBER)
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="group_mappings",
+        help_text="Optional: members of the group are also put in this team of the organization.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["source", "organization", "group"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "group", "organization"],
+                condition=models.Q(team__isnull=True),
+                name="unique_group_mapping_without_team",
+            ),
+            models.UniqueConstraint(fields=["source", "group", "organization", "team"], name="unique_group_mapping"),
+        ]
+
+    def __str__(self) -> str:
+        team = f" + team {self.team.slug}" if self.team_id else ""
+        return f"{self.source}: {self.group} → {self.organization.slug} ({Role(self.role).label}{team})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        if self.organization_id and self.organization.is_personal:
+            errors["organization"] = "A personal organization has one member, its owner: map groups to another one."
+        if self.team_id and self.organization_id and self.team.organization_id != self.organization_id:
+            errors["team"] = f"Team “{self.team}” is not a team of “{self.organization.slug}”."
+        if not (self.group or "").strip():
+            errors["group"] = "Name the group."
+        if not (self.source or "").strip():
+            errors["source"] = "Name where the group comes from (ldap, oidc:<provider id>)."
+        if errors:
+            raise ValidationError(errors)
 
 
 def hash_invitation_key(key: str) -> str:

@@ -20,11 +20,13 @@ only they touch, and put them back, since the server lives for the whole session
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,11 +104,17 @@ def _person(p: Person, *extra: str) -> str:
     )
 
 
+def object_guid(p: Person) -> uuid.UUID:
+    """The AD-style person's objectGUID (stored as AD stores it: 16 bytes, little-endian fields)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, p.dn)
+
+
 def _ad_user(p: Person, account_control: int) -> str:
     given, _, family = p.name.partition(" ")
     return "\n".join(
         [
             f"dn: {p.dn}",
+            f"objectGUID:: {base64.b64encode(object_guid(p).bytes_le).decode()}",
             "objectClass: user",
             # msuser.schema has no securityPrincipal class to carry sAMAccountName: allow it this way.
             "objectClass: extensibleObject",
