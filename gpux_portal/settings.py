@@ -359,6 +359,9 @@ CELERY_IMPORTS = env_list("CELERY_EXTRA_TASK_MODULES")
 # The reaper (docs/operator/jobs.md): a running job silent for longer than its time limit plus this grace
 # is re-queued, or failed after its maximum attempts.
 JOBS_REAPER_GRACE_SECONDS = env_int("JOBS_REAPER_GRACE_SECONDS", 60)
+# A job's hard time limit comes this long after its soft one (its time_limit): the worker kills the process and
+# fails the job. Keep it below the grace, so that the reaper never takes a job from a live attempt.
+JOBS_HARD_LIMIT_MARGIN_SECONDS = env_int("JOBS_HARD_LIMIT_MARGIN_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "core.reap_stale_jobs", "schedule": env_int("JOBS_REAPER_INTERVAL_SECONDS", 60)},
     "start-due-registry-syncs": {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection
 
@@ -80,7 +81,27 @@ class BackendPid(JobTask):
         return {"backend_pid": backend, "pid": os.getpid()}
 
 
+class IgnoreSoftTimeLimit(JobTask):
+    """Keeps beating its heartbeat for ``seconds`` and swallows the soft time limit (as code stuck in a C extension
+    would never see it): only the hard limit stops it."""
+
+    name = "tests.ignore_soft_time_limit"
+    kind = "test.ignore_soft_time_limit"
+    progress_interval = 0.0
+
+    def execute(self, job: Job, progress: ProgressReporter) -> dict:
+        deadline = time.monotonic() + float(job.params.get("seconds", 60))
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.05)
+                progress(0.5, f"still going in pid {os.getpid()}")
+            except SoftTimeLimitExceeded:
+                continue
+        return {"pid": os.getpid()}
+
+
 sleep_in_steps = register_job_task(SleepInSteps)
+ignore_soft_time_limit = register_job_task(IgnoreSoftTimeLimit)
 crash = register_job_task(Crash)
 backend_pid = register_job_task(BackendPid)
 

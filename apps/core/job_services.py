@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Celery's hard limit kills an attempt this long after its soft limit (the job's time_limit) was reached.
+# Celery's hard limit kills an attempt this long after its soft limit (the job's time_limit) was reached
+# (``JOBS_HARD_LIMIT_MARGIN_SECONDS``; it must stay below the reaper's grace, see ``reap_stale_jobs``).
 HARD_LIMIT_MARGIN = 30
 
 
@@ -134,11 +135,17 @@ def start_job(
     return job
 
 
+def hard_limit_margin() -> int:
+    """Seconds between an attempt's soft time limit (the job's ``time_limit``) and its hard limit."""
+    return int(getattr(settings, "JOBS_HARD_LIMIT_MARGIN_SECONDS", HARD_LIMIT_MARGIN))
+
+
 def send_job(job: Job) -> bool:
     """Send the job's task message now (call it after commit). A broker failure fails the job, loudly, once.
 
     The job's ``time_limit`` becomes the attempt's soft limit (the job fails with a clear error) and
-    ``time_limit + HARD_LIMIT_MARGIN`` its hard limit (the worker process is killed; the reaper takes over).
+    ``time_limit + hard_limit_margin()`` its hard limit (the worker kills the process and the job is failed,
+    saying that it ran past its time limit: ``fail_past_hard_limit``).
     """
     task = job_task_for(job.kind)
     if task is None:
@@ -151,7 +158,7 @@ def send_job(job: Job) -> bool:
             kwargs=kwargs or {},
             queue=job.queue,
             soft_time_limit=job.time_limit,
-            time_limit=job.time_limit + HARD_LIMIT_MARGIN,
+            time_limit=job.time_limit + hard_limit_margin(),
         )
     except Exception as exc:
         logger.exception("Could not send job %s to the broker", job.uuid)
@@ -370,6 +377,34 @@ def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:
     return bool(recorded)
 
 
+def fail_past_hard_limit(job_id: int, hard_limit: float) -> Job | None:
+    """Fail the running job whose worker process was killed at its hard time limit; the job, or None.
+
+    Called by the worker's main process (``JobRequest.on_timeout``) once the pool process is gone, so the job
+    ends saying why instead of waiting for the reaper and being run again into the same limit. Conditional on an
+    attempt that has run for at least its time limit: a newer attempt (after a reap) is never touched.
+    """
+    now = timezone.now()
+    job = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
+    if job is None:
+        return None
+    error = (
+        f"Ran past its time limit of {job.time_limit} s and did not stop: the worker killed it at the hard "
+        f"limit ({hard_limit:g} s)."
+    )
+    recorded = Job.objects.filter(
+        pk=job.pk,
+        status=JobStatus.RUNNING,
+        attempts=job.attempts,
+        started_at__lte=now - timedelta(seconds=job.time_limit),
+    ).update(status=JobStatus.FAILED, error=error, heartbeat_at=now, finished_at=now)
+    if not recorded:
+        return None
+    job.status, job.error, job.finished_at = JobStatus.FAILED, error, now
+    logger.warning("Job %s (%s) was killed at its hard time limit of %g s", job.uuid, job.kind, hard_limit)
+    return job
+
+
 def _discard_orphan_file(job: Job) -> None:
     # A file written by an attempt whose outcome was not recorded would never be served: remove it.
     name = job.result_file.name
@@ -397,9 +432,9 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
 
     A running job is taken for lost when its heartbeat is older than its time limit plus the grace
     (``JOBS_REAPER_GRACE_SECONDS``): an attempt alive that long would have hit its hard time limit
-    (time limit + ``HARD_LIMIT_MARGIN``), so a live worker is never robbed of its job. Each transition is
-    conditional on the heartbeat and attempt seen, so a late report from the old attempt and the reaper
-    cannot both win; the old attempt's result writes then find the job no longer theirs.
+    (time limit + ``hard_limit_margin()``, less than the grace), so a live worker is never robbed of its job.
+    Each transition is conditional on the heartbeat and attempt seen, so a late report from the old attempt and
+    the reaper cannot both win; the old attempt's result writes then find the job no longer theirs.
     """
     now = now or timezone.now()
     grace = reaper_grace()

@@ -23,6 +23,9 @@ from typing import Any, ClassVar
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker import state as worker_state
+from celery.worker.request import Request
+from django.db import connection
 from rest_framework import serializers
 
 from apps.accounts.models import TokenScope
@@ -33,6 +36,7 @@ from apps.core.job_services import (
     ProgressReporter,
     claim_job,
     fail_job,
+    fail_past_hard_limit,
     finish_job,
     reap_stale_jobs,
     register_job_kind,
@@ -40,6 +44,25 @@ from apps.core.job_services import (
 from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue, JobStatus
 
 logger = logging.getLogger(__name__)
+
+
+class JobRequest(Request):
+    """A job's message on the worker: when the hard time limit kills the pool process running it, the worker's
+    main process fails the job saying that it ran past its time limit (otherwise it would stay ``running`` until
+    the reaper, run again into the same limit and end "Worker lost N times")."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if soft or worker_state.should_terminate or not self.args:
+            return
+        try:
+            job = fail_past_hard_limit(int(self.args[0]), timeout)
+            if job is not None:
+                self.task.after_outcome(job, JobStatus.FAILED)
+        except Exception:  # the main process must keep serving: the reaper still ends the job
+            logger.exception("Could not record the hard time limit of job %s", self.args[0])
+        finally:
+            connection.close()  # the main process forks pool processes: it keeps no database connection
 
 
 class JobTask(Task):
@@ -60,6 +83,7 @@ class JobTask(Task):
     required_role: ClassVar[Role] = Role.ADMIN
     required_scope: ClassVar[TokenScope] = TokenScope.ADMIN
 
+    Request = JobRequest
     acks_late = True
     reject_on_worker_lost = True
     serializer = "json"
