@@ -2,8 +2,9 @@
 
 A member without an MFA authenticator who opens one of such an organization's pages is sent to the set-up
 page (OrganizationPageMixin); one who calls its API with a session gets 403 ``mfa_required``
-(OrganizationMfaMiddleware). API tokens are not affected: the person made the token after signing in, and a
-token is not a password that MFA would protect.
+(OrganizationMfaMiddleware for ``/api/v1/orgs/<slug>/...``; routes whose organization is known only once the
+object is found, such as ``/api/v1/jobs/<uuid>/``, ask ``mfa_required_error``). API tokens are not affected: the
+person made the token after signing in, and a token is not a password that MFA would protect.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ def needs_mfa_for(user: Any, organization: Any) -> bool:
     if role_of(user, organization) is None:
         return False
     return not is_mfa_enabled(user)
+
+
+def mfa_required_error(request: HttpRequest, organization: Any) -> str | None:
+    """The refusal for an API call made with the browser session by a member of ``organization`` (which requires
+    MFA) who has no authenticator, else None. Token callers are decided by their token, not by the session."""
+    if request.headers.get("Authorization"):
+        return None
+    user = getattr(request, "user", None)
+    if user is None or not needs_mfa_for(user, organization):
+        return None
+    return (
+        f"“{organization.slug}” requires two-factor authentication: "
+        "set up an authenticator app in your account settings first."
+    )
 
 
 class OrganizationMfaMiddleware:
@@ -46,13 +61,7 @@ class OrganizationMfaMiddleware:
         from apps.organizations.models import Organization
 
         organization = Organization.objects.filter(slug=slug, require_mfa=True).first()
-        if organization is None or not needs_mfa_for(user, organization):
+        error = mfa_required_error(request, organization) if organization is not None else None
+        if error is None:
             return None
-        return JsonResponse(
-            {
-                "detail": f"“{organization.slug}” requires two-factor authentication: "
-                "set up an authenticator app in your account settings first.",
-                "code": "mfa_required",
-            },
-            status=403,
-        )
+        return JsonResponse({"detail": error, "code": "mfa_required"}, status=403)

@@ -51,8 +51,11 @@ class AccessPolicy:
     ``visibility_field`` is the ORM path to a Visibility value, or ``None`` for objects that are never
     visible outside their organization. ``roles`` maps each action to the least role that allows it;
     an action missing from it is not allowed through roles at all (grants may still allow it).
-    ``creator_field`` is the ORM path to the user who made the object, for models whose maker may always
-    view it whatever their role (a Job: its creator sees it); ``None`` gives the creator no such right.
+    ``creator_field`` is the ORM path to the user who made the object, for models whose maker may do
+    ``creator_actions`` on it whatever their role (a Job: its creator sees and cancels it); ``None`` gives the
+    creator no such right. With ``creator_while_member`` that right lasts only while the creator is a member of
+    the owning organization, unless the boolean field ``creator_kept_field`` of the object is true (a prediction
+    stays its creator's own; an audit export of the organization does not).
     ``grants_via`` names a foreign key whose target's grants apply instead of grants of the object's own (a model
     version has no grant tables: a grant on its model reaches it).
     """
@@ -62,6 +65,9 @@ class AccessPolicy:
     roles: dict[str, Role] = field(default_factory=lambda: dict(DEFAULT_ROLES))
     grants: bool = True
     creator_field: str | None = None
+    creator_actions: tuple[str, ...] = (VIEW,)
+    creator_while_member: bool = False
+    creator_kept_field: str | None = None
     grants_via: str | None = None
 
     def organization_id_path(self) -> str:

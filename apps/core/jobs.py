@@ -57,17 +57,23 @@ def job_file_path(job: Job, filename: str) -> str:
 class Job(OwnedModel):
     """One piece of background work of an organization: its kind and parameters, its state, progress and result.
 
-    The creator and the organization's admins see a job (``restrict(user, "view")``); members see jobs on
-    objects they may view through the feature tables that link to a job. ``attempts`` counts claims: a worker
+    The creator and the organization's admins see and cancel a job (``restrict(user, "view")``, ``"cancel"``);
+    members see jobs on objects they may view through the feature tables that link to a job. The creator's right
+    ends with their membership of the organization (an export of its audit trail is the organization's), unless
+    the job is the creator's own (``creator_keeps_access``: a prediction, set from its kind's
+    ``JobTask.creator_keeps_access``). ``attempts`` counts claims: a worker
     lost mid-job is noticed by the reaper (a stale ``heartbeat_at``) and the job runs again, up to
     ``max_attempts``. Result writes are conditional on the attempt that claimed the job, so a job that ran
     twice records one result.
     """
 
     access: ClassVar[AccessPolicy] = AccessPolicy(
-        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN},
+        roles={"view": Role.ADMIN, "cancel": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN},
         grants=False,
         creator_field="creator",
+        creator_actions=("view", "cancel"),
+        creator_while_member=True,
+        creator_kept_field="creator_keeps_access",
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -76,6 +82,10 @@ class Job(OwnedModel):
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="jobs")
     creator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    creator_keeps_access = models.BooleanField(
+        default=False,
+        help_text="The job is its creator's own (a prediction): they keep seeing it after leaving the organization.",
     )
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
@@ -112,6 +122,14 @@ class Job(OwnedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.uuid} ({self.status})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self._state.adding and not self.creator_keeps_access:
+            # Whether the job stays its creator's own is a property of its kind (the task that runs it).
+            from apps.core.job_services import job_task_for
+
+            self.creator_keeps_access = bool(getattr(job_task_for(self.kind), "creator_keeps_access", False))
+        super().save(*args, **kwargs)
 
     @property
     def is_finished(self) -> bool:

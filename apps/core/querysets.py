@@ -5,7 +5,8 @@ restrict(user, action) =
  OR (action is run, the user is signed in and the visibility allows viewing)
  OR the user's role in the owner organization allows the action
  OR a user or team grant (django-guardian, direct-FK tables) of that permission
- OR (action is view and the user is the object's creator, for models whose policy names a ``creator_field``).
+ OR (the user is the object's creator and the policy gives creators the action: a Job's creator views and
+     cancels it while a member of its organization, or for good when the job is theirs alone, a prediction).
 
 It compiles to one SQL query with EXISTS subqueries. A grant of change, delete or run implies view.
 An API token bound to an organization narrows it further: that organization's objects, plus public ones for
@@ -184,10 +185,25 @@ def access_sql(model: type[models.Model], action: str, using: str) -> AccessSQL 
             f" AND gpux_access_tp.{codename} IN ({placeholders}))"
         )
         params += [USER, *codenames]
-    if action == VIEW and policy.creator_field:
-        # Only viewing: what the creator may do beyond that still comes from their role or grants.
-        parts.append(f"{column(policy.creator_field + '_id')} = %s")
+    if policy.creator_field and action in policy.creator_actions:
+        # Only these actions: what the creator may do beyond them still comes from their role or grants.
+        creator = f"{column(policy.creator_field + '_id')} = %s"
         params.append(USER)
+        if policy.creator_while_member:
+            membership = apps.get_model("organizations", "Membership")
+            kept = ""
+            if policy.creator_kept_field:
+                kept = f"{column(policy.creator_kept_field)} = %s OR "
+                params.append(True)
+            table = _q(connection, membership._meta.db_table)
+            creator = (
+                f"({creator} AND ({kept}EXISTS (SELECT 1 FROM {table} gpux_access_cm"  # noqa: S608 - quoted names, values bound
+                f" WHERE gpux_access_cm.{_q(connection, _column(membership, 'organization'))}"
+                f" = {column(policy.organization_id_path())}"
+                f" AND gpux_access_cm.{_q(connection, _column(membership, 'user'))} = %s)))"
+            )
+            params.append(USER)
+        parts.append(creator)
     if not parts:
         return None
     return AccessSQL("(" + " OR ".join(parts) + ")", tuple(columns), tuple(params))

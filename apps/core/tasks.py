@@ -80,6 +80,9 @@ class JobTask(Task):
     progress_interval: ClassVar[float] = 1.0
     # Whether people may start this kind through the API and pages, and what it takes.
     user_startable: ClassVar[bool] = False
+    # Whether a job of this kind is its creator's own (a prediction) and stays visible to them after they leave
+    # the organization; otherwise (an audit export, a sync) it is the organization's and goes with the membership.
+    creator_keeps_access: ClassVar[bool] = False
     required_role: ClassVar[Role] = Role.ADMIN
     required_scope: ClassVar[TokenScope] = TokenScope.ADMIN
 

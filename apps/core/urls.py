@@ -10,4 +10,5 @@ urlpatterns = [
     path("orgs/<str:org_slug>/jobs/", views.JobsView.as_view(), name="org-jobs"),
     path("jobs/<uuid:uuid>/", views.job_detail, name="job-detail"),
     path("jobs/<uuid:uuid>/progress/", views.job_progress, name="job-progress"),
+    path("jobs/<uuid:uuid>/cancel/", views.job_cancel, name="job-cancel"),
 ]

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
-from apps.core.mixins import OrganizationPageMixin, get_viewable_or_404, mfa_setup_redirect, paginate
+from apps.core.mixins import (
+    OrganizationPageMixin,
+    get_allowed_or_403,
+    get_viewable_or_404,
+    mfa_setup_redirect,
+    paginate,
+)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -42,15 +50,22 @@ def _job_for(request: HttpRequest, uuid: Any):
     return get_viewable_or_404(Job.objects.select_related("organization", "creator"), request.user, uuid=uuid)
 
 
+def _may_cancel(request: HttpRequest, job: Any) -> bool:
+    from apps.core.jobs import Job
+
+    return not job.is_finished and Job.objects.restrict(request.user, "cancel").filter(pk=job.pk).exists()
+
+
 def job_detail(request: HttpRequest, uuid: Any) -> HttpResponse:
     """/jobs/<uuid>/: a job's state, with a progress bar that htmx refreshes until the job finishes."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = _job_for(request, uuid)
-    redirect = mfa_setup_redirect(request, job.organization)
-    if redirect is not None:
-        return redirect
-    return render(request, "core/job_detail.html", {"job": job, "organization": job.organization})
+    mfa = mfa_setup_redirect(request, job.organization)
+    if mfa is not None:
+        return mfa
+    context = {"job": job, "organization": job.organization, "may_cancel": _may_cancel(request, job)}
+    return render(request, "core/job_detail.html", context)
 
 
 def job_progress(request: HttpRequest, uuid: Any) -> HttpResponse:
@@ -60,7 +75,36 @@ def job_progress(request: HttpRequest, uuid: Any) -> HttpResponse:
     job = _job_for(request, uuid)
     if mfa_setup_redirect(request, job.organization) is not None:
         return HttpResponse(status=403)
-    return render(request, "core/_job_progress.html", {"job": job})
+    return render(request, "core/_job_progress.html", {"job": job, "may_cancel": _may_cancel(request, job)})
+
+
+@require_POST
+def job_cancel(request: HttpRequest, uuid: Any) -> HttpResponse:
+    """POST /jobs/<uuid>/cancel/: its creator or an admin of its organization cancels a queued or running job.
+
+    From htmx (the button in the progress fragment) it answers the fragment; otherwise it goes back to the page.
+    """
+    from apps.core.job_services import cancel_job
+    from apps.core.jobs import Job
+
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    job = get_allowed_or_403(Job.objects.select_related("organization", "creator"), request.user, "cancel", uuid=uuid)
+    mfa = mfa_setup_redirect(request, job.organization)
+    if mfa is not None:
+        return mfa
+    with transaction.atomic():
+        # Re-checked with the row locked: a membership that ended meanwhile refuses (403, nothing written).
+        locked = get_allowed_or_403(Job.objects.select_for_update(of=("self",)), request.user, "cancel", uuid=uuid)
+        cancelled = cancel_job(job=locked, actor=request.user)
+    job.refresh_from_db()
+    if request.headers.get("HX-Request"):
+        return render(request, "core/_job_progress.html", {"job": job, "may_cancel": False})
+    if cancelled:
+        messages.success(request, "The job was cancelled.")
+    else:
+        messages.info(request, f"The job had already {job.status}; nothing to cancel.")
+    return redirect("job-detail", uuid=job.uuid)
 
 
 class JobsView(OrganizationPageMixin, TemplateView):

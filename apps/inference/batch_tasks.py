@@ -20,6 +20,7 @@ class RunBatchInference(JobTask):
 
     name = "inference.batch"
     kind = BATCH_KIND
+    creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 3
     job_time_limit = DEFAULT_TIME_LIMIT  # start_batch_inference passes INFERENCE_BATCH_TIME_LIMIT_SECONDS

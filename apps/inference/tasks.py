@@ -41,6 +41,7 @@ class Predict(JobTask):
 
     name = "inference.predict"
     kind = PREDICT_KIND
+    creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 2
     job_time_limit = 60
@@ -130,6 +131,7 @@ class PredictBatched(DeploymentBatches):
 
     name = "inference.predict_batched"
     kind = BATCHED_PREDICT_KIND
+    creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 2
     job_time_limit = 60

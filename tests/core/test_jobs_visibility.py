@@ -1,4 +1,5 @@
-"""Who sees a job: its creator and the organization's admins and owners (restrict() with a creator_field)."""
+"""Who sees a job: its creator (while a member, or for good when it is theirs alone) and the organization's admins
+and owners (restrict() with a creator_field)."""
 
 from __future__ import annotations
 
@@ -38,15 +39,25 @@ def test_viewers_outsiders_and_anonymous_see_no_job_of_others(world, jobs):
     assert visible(AnonymousUser()) == set()
 
 
-def test_being_the_creator_gives_view_and_nothing_more(world, jobs):
+def test_being_the_creator_gives_view_and_cancel_and_nothing_more(world, jobs):
     member = world.user("member")
+    assert visible(member, "cancel") == {jobs["member"].pk}
     for action in ("change", "delete", "run"):
         assert visible(member, action) == set()
     assert visible(world.user("admin"), "delete") == {job.pk for job in jobs.values()}
+    assert visible(world.user("admin"), "cancel") == {job.pk for job in jobs.values()}
 
 
-def test_a_creator_keeps_seeing_their_job_in_an_organization_they_left(world, jobs):
+def test_a_creator_no_longer_sees_their_job_in_an_organization_they_left(world, jobs):
     member = world.user("member")
+    world.org.memberships.filter(user=member).delete()
+    assert visible(member) == set()
+    assert visible(member, "cancel") == set()
+
+
+def test_a_creator_keeps_a_job_that_is_their_own_after_leaving(world, jobs):
+    member = world.user("member")
+    Job.objects.filter(pk=jobs["member"].pk).update(creator_keeps_access=True)
     world.org.memberships.filter(user=member).delete()
     assert visible(member) == {jobs["member"].pk}
 

@@ -227,6 +227,11 @@ class Scene:
         job.save()
         return job
 
+    @cached_property
+    def queued_job(self) -> Job:
+        """An audit export of acme started by its admin, not yet taken by a worker (one to cancel)."""
+        return start_job(kind="audit.export", organization=self.org, creator=self.user("admin"), params={})
+
 
 Builder = Callable[[Scene, str], dict]
 
@@ -296,10 +301,20 @@ def job(scene: Scene, persona: str) -> dict:
     return {"uuid": scene.job.uuid}
 
 
+def queued_job(scene: Scene, persona: str) -> dict:
+    return {"uuid": scene.queued_job.uuid}
+
+
 # A job: visible to its creator (acme's admin here) and acme's admins and owners, nobody else.
 JOB_VIEW = Access(
     private=table(OK, OK, 404, 404, 404, HIDDEN_FROM_ANONYMOUS),
     public=table(OK, OK, 404, 404, 404, HIDDEN_FROM_ANONYMOUS),
+)
+# Cancelling a job: the same people as may see it (its creator, acme's admin here, and acme's admins and owners);
+# a write, so anonymous is asked to sign in.
+JOB_CANCEL = Access(
+    private=table(OK, OK, 404, 404, 404, 401),
+    public=table(OK, OK, 404, 404, 404, 401),
 )
 # Starting an audit export: admins (the audit trail is theirs). The organization is named in the body, so one the
 # caller cannot see is a 400 on the field "organization" (not a 404 of the URL).
@@ -422,6 +437,7 @@ API_ROUTES: list[Route] = [
     ),
     Route("api:job-detail", "GET", JOB_VIEW, job),
     Route("api:job-download", "GET", JOB_VIEW, job),
+    Route("api:job-cancel", "POST", JOB_CANCEL, queued_job),
 ]
 
 
@@ -547,6 +563,7 @@ PAGE_ROUTES: list[Route] = [
     Route("org-jobs", "GET", PAGE_ORG_READ),
     Route("job-detail", "GET", PAGE_JOB, job, under_org=False),
     Route("job-progress", "GET", PAGE_JOB, job, under_org=False),
+    Route("job-cancel", "POST", PAGE_JOB, queued_job, under_org=False),
 ]
 
 

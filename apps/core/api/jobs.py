@@ -1,9 +1,11 @@
-"""Jobs in the API: ``/api/v1/jobs/`` (list, start), ``/jobs/{uuid}/`` (status) and ``/jobs/{uuid}/download/``.
+"""Jobs in the API: ``/api/v1/jobs/`` (list, start), ``/jobs/{uuid}/`` (status), ``/jobs/{uuid}/download/`` and
+``/jobs/{uuid}/cancel/``.
 
-Who sees what (docs/api/jobs.md): a job is visible to its creator and to its organization's admins and owners
-(``Job.objects.restrict(user, "view")``); anyone else gets 404. Starting a job needs the role and token scope its
-kind asks for (``audit.export``: admin and admin); a token bound to an organization sees and starts jobs of that
-organization only.
+Who sees what (docs/api/jobs.md): a job is visible to its creator (while a member of its organization, or for good
+when it is their own, a prediction) and to its organization's admins and owners (``Job.objects.restrict(user,
+"view")``); anyone else gets 404. The same people may cancel it (``"cancel"``). Starting a job needs the role and
+token scope its kind asks for (``audit.export``: admin and admin); a token bound to an organization sees and starts
+jobs of that organization only. An organization that requires MFA refuses its jobs to a session caller without it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 import django_filters
+from django.db import transaction
 from django.http import FileResponse
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -24,7 +27,7 @@ from rest_framework.response import Response
 
 from apps.accounts.models import ApiToken, TokenScope
 from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
-from apps.core.job_services import job_kinds, job_task_for, start_job
+from apps.core.job_services import cancel_job, job_kinds, job_task_for, start_job
 from apps.core.jobs import Job, JobStatus
 from apps.organizations.models import Organization
 from apps.organizations.services import role_of
@@ -121,6 +124,22 @@ class JobNotFinished(exceptions.APIException):
     default_code = "job_not_finished"
 
 
+class JobFinished(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The job has already finished."
+    default_code = "job_finished"
+
+
+def _refuse_without_mfa(request, organization: Organization) -> None:
+    """A session caller of an organization that requires MFA, without it: 403 ``mfa_required`` (as its org
+    routes answer; API tokens are not affected)."""
+    from apps.accounts.mfa import mfa_required_error
+
+    error = mfa_required_error(request, organization)
+    if error is not None:
+        raise exceptions.PermissionDenied(error, code="mfa_required")
+
+
 def _invalid(field: str, message: str, code: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({field: [ErrorDetail(message, code=code)]})
 
@@ -155,7 +174,7 @@ class JobViewSet(
     ordering = ["-created_at"]
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     # Each kind asks for its own scope as well (``JobTask.required_scope``), checked in ``create``.
-    scope_for_action = {"create": TokenScope.WRITE}
+    scope_for_action = {"create": TokenScope.WRITE, "cancel": TokenScope.WRITE}
 
     def perform_content_negotiation(self, request, force: bool = False):
         # A download answers a file whatever the client says it accepts (``Accept: text/csv``); errors are JSON.
@@ -163,6 +182,11 @@ class JobViewSet(
 
     def get_serializer_class(self):
         return JobCreateSerializer if self.action == "create" else JobSerializer
+
+    def get_object(self):
+        job = super().get_object()
+        _refuse_without_mfa(self.request, job.organization)
+        return job
 
     def create(self, request, *args, **kwargs):
         incoming = JobCreateSerializer(data=request.data)
@@ -189,6 +213,7 @@ class JobViewSet(
         organization = visible.filter(slug=slug.lower()).first()
         if organization is None:
             raise _invalid("organization", f"There is no organization “{slug}” that you can see.", "does_not_exist")
+        _refuse_without_mfa(request, organization)
         if bound is not None and organization.pk != bound:
             raise exceptions.PermissionDenied(
                 f"This token is bound to another organization and cannot start jobs in “{organization.slug}”.",
@@ -233,3 +258,26 @@ class JobViewSet(
         return FileResponse(
             handle, as_attachment=True, filename=PurePosixPath(job.result_file.name).name, content_type=content_type
         )
+
+    @extend_schema(
+        summary="Cancel a queued or running job",
+        description="A queued job will not start; a running one stops at its next progress report. Its creator "
+        "and the organization's admins may cancel it (token scope `write`).",
+        request=None,
+        responses={
+            200: JobSerializer,
+            403: OpenApiResponse(description="You may see the job but not cancel it."),
+            404: OpenApiResponse(description="No such job that you may see."),
+            409: OpenApiResponse(description="The job has already finished (`code: job_finished`)."),
+        },
+        tags=["jobs"],
+    )
+    @action(detail=True, methods=["post"], restrict_action="cancel", filter_backends=[], pagination_class=None)
+    def cancel(self, request, *args, **kwargs):
+        job = self.get_object()
+        with transaction.atomic():
+            locked = self.lock_restricted(job, "cancel")
+            cancelled = cancel_job(job=locked, actor=request.user)
+        if not cancelled:
+            raise JobFinished(f"The job has already {locked.status}: only a queued or running job can be cancelled.")
+        return Response(JobSerializer(locked, context=self.get_serializer_context()).data)
