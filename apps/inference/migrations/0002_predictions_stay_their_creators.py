@@ -10,6 +10,6 @@ def mark_kept(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("inference", "0001_initial"), ("core", "0002_job_creator_keeps_access")]
+    dependencies = [("inference", "0001_initial"), ("core", "0003_job_creator_keeps_access")]
 
     operations = [migrations.RunPython(mark_kept, migrations.RunPython.noop)]
