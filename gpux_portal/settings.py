@@ -7,7 +7,9 @@ See docs/admin/configuration.md for every variable.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import dj_database_url
@@ -104,6 +106,13 @@ INSTALLED_APPS = [
     "apps.inference",
 ]
 
+# SAML per organization (djangosaml2 + pysaml2 + xmlsec1: the "enterprise" extra, docs/admin/sso-saml.md). Without
+# them the portal runs, and the SSO settings page says what to install.
+SAML_XMLSEC_BINARY = env("SAML_XMLSEC_BINARY", "/usr/bin/xmlsec1")
+SAML_ENABLED = bool(importlib.util.find_spec("djangosaml2")) and shutil.which(SAML_XMLSEC_BINARY) is not None
+if SAML_ENABLED:
+    INSTALLED_APPS.append("djangosaml2")
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -117,9 +126,16 @@ MIDDLEWARE = [
     "apps.audit.middleware.AuditContextMiddleware",
     # organizations with require_mfa: API calls with a session by a member without MFA answer 403 mfa_required.
     "apps.accounts.mfa.OrganizationMfaMiddleware",
+    # organizations with require_sso: sessions that did not sign in through their IdP do not reach them.
+    "apps.accounts.sso.OrganizationSsoMiddleware",
     # django-axes must be last: it inspects the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]
+
+if SAML_ENABLED:
+    # The SAML round trip's own session (outstanding AuthnRequests), in a cookie the IdP's POST back carries.
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+                      "djangosaml2.middleware.SamlSessionMiddleware")  # fmt: skip
 
 ROOT_URLCONF = "gpux_portal.urls"
 SILENCED_SYSTEM_CHECKS = [
@@ -141,6 +157,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.accounts.sso.sso_banner",
             ],
         },
     }
@@ -190,6 +207,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
+    # sessions signed in through an organization's SAML IdP (the ACS signs them in; it checks no credentials).
+    "apps.accounts.sso.OrganizationSsoBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -265,6 +284,20 @@ if LDAP_SERVER_URI:
 TRUSTED_PROXY_HEADER = env("TRUSTED_PROXY_HEADER")
 if TRUSTED_PROXY_HEADER:
     AXES_IPWARE_META_PRECEDENCE_ORDER = [TRUSTED_PROXY_HEADER, "REMOTE_ADDR"]
+
+# --- single sign-on (docs/admin/sso-saml.md, docs/admin/enforced-sso.md, docs/admin/scim.md) -----------------------
+SAML_CONFIG_LOADER = "apps.accounts.saml.sp_config"
+SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_CSP_HANDLER = ""
+SAML_IGNORE_AUTHENTICATED_USERS_ON_LOGIN = False
+# How far the portal's and the IdP's clocks may disagree when an assertion's validity is checked (seconds).
+SAML_CLOCK_SKEW_SECONDS = env_int("SAML_CLOCK_SKEW_SECONDS", 120)
+# The SAML session cookie comes back on the IdP's cross-site POST: SameSite=None needs Secure (HTTPS).
+SAML_SESSION_COOKIE_SAMESITE = "None" if PRODUCTION else "Lax"
+# Host names and networks (CIDR) an IdP metadata URL may point to although private, loopback or link-local.
+SSO_METADATA_ALLOWED_NETWORKS = env_list("GPUX_SSO_ALLOWED_NETWORKS")
+SSO_METADATA_TIMEOUT_SECONDS = env_int("SSO_METADATA_TIMEOUT_SECONDS", 10)
+SSO_DNS_TIMEOUT_SECONDS = env_int("SSO_DNS_TIMEOUT_SECONDS", 5)
 
 # --- API ----------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

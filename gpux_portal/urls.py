@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -23,6 +24,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.inference.api.kserve_urls")),  # KServe v2 / Open Inference Protocol: /v2/...
     path("", include("apps.accounts.urls")),
+    *([path("", include("apps.accounts.saml_urls"))] if settings.SAML_ENABLED else []),
     path("", include("apps.organizations.urls")),
     path("", include("apps.marketplace.urls")),
     path("", include("apps.registries.urls")),

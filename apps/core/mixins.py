@@ -4,7 +4,9 @@ they resolve objects through ``restrict()`` and answer as the API does.
 * an object (or organization) the caller may not view answers 404 — or, for an anonymous caller, a redirect
   to the sign-in page, which tells nothing about whether it exists;
 * one the caller may view but not act on answers 403;
-* an organization that requires two-factor authentication sends its members without it to the MFA set-up.
+* an organization that requires two-factor authentication sends its members without it to the MFA set-up;
+* an organization that requires single sign-on sends its members whose session did not sign in through its
+  identity provider there (apps/accounts/sso.py).
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ class OrganizationPageMixin:
         if not request.user.is_authenticated and (not self.allow_anonymous or request.method not in ("GET", "HEAD")):
             return redirect_to_login(request.get_full_path())
         slug = kwargs[self.organization_url_kwarg]
+        if request.user.is_authenticated:
+            from apps.accounts.sso import sso_sign_in_redirect_for_slug
+
+            redirect = sso_sign_in_redirect_for_slug(request, slug)
+            if redirect is not None:
+                return redirect
         try:
             self.organization = get_viewable_or_404(Organization.objects.all(), request.user, slug=slug)
         except Http404:

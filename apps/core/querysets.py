@@ -8,6 +8,9 @@ restrict(user, action) =
  OR (the user is the object's creator and the policy gives creators the action: a Job's creator views and
      cancels it while a member of its organization, or for good when the job is theirs alone, a prediction).
 
+Organizations named in ``user.access_excluded_organizations`` (set per request, e.g. by enforced SSO) give the user
+no role or grant for that request: only what their visibility shows to anyone stays.
+
 It compiles to one SQL query with EXISTS subqueries. A grant of change, delete or run implies view.
 An API token bound to an organization narrows it further: that organization's objects, plus public ones for
 view and run (never for change or delete).
@@ -233,5 +236,13 @@ class RestrictedQuerySet(models.QuerySet):
             scope = Q(**{policy.organization_id_path(): within_organization})
             if policy.visibility_field and action in (VIEW, RUN):
                 scope |= Q(**{policy.visibility_field: Visibility.PUBLIC})
+            restricted = restricted.filter(scope)
+        excluded = getattr(user, "access_excluded_organizations", None)
+        if excluded:
+            # Organizations this request may not reach as a member (one that requires SSO, for a session that did not
+            # sign in through its IdP): roles and grants there count for nothing; what anyone may see stays visible.
+            scope = ~Q(**{f"{policy.organization_id_path()}__in": list(excluded)})
+            if policy.visibility_field and action in (VIEW, RUN):
+                scope |= Q(**{f"{policy.visibility_field}__in": [Visibility.PUBLIC, Visibility.INTERNAL]})
             restricted = restricted.filter(scope)
         return restricted

@@ -1,4 +1,5 @@
-"""Organizations, their members (with roles), teams and invitations."""
+"""Organizations, their members (with roles), teams and invitations; per-organization SSO (SAML), verified
+e-mail domains and SCIM provisioning."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -43,6 +45,11 @@ class Organization(OwnedModel):
         editable=False,
     )
     require_mfa = models.BooleanField(default=False, help_text="Members must have two-factor authentication on.")
+    require_sso = models.BooleanField(
+        default=False,
+        help_text="Members reach the organization only with a session signed in through its identity provider "
+        "(owners keep a local sign-in with two-factor authentication).",
+    )
     storage_quota_bytes = models.BigIntegerField(
         null=True,
         blank=True,
@@ -256,3 +263,212 @@ class Invitation(OwnedModel):
         if self.expires_at <= timezone.now():
             return self.Status.EXPIRED
         return self.Status.PENDING
+
+
+# -- single sign-on and provisioning (docs/admin/sso-saml.md, docs/admin/scim.md) ----------------------------------
+class SamlSettings(models.Model):
+    """An organization's SAML identity provider: its metadata, the attributes to read and what sign-in may do.
+
+    The portal is the service provider; its entity id and ACS URL are per organization
+    (``/orgs/<slug>/sso/saml/metadata/`` and ``.../acs/``). Assertions must be signed by a key in the IdP's
+    metadata, be addressed to this organization's entity id and come from the IdP's entity id.
+    """
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="saml")
+    enabled = models.BooleanField(default=False)
+    idp_metadata_xml = models.TextField(
+        blank=True, help_text="The IdP's SAML metadata (pasted, or fetched from the URL)."
+    )
+    idp_metadata_url = models.URLField(max_length=2000, blank=True)
+    idp_entity_id = models.CharField(max_length=1024, blank=True, editable=False)
+    idp_sso_url = models.CharField(max_length=2000, blank=True, editable=False)
+    idp_certificate_fingerprints = models.JSONField(default=list, blank=True, editable=False)
+    metadata_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    email_attribute = models.CharField(max_length=255, default="email")
+    name_attribute = models.CharField(max_length=255, default="name", blank=True)
+    groups_attribute = models.CharField(max_length=255, default="groups", blank=True)
+    default_role = models.PositiveSmallIntegerField(
+        choices=[(r.value, r.label) for r in Role if r < Role.OWNER],
+        null=True,
+        blank=True,
+        default=Role.MEMBER,
+        help_text="The role of a person whose IdP groups match no mapping; empty: such a person is refused.",
+    )
+    allow_idp_initiated = models.BooleanField(
+        default=False, help_text="Accept sign-ins started at the IdP (unsolicited responses). Off: only the portal's."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SAML settings"
+        verbose_name_plural = "SAML settings"
+
+    def __str__(self) -> str:
+        return f"SAML of {self.organization}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.enabled and bool(self.idp_entity_id and self.idp_metadata_xml)
+
+
+class IdpGroupMapping(OwnedModel):
+    """An IdP group (by name, as the assertion's groups attribute or a SCIM group says it) and what it gives in the
+    organization: a role (the highest of a person's groups wins) and/or a place in a team."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN}, grants=False
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="idp_group_mappings")
+    idp_group = models.CharField(max_length=255)
+    role = models.PositiveSmallIntegerField(
+        choices=[(r.value, r.label) for r in Role if r < Role.OWNER], null=True, blank=True
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True, related_name="idp_group_mappings")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "idp_group"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "idp_group"], name="unique_idp_group_mapping"),
+            models.CheckConstraint(
+                condition=models.Q(role__isnull=False) | models.Q(team__isnull=False),
+                name="idp_group_maps_to_something",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.idp_group}"
+
+
+class ExternalIdentity(models.Model):
+    """A person as an organization's IdP knows them: the SAML NameID and/or the SCIM resource, linked to a user.
+
+    ``scim_id`` is the id the SCIM API shows for the user (per organization, never the user's own uuid);
+    ``provisioned`` says the organization's IdP made the account (so deprovisioning may disable it).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="external_identities")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name_id = models.CharField(max_length=1024, blank=True)
+    external_id = models.CharField(max_length=1024, blank=True)
+    user_name = models.CharField(max_length=254, blank=True)
+    display_name = models.CharField(max_length=255, blank=True)
+    active = models.BooleanField(default=True)
+    provisioned = models.BooleanField(default=False)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "user_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="unique_external_identity"),
+            models.UniqueConstraint(
+                fields=["organization", "name_id"], condition=~models.Q(name_id=""), name="unique_identity_name_id"
+            ),
+            models.UniqueConstraint(
+                Lower("user_name"), "organization", condition=~models.Q(user_name=""), name="unique_identity_user_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_name or self.user} at {self.organization}"
+
+
+class SamlAssertionUse(models.Model):
+    """An assertion id already accepted by an organization's ACS, kept until the assertion expires: a replay of the
+    same assertion finds it and is refused."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    assertion_id = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "assertion_id"], name="unique_assertion_use")]
+
+    def __str__(self) -> str:
+        return self.assertion_id
+
+
+class VerifiedDomain(OwnedModel):
+    """An e-mail domain an organization claims. Once verified (a DNS TXT record or a link e-mailed to an address
+    at the domain) its addresses are routed to the organization's IdP at sign-in, and the IdP may create and sign
+    in accounts with such addresses."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN}, grants=False
+    )
+
+    class Method(models.TextChoices):
+        DNS = "dns", "DNS TXT record"
+        EMAIL = "email", "e-mail to an address at the domain"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253)
+    token = models.CharField(max_length=64, editable=False)
+    method = models.CharField(max_length=8, choices=Method.choices, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "domain"], name="unique_domain_claim"),
+            # Once verified, a domain belongs to one organization only.
+            models.UniqueConstraint(
+                fields=["domain"], condition=models.Q(verified_at__isnull=False), name="unique_verified_domain"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class ScimToken(OwnedModel):
+    """The bearer token an organization's IdP provisions it with (SCIM 2.0). Shown once; kept as an HMAC like
+    API tokens; one active token per organization (rotating replaces it)."""
+
+    access: ClassVar[AccessPolicy] = AccessPolicy(
+        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN}, grants=False
+    )
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="scim_tokens")
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(revoked_at__isnull=True), name="one_active_scim_token"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"SCIM token {self.prefix}… of {self.organization}"
+
+
+class ScimGroup(models.Model):
+    """A group pushed by an organization's IdP over SCIM: it is one of the organization's teams."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="scim")  # its SCIM id is the team's uuid
+    external_id = models.CharField(max_length=1024, blank=True)
+    display_name = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.display_name
