@@ -37,6 +37,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from djangosaml2.cache import OutstandingQueriesCache
 from djangosaml2.views import AssertionConsumerServiceView, LoginView, MetadataView
 from saml2 import BINDING_HTTP_POST
 from saml2.config import SPConfig
@@ -154,7 +155,7 @@ class SamlLoginView(OrganizationSamlMixin, LoginView):
                 raise PermissionDenied("Only the organization's admins may run a test sign-in.")
         response = super().get(request, *args, **kwargs)
         if testing and response.status_code in (200, 302):
-            sent = list(request.saml_session.get("_outstanding_queries", {}))
+            sent = list(OutstandingQueriesCache(request.saml_session).outstanding_queries())
             request.saml_session[TEST_REQUESTS_KEY] = sent[-1:] + request.saml_session.get(TEST_REQUESTS_KEY, [])[:4]
         return response
 
@@ -317,6 +318,9 @@ def _reason(exception: Exception | None) -> str:
     if isinstance(exception, StatusError):
         return "The identity provider did not sign you in."
     text = str(exception or "")
-    if "audience" in text.lower() or "not for me" in text.lower():
-        return "The assertion is meant for another service provider (wrong audience)."
+    if "condition not ok" in text.lower():
+        return (
+            "The assertion's conditions do not hold: it has expired, is not valid yet, or is meant for another "
+            "service provider (its audience)."
+        )
     return "The identity provider's response could not be accepted."

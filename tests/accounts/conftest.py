@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from tests.sso_support import idp, saml_acme  # noqa: F401 - fixtures of the SSO tests
+
 
 @pytest.fixture(autouse=True)
 def _empty_cache():

@@ -1,0 +1,43 @@
+"""SAML routes of an organization in the permission matrix (loaded by tests/permissions/matrix.py).
+
+An IdP and people's browsers reach them before anyone is signed in, so they answer everyone alike once the
+organization has SAML settings: the SP metadata (200), the sign-in start (a redirect to the IdP), and the ACS
+(a POST without a SAMLResponse is a 400 for anyone). The refusals of bad assertions, the test sign-in's admin
+check and the round trip are in tests/accounts/test_saml_*.py.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from apps.organizations import sso
+from tests.peers.saml_idp import SamlIdp
+from tests.permissions.matrix import PAGE_ANYONE, Access, Route, Scene, acme, table
+
+
+def with_saml(scene: Scene, persona: str) -> dict:
+    def build(s: Scene):
+        idp = SamlIdp(Path(tempfile.mkdtemp(prefix="matrix-idp-")))
+        return sso.update_saml_settings(
+            actor=s.owner, organization=s.org, idp_metadata_xml=idp.metadata_xml(), enabled=True
+        )
+
+    scene.once("saml", build)
+    return acme(scene, persona)
+
+
+EVERYONE_BAD_REQUEST = Access(private=table(*[400] * 6), public=table(*[400] * 6))
+
+PAGE_ROUTES = [
+    Route("org-saml-metadata", "GET", PAGE_ANYONE, with_saml, note="the IdP fetches it unauthenticated"),
+    Route("org-saml-login", "GET", PAGE_ANYONE, with_saml, note="a redirect to the organization's IdP"),
+    Route(
+        "org-saml-acs",
+        "POST",
+        EVERYONE_BAD_REQUEST,
+        with_saml,
+        body=lambda s, p: {},
+        note="no SAMLResponse: 400 for anyone (the assertion decides who signs in, not the session)",
+    ),
+]

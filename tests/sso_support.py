@@ -1,0 +1,106 @@
+"""Single sign-on test support: a real pysaml2 IdP (tests/peers/saml_idp.py) trusted by organization ``acme``.
+
+Fixtures (import them into a test module): ``idp`` (the IdP, its own key) and ``saml_acme`` (acme's SAML set up
+with the IdP's metadata, domain ``acme.example`` verified, and the IdP trusting acme's SP metadata as served by
+the portal). Helpers run the browser's part of the round trip with Django's test client (``http://testserver``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.organizations import sso
+from apps.organizations.models import Organization, VerifiedDomain
+from tests.peers.saml_idp import SamlIdp
+
+SP_ENTITY_ID = "http://testserver/orgs/acme/sso/saml/metadata/"
+ACS_URL = "http://testserver/orgs/acme/sso/saml/acs/"
+
+
+@pytest.fixture
+def idp(tmp_path) -> SamlIdp:
+    return SamlIdp(tmp_path / "idp")
+
+
+def verify_domain(organization: Organization, domain: str) -> VerifiedDomain:
+    return VerifiedDomain.objects.create(
+        organization=organization, domain=domain, token="t" * 32, method="dns", verified_at=timezone.now()
+    )
+
+
+@dataclass
+class SamlOrg:
+    org: Organization
+    idp: SamlIdp
+    owner: object
+
+    def settings(self, **changes):
+        return sso.update_saml_settings(actor=self.owner, organization=self.org, **changes)
+
+
+@pytest.fixture
+def saml_acme(world, idp) -> SamlOrg:
+    owner = world.user("owner")
+    verify_domain(world.org, "acme.example")
+    sso.update_saml_settings(actor=owner, organization=world.org, idp_metadata_xml=idp.metadata_xml(), enabled=True)
+    metadata = Client().get(reverse("org-saml-metadata", args=[world.org.slug]))
+    assert metadata.status_code == 200, metadata.content
+    idp.trust_sp(metadata.content.decode())
+    world.org.refresh_from_db()
+    return SamlOrg(org=world.org, idp=idp, owner=owner)
+
+
+def start_sign_in(client: Client, slug: str = "acme", next_url: str = "/", **query) -> dict:
+    """GET the portal's SAML login; follow its redirect to the IdP as far as reading the AuthnRequest."""
+    response = client.get(reverse("org-saml-login", args=[slug]), {"next": next_url, **query})
+    assert response.status_code == 302, response.content[:500]
+    location = urlsplit(response["Location"])
+    params = parse_qs(location.query)
+    return {"saml_request": params["SAMLRequest"][0], "relay": params.get("RelayState", [""])[0], "url": location}
+
+
+def answer(idp: SamlIdp, started: dict, *, email: str, **kwargs) -> str:
+    """The IdP's signed answer to the AuthnRequest ``started`` carried."""
+    request = idp.parse_request(started["saml_request"])
+    return idp.sign_in(
+        sp_entity_id=request["sp_entity_id"],
+        acs_url=request["acs_url"],
+        in_response_to=request["id"],
+        email=email,
+        **kwargs,
+    )
+
+
+def post_to_acs(client: Client, saml_response: str, relay: str = "/", slug: str = "acme"):
+    return client.post(reverse("org-saml-acs", args=[slug]), {"SAMLResponse": saml_response, "RelayState": relay})
+
+
+def sign_in_through_idp(client: Client, saml: SamlOrg, *, email: str, next_url: str = "/", **kwargs):
+    started = start_sign_in(client, saml.org.slug, next_url)
+    return post_to_acs(client, answer(saml.idp, started, email=email, **kwargs), started["relay"], saml.org.slug)
+
+
+def decoded(saml_response: str) -> str:
+    return base64.b64decode(saml_response).decode()
+
+
+def encoded(xml: str) -> str:
+    return base64.b64encode(xml.encode()).decode()
+
+
+ASSERTION = re.compile(r"<(\w+:)?Assertion[ >].*?</\1Assertion>", re.S)
+SIGNATURE = re.compile(r"<(\w+:)?Signature[ >].*?</\1Signature>", re.S)
+
+
+def refusal_of(response) -> str:
+    """The reason the refusal page gives."""
+    match = re.search(r'<p id="saml-refusal">(.*?)</p>', response.content.decode(), re.S)
+    return match.group(1) if match else ""
