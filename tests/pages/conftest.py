@@ -8,6 +8,8 @@ import uuid
 import pytest
 from django.test import Client
 
+from tests.sso_support import idp, saml_acme  # noqa: F401 - fixtures of the SSO tests
+
 
 @pytest.fixture
 def fresh_cache(settings):
