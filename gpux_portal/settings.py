@@ -7,7 +7,6 @@ See docs/admin/configuration.md for every variable.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -108,8 +107,10 @@ INSTALLED_APPS = [
 
 # SAML per organization (djangosaml2 + pysaml2 + xmlsec1: the "enterprise" extra, docs/admin/sso-saml.md). Without
 # them the portal runs, and the SSO settings page says what to install.
-SAML_XMLSEC_BINARY = env("SAML_XMLSEC_BINARY", "/usr/bin/xmlsec1")
-SAML_ENABLED = bool(importlib.util.find_spec("djangosaml2")) and shutil.which(SAML_XMLSEC_BINARY) is not None
+SAML_XMLSEC_BINARY = env("SAML_XMLSEC_BINARY") or shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
+from apps.accounts.enterprise import saml_capability  # noqa: E402 - reads only the standard library and the extras
+
+SAML_ENABLED = saml_capability().available
 if SAML_ENABLED:
     INSTALLED_APPS.append("djangosaml2")
 

@@ -19,15 +19,50 @@ from django.utils import timezone
 
 from apps.organizations import sso
 from apps.organizations.models import Organization, VerifiedDomain
-from tests.peers.saml_idp import SamlIdp
+from tests.peers.saml_idp import IDP_ENTITY_ID, SamlIdentityProvider, make_key_pair
 
 SP_ENTITY_ID = "http://testserver/orgs/acme/sso/saml/metadata/"
 ACS_URL = "http://testserver/orgs/acme/sso/saml/acs/"
 
 
+class SsoIdp:
+    """tests/peers/saml_idp.py's IdP with the SP metadata it trusts, answering with e-mail, name and groups."""
+
+    def __init__(self, workdir, *, entity_id: str = IDP_ENTITY_ID, name: str = "idp.gpux.test") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.provider = SamlIdentityProvider(entity_id=entity_id, keys=make_key_pair(workdir, name), workdir=workdir)
+        self.sp_metadata: list[str] = []
+
+    @property
+    def entity_id(self) -> str:
+        return self.provider.entity_id
+
+    @property
+    def sso_url(self) -> str:
+        return self.provider.sso_redirect_url
+
+    def metadata_xml(self) -> str:
+        return self.provider.metadata()
+
+    def trust_sp(self, sp_metadata: str) -> None:
+        self.sp_metadata.append(sp_metadata)
+
+    def respond(self, *, email: str, name: str = "", groups=(), **kwargs) -> str:
+        """A base64 SAMLResponse for ``email`` (its NameID too); kwargs as ``login_response``'s."""
+        attributes = {"email": [email]}
+        if name:
+            attributes["name"] = [name]
+        if groups:
+            attributes["groups"] = list(groups)
+        posted = self.provider.login_response(
+            sp_metadata=self.sp_metadata, name_id=email, attributes=attributes, **kwargs
+        )
+        return posted["SAMLResponse"]
+
+
 @pytest.fixture
-def idp(tmp_path) -> SamlIdp:
-    return SamlIdp(tmp_path / "idp")
+def idp(tmp_path) -> SsoIdp:
+    return SsoIdp(tmp_path / "idp")
 
 
 def verify_domain(organization: Organization, domain: str) -> VerifiedDomain:
@@ -39,7 +74,7 @@ def verify_domain(organization: Organization, domain: str) -> VerifiedDomain:
 @dataclass
 class SamlOrg:
     org: Organization
-    idp: SamlIdp
+    idp: SsoIdp
     owner: object
 
     def settings(self, **changes):
@@ -67,16 +102,9 @@ def start_sign_in(client: Client, slug: str = "acme", next_url: str = "/", **que
     return {"saml_request": params["SAMLRequest"][0], "relay": params.get("RelayState", [""])[0], "url": location}
 
 
-def answer(idp: SamlIdp, started: dict, *, email: str, **kwargs) -> str:
+def answer(idp: SsoIdp, started: dict, *, email: str, **kwargs) -> str:
     """The IdP's signed answer to the AuthnRequest ``started`` carried."""
-    request = idp.parse_request(started["saml_request"])
-    return idp.sign_in(
-        sp_entity_id=request["sp_entity_id"],
-        acs_url=request["acs_url"],
-        in_response_to=request["id"],
-        email=email,
-        **kwargs,
-    )
+    return idp.respond(saml_request=started["saml_request"], email=email, **kwargs)
 
 
 def post_to_acs(client: Client, saml_response: str, relay: str = "/", slug: str = "acme"):

@@ -342,15 +342,15 @@ class IdpGroupMapping(OwnedModel):
         return f"{self.organization}: {self.idp_group}"
 
 
-class ExternalIdentity(models.Model):
+class OrganizationIdentity(models.Model):
     """A person as an organization's IdP knows them: the SAML NameID and/or the SCIM resource, linked to a user.
 
     ``scim_id`` is the id the SCIM API shows for the user (per organization, never the user's own uuid);
     ``provisioned`` says the organization's IdP made the account (so deprovisioning may disable it).
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="external_identities")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="identities")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="organization_identities")
     scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name_id = models.CharField(max_length=1024, blank=True)
     external_id = models.CharField(max_length=1024, blank=True)
@@ -365,12 +365,17 @@ class ExternalIdentity(models.Model):
     class Meta:
         ordering = ["organization", "user_name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "user"], name="unique_external_identity"),
+            models.UniqueConstraint(fields=["organization", "user"], name="unique_organization_identity"),
             models.UniqueConstraint(
-                fields=["organization", "name_id"], condition=~models.Q(name_id=""), name="unique_identity_name_id"
+                fields=["organization", "name_id"],
+                condition=~models.Q(name_id=""),
+                name="unique_organization_identity_name_id",
             ),
             models.UniqueConstraint(
-                Lower("user_name"), "organization", condition=~models.Q(user_name=""), name="unique_identity_user_name"
+                Lower("user_name"),
+                "organization",
+                condition=~models.Q(user_name=""),
+                name="unique_organization_identity_user_name",
             ),
         ]
 

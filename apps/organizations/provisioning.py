@@ -28,7 +28,14 @@ from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.core.access import Role
-from apps.organizations.models import ExternalIdentity, IdpGroupMapping, Membership, Organization, SamlSettings, Team
+from apps.organizations.models import (
+    IdpGroupMapping,
+    Membership,
+    Organization,
+    OrganizationIdentity,
+    SamlSettings,
+    Team,
+)
 from apps.organizations.services import _lock_organization, _revoke_bound_tokens
 from apps.organizations.sso import verified_domain_of
 from apps.organizations.validators import RESERVED_NAMES, namespace_is_taken
@@ -87,17 +94,19 @@ def _user_with_email(email: str) -> Any | None:
 
 def resolve_identity(
     *, organization: Organization, email: str, name: str = "", name_id: str = "", create: bool = True
-) -> tuple[Any, ExternalIdentity]:
+) -> tuple[Any, OrganizationIdentity]:
     """The user (and the organization's record of them) an IdP vouches for: by NameID, else by an address at a
     verified domain (linking an existing account or, with ``create``, making one). ``IdentityRefused`` otherwise."""
     identity = None
     if name_id:
         identity = (
-            ExternalIdentity.objects.select_related("user").filter(organization=organization, name_id=name_id).first()
+            OrganizationIdentity.objects.select_related("user")
+            .filter(organization=organization, name_id=name_id)
+            .first()
         )
     if identity is None and email:
         identity = (
-            ExternalIdentity.objects.select_related("user")
+            OrganizationIdentity.objects.select_related("user")
             .filter(organization=organization, user__email__iexact=email)
             .first()
         )
@@ -119,7 +128,7 @@ def resolve_identity(
                 raise IdentityRefused(f"There is no account for {email}.", "unknown_user")
             user = provision_user(email=email, name=name)
             provisioned = True
-        identity = ExternalIdentity.objects.create(
+        identity = OrganizationIdentity.objects.create(
             organization=organization, user=user, name_id=name_id, user_name=email, provisioned=provisioned
         )
     if not user.is_active and not identity.provisioned:

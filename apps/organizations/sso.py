@@ -35,14 +35,10 @@ DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a
 
 def saml_available() -> tuple[bool, str]:
     """Whether SAML can run here (the ``enterprise`` extra and xmlsec1), and if not, why."""
-    import importlib.util
-    import shutil
+    from apps.accounts.enterprise import saml_capability
 
-    if importlib.util.find_spec("djangosaml2") is None or importlib.util.find_spec("saml2") is None:
-        return False, "SAML needs the “enterprise” extra: pip install 'gpux-portal[enterprise]'."
-    if shutil.which(settings.SAML_XMLSEC_BINARY) is None:
-        return False, f"SAML needs xmlsec1 ({settings.SAML_XMLSEC_BINARY}): apt-get install xmlsec1."
-    return True, ""
+    capability = saml_capability()
+    return capability.available, capability.reason
 
 
 # -- IdP metadata ---------------------------------------------------------------------------------------------

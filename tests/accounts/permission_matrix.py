@@ -12,13 +12,13 @@ import tempfile
 from pathlib import Path
 
 from apps.organizations import sso
-from tests.peers.saml_idp import SamlIdp
 from tests.permissions.matrix import PAGE_ANYONE, Access, Route, Scene, acme, table
+from tests.sso_support import SsoIdp
 
 
 def with_saml(scene: Scene, persona: str) -> dict:
     def build(s: Scene):
-        idp = SamlIdp(Path(tempfile.mkdtemp(prefix="matrix-idp-")))
+        idp = SsoIdp(Path(tempfile.mkdtemp(prefix="matrix-idp-")))
         return sso.update_saml_settings(
             actor=s.owner, organization=s.org, idp_metadata_xml=idp.metadata_xml(), enabled=True
         )

@@ -13,12 +13,11 @@ from django.test import Client
 from apps.audit.models import AuditEvent
 from apps.organizations.models import SamlSettings
 from tests.factories import OrganizationFactory
-from tests.peers.saml_idp import SamlIdp
 from tests.sso_support import (
-    ACS_URL,
     ASSERTION,
     SIGNATURE,
     SP_ENTITY_ID,
+    SsoIdp,
     answer,
     decoded,
     encoded,
@@ -110,7 +109,7 @@ def test_a_replayed_response_is_refused_in_the_same_session_and_in_another(saml_
 
 def test_a_replayed_idp_initiated_assertion_is_refused_by_the_assertion_id_cache(saml_acme):
     saml_acme.settings(allow_idp_initiated=True)
-    response = saml_acme.idp.sign_in(sp_entity_id=SP_ENTITY_ID, acs_url=ACS_URL, email=EMAIL)
+    response = saml_acme.idp.respond(sp_entity_id=SP_ENTITY_ID, email=EMAIL)
     first = Client()
     assert post_to_acs(first, response).status_code == 302
 
@@ -123,7 +122,7 @@ def test_a_replayed_idp_initiated_assertion_is_refused_by_the_assertion_id_cache
 
 
 def test_an_idp_initiated_sign_in_is_refused_unless_the_organization_allows_it(saml_acme):
-    response = saml_acme.idp.sign_in(sp_entity_id=SP_ENTITY_ID, acs_url=ACS_URL, email=EMAIL)
+    response = saml_acme.idp.respond(sp_entity_id=SP_ENTITY_ID, email=EMAIL)
     client = Client()
 
     assert_refused(post_to_acs(client, response), client, saml_acme)
@@ -135,41 +134,32 @@ def test_an_assertion_for_another_audience_is_refused(saml_acme):
     saml_acme.idp.trust_sp(Client().get("/orgs/globex/sso/saml/metadata/").content.decode())
     client = Client()
     started = start_sign_in(client)
-    request = saml_acme.idp.parse_request(started["saml_request"])
 
-    # Meant for globex's service provider (its audience), sent to acme's ACS.
-    response = saml_acme.idp.sign_in(
-        sp_entity_id="http://testserver/orgs/globex/sso/saml/metadata/",
-        acs_url=ACS_URL,
-        in_response_to=request["id"],
-        email=EMAIL,
-    )
+    # Answering acme's request, at acme's ACS, but meant for globex's service provider (its audience).
+    response = answer(saml_acme.idp, started, email=EMAIL, audience="http://testserver/orgs/globex/sso/saml/metadata/")
 
     assert "orgs/globex/sso/saml/metadata/</" in decoded(response)
     assert_refused(post_to_acs(client, response, started["relay"]), client, saml_acme)
 
 
 def test_an_assertion_from_another_idp_is_refused(saml_acme, tmp_path):
-    stranger = SamlIdp(tmp_path / "stranger", base_url="http://stranger.test", name="stranger")
+    stranger = SsoIdp(tmp_path / "stranger", entity_id="http://stranger.test/metadata", name="stranger.test")
     stranger.trust_sp(saml_acme.idp.sp_metadata[0])
     client = Client()
     started = start_sign_in(client)
-    request = saml_acme.idp.parse_request(started["saml_request"])
 
-    response = stranger.sign_in(sp_entity_id=SP_ENTITY_ID, acs_url=ACS_URL, in_response_to=request["id"], email=EMAIL)
+    response = answer(stranger, started, email=EMAIL)
 
     assert_refused(post_to_acs(client, response, started["relay"]), client, saml_acme)
 
 
 def test_an_assertion_claiming_the_right_issuer_but_signed_by_another_key_is_refused(saml_acme, tmp_path):
-    impostor = SamlIdp(tmp_path / "impostor", base_url=saml_acme.idp.base_url, name="impostor")
+    impostor = SsoIdp(tmp_path / "impostor", entity_id=saml_acme.idp.entity_id, name="impostor.test")
     impostor.trust_sp(saml_acme.idp.sp_metadata[0])
-    assert impostor.entity_id == saml_acme.idp.entity_id
     client = Client()
     started = start_sign_in(client)
-    request = saml_acme.idp.parse_request(started["saml_request"])
 
-    response = impostor.sign_in(sp_entity_id=SP_ENTITY_ID, acs_url=ACS_URL, in_response_to=request["id"], email=EMAIL)
+    response = answer(impostor, started, email=EMAIL)
 
     assert_refused(post_to_acs(client, response, started["relay"]), client, saml_acme)
 

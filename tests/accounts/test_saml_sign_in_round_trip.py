@@ -12,7 +12,7 @@ from apps.accounts.sso import SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.core.access import Role
 from apps.organizations import services, sso
-from apps.organizations.models import ExternalIdentity, Membership
+from apps.organizations.models import Membership, OrganizationIdentity
 from tests.sso_support import sign_in_through_idp
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def test_first_sign_in_creates_the_account_and_the_membership_from_the_groups(sa
     assert alice.emailaddress_set.get().verified
     assert Membership.objects.get(organization=saml_acme.org, user=alice).role == Role.MEMBER
     assert core.group.user_set.filter(pk=alice.pk).exists()
-    assert ExternalIdentity.objects.get(organization=saml_acme.org, user=alice).provisioned
+    assert OrganizationIdentity.objects.get(organization=saml_acme.org, user=alice).provisioned
     assert client.session[SESSION_KEY] == [saml_acme.org.pk]
     assert client.get("/orgs/acme/").status_code == 200  # signed in
     added = acme_events(saml_acme, "member.added")[-1]
@@ -90,7 +90,7 @@ def test_an_existing_account_at_a_verified_domain_is_linked_not_duplicated(saml_
     sign_in_through_idp(Client(), saml_acme, email="member@acme.example", groups=[])
 
     assert get_user_model().objects.filter(email="member@acme.example").count() == 1
-    identity = ExternalIdentity.objects.get(organization=saml_acme.org, user=member)
+    identity = OrganizationIdentity.objects.get(organization=saml_acme.org, user=member)
     assert not identity.provisioned
     assert Membership.objects.get(organization=saml_acme.org, user=member).role == Role.MEMBER
 

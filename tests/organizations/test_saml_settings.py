@@ -12,6 +12,7 @@ from django.test import Client
 from apps.audit.models import AuditEvent
 from apps.organizations import sso
 from apps.organizations.models import Membership, SamlSettings
+from tests.peers.saml_idp import SamlIdpFront
 from tests.sso_support import answer, post_to_acs, start_sign_in
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +76,9 @@ def test_enabling_without_metadata_is_refused(world):
     assert codes(refused.value, "enabled") == ["no_metadata"]
 
 
-def test_metadata_url_on_loopback_is_refused_unless_the_operator_allows_it(world, idp, settings):
-    url = f"{idp.serve()}/metadata"  # the IdP's own HTTP front on 127.0.0.1
+def test_metadata_url_on_loopback_is_refused_unless_the_operator_allows_it(world, tmp_path, settings):
+    front = SamlIdpFront(tmp_path / "front")  # a real IdP's HTTP front on 127.0.0.1
+    url = f"{front.base_url}/metadata"
     try:
         with pytest.raises(ValidationError) as refused:
             sso.update_saml_settings(actor=world.user("owner"), organization=world.org, idp_metadata_url=url)
@@ -87,9 +89,9 @@ def test_metadata_url_on_loopback_is_refused_unless_the_operator_allows_it(world
         settings.SSO_METADATA_ALLOWED_NETWORKS = ["127.0.0.1/32"]
         saml = sso.update_saml_settings(actor=world.user("owner"), organization=world.org, idp_metadata_url=url)
     finally:
-        idp.stop()
+        front.stop()
 
-    assert saml.idp_entity_id == idp.entity_id and saml.metadata_fetched_at is not None
+    assert saml.idp_entity_id == front.idp.entity_id and saml.metadata_fetched_at is not None
 
 
 def test_the_default_role_may_not_be_owner(world):

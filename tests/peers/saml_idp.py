@@ -86,8 +86,10 @@ class SamlIdentityProvider:
     entity_id: str
     keys: KeyPair
     workdir: Path
+    sso_redirect_url: str = SSO_REDIRECT_URL
+    sso_post_url: str = SSO_POST_URL
 
-    def config(self, sp_metadata: str | None = None) -> Any:
+    def config(self, sp_metadata: str | list[str] | None = None, *, lifetime_minutes: int = 15) -> Any:
         from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
         from saml2.config import IdPConfig
         from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT
@@ -102,16 +104,18 @@ class SamlIdentityProvider:
                     "name": "GPUX test IdP",
                     "endpoints": {
                         "single_sign_on_service": [
-                            (SSO_REDIRECT_URL, BINDING_HTTP_REDIRECT),
-                            (SSO_POST_URL, BINDING_HTTP_POST),
+                            (self.sso_redirect_url, BINDING_HTTP_REDIRECT),
+                            (self.sso_post_url, BINDING_HTTP_POST),
                         ]
                     },
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT],
-                    "policy": {"default": {"lifetime": {"minutes": 15}, "name_form": NAME_FORMAT_URI}},
+                    "policy": {"default": {"lifetime": {"minutes": lifetime_minutes}, "name_form": NAME_FORMAT_URI}},
                     "want_authn_requests_signed": False,
                 }
             },
-            "metadata": {"inline": [sp_metadata]} if sp_metadata else {},
+            "metadata": {"inline": [sp_metadata] if isinstance(sp_metadata, str) else sp_metadata}
+            if sp_metadata
+            else {},
         }
         config = IdPConfig()
         config.load(settings)
@@ -123,15 +127,15 @@ class SamlIdentityProvider:
 
         return str(entity_descriptor(self.config()))
 
-    def server(self, sp_metadata: str) -> Any:
+    def server(self, sp_metadata: str | list[str], *, lifetime_minutes: int = 15) -> Any:
         from saml2.server import Server
 
-        return Server(config=self.config(sp_metadata))
+        return Server(config=self.config(sp_metadata, lifetime_minutes=lifetime_minutes))
 
     def login_response(
         self,
         *,
-        sp_metadata: str,
+        sp_metadata: str | list[str],
         saml_request: str | None = None,
         relay_state: str = "",
         sp_entity_id: str | None = None,
@@ -141,17 +145,21 @@ class SamlIdentityProvider:
         sign_assertion: bool = True,
         authn_class: str | None = None,
         issuer: str | None = None,
+        audience: str | None = None,
+        lifetime_minutes: int = 15,
     ) -> dict[str, str]:
         """The POST an IdP page would make to the SP's ACS: ``{"url", "SAMLResponse", "RelayState"}``.
 
         ``saml_request`` is the ``SAMLRequest`` of the SP's redirect (HTTP-Redirect binding); without it the
-        response is unsolicited (IdP-initiated) and goes to ``sp_entity_id``'s first ACS.
+        response is unsolicited (IdP-initiated) and goes to ``sp_entity_id``'s first ACS. ``audience`` addresses the
+        assertion to another SP (its metadata among ``sp_metadata``) while answering this request; a negative
+        ``lifetime_minutes`` makes an assertion that has already expired.
         """
         from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
         from saml2.saml import AUTHN_PASSWORD_PROTECTED, NAMEID_FORMAT_EMAILADDRESS
         from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
-        server = self.server(sp_metadata)
+        server = self.server(sp_metadata, lifetime_minutes=lifetime_minutes)
         if saml_request is not None:
             request = server.parse_authn_request(saml_request, BINDING_HTTP_REDIRECT).message
             in_response_to, sp_entity_id = request.id, request.issuer.text
@@ -167,7 +175,7 @@ class SamlIdentityProvider:
             identity=attributes,
             in_response_to=in_response_to,
             destination=destination,
-            sp_entity_id=sp_entity_id,
+            sp_entity_id=audience or sp_entity_id,
             name_id=saml.NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
             authn={"class_ref": authn_class or AUTHN_PASSWORD_PROTECTED},
             issuer=server._issuer(issuer) if issuer else None,
@@ -193,3 +201,90 @@ def saml_idp() -> Iterator[SamlIdentityProvider]:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class SamlIdpFront:
+    """A tiny HTTP front for ``SamlIdentityProvider`` on 127.0.0.1 (a free port), for browser tests and metadata URLs.
+
+    ``/metadata`` serves the IdP's metadata; ``/sso`` takes the SP's AuthnRequest (HTTP-Redirect) and answers a
+    sign-in page with the users it knows; submitting it answers a page that posts the signed Response to the SP's
+    ACS, as an IdP's login page would. Construct it before the IdP (its URLs name the port), stop it with ``stop()``.
+    """
+
+    def __init__(self, workdir: Path, *, sp_metadata: list[str] | None = None) -> None:
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.httpd = make_server("127.0.0.1", 0, self._wsgi, handler_class=Quiet)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.idp = SamlIdentityProvider(
+            entity_id=f"{self.base_url}/metadata",
+            keys=make_key_pair(workdir, "idp-front"),
+            workdir=workdir,
+            sso_redirect_url=f"{self.base_url}/sso",
+            sso_post_url=f"{self.base_url}/sso",
+        )
+        self.sp_metadata: list[str] = list(sp_metadata or [])
+        self.users: dict[str, dict[str, list[str]]] = {}
+        import threading
+
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add_user(self, email: str, **attributes: list[str]) -> None:
+        self.users[email] = {"email": [email], **attributes}
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _wsgi(self, environ: dict, start_response: Any) -> list[bytes]:
+        import html
+        from urllib.parse import parse_qs
+
+        path = environ.get("PATH_INFO", "")
+        page = "text/html; charset=utf-8"
+        if path == "/metadata":
+            start_response("200 OK", [("Content-Type", "application/samlmetadata+xml")])
+            return [self.idp.metadata().encode()]
+        if path != "/sso":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        if environ["REQUEST_METHOD"] == "GET":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            options = "".join(f'<option value="{html.escape(u)}">{html.escape(u)}</option>' for u in self.users)
+            body = (
+                "<!doctype html><html><head><title>Test IdP sign-in</title></head><body><h1>Test IdP</h1>"
+                '<form method="post" action="/sso">'
+                f'<input type="hidden" name="SAMLRequest" value="{html.escape(query["SAMLRequest"][0])}">'
+                f'<input type="hidden" name="RelayState" value="{html.escape(query.get("RelayState", [""])[0])}">'
+                f'<label>User <select name="login" id="login">{options}</select></label> '
+                '<label>Password <input type="password" name="password" id="password"></label> '
+                '<button type="submit" id="idp-sign-in">Sign in</button></form></body></html>'
+            )
+            start_response("200 OK", [("Content-Type", page)])
+            return [body.encode()]
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        form = parse_qs(environ["wsgi.input"].read(size).decode())
+        login = form["login"][0]
+        posted = self.idp.login_response(
+            sp_metadata=self.sp_metadata,
+            saml_request=form["SAMLRequest"][0],
+            relay_state=form.get("RelayState", [""])[0],
+            name_id=login,
+            attributes=self.users[login],
+        )
+        body = (
+            "<!doctype html><html><head><title>Signing you in</title></head>"
+            '<body onload="document.forms[0].submit()">'
+            f'<form method="post" action="{html.escape(posted["url"])}">'
+            f'<input type="hidden" name="SAMLResponse" value="{html.escape(posted["SAMLResponse"])}">'
+            f'<input type="hidden" name="RelayState" value="{html.escape(posted["RelayState"])}">'
+            '<noscript><button type="submit">Continue</button></noscript></form></body></html>'
+        )
+        start_response("200 OK", [("Content-Type", page)])
+        return [body.encode()]
