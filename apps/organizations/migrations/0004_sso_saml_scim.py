@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('organizations', '0002_organization_storage_quota_bytes'),
+        ('organizations', '0003_membership_managed_by_groupmapping'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
