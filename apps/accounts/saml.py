@@ -49,7 +49,7 @@ from apps.accounts.sso import mark_signed_in_through
 from apps.audit.services import record_event
 from apps.core.access import Role
 from apps.organizations.models import Organization, SamlAssertionUse, SamlSettings
-from apps.organizations.provisioning import IdentityRefused, Source, role_from_groups, sign_in_through_idp
+from apps.organizations.provisioning import IdentityRefused, role_from_groups, sign_in_through_idp
 from apps.organizations.services import role_of
 from apps.organizations.sso import verified_domain_of
 
@@ -235,19 +235,13 @@ class SamlAcsView(OrganizationSamlMixin, AssertionConsumerServiceView):
                 "name": name,
                 "groups": groups,
                 "domain_verified": verified_domain_of(organization, email),
-                "role": role_from_groups(organization, groups)[0],
+                "role": role_from_groups(organization, groups),
                 "issuer": session_info.get("issuer"),
             }
             return None
-        source = Source("saml", f"SAML IdP {saml.idp_entity_id}"[:254])
         try:
             user = sign_in_through_idp(
-                organization=organization,
-                email=email.strip().lower(),
-                name=name,
-                groups=groups,
-                name_id=name_id_text,
-                source=source,
+                organization=organization, email=email.strip().lower(), name=name, groups=groups, name_id=name_id_text
             )
         except IdentityRefused as exc:
             self.refusal = exc

@@ -11,7 +11,6 @@ from typing import ClassVar
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
-from django.db.models.functions import Lower
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -292,7 +291,8 @@ class SamlSettings(models.Model):
         null=True,
         blank=True,
         default=Role.MEMBER,
-        help_text="The role of a person whose IdP groups match no mapping; empty: such a person is refused.",
+        help_text="The role of a person the IdP signs in (or SCIM provisions) whose groups match no mapping; empty: "
+        "such a person is refused.",
     )
     allow_idp_initiated = models.BooleanField(
         default=False, help_text="Accept sign-ins started at the IdP (unsolicited responses). Off: only the portal's."
@@ -309,78 +309,6 @@ class SamlSettings(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.enabled and bool(self.idp_entity_id and self.idp_metadata_xml)
-
-
-class IdpGroupMapping(OwnedModel):
-    """An IdP group (by name, as the assertion's groups attribute or a SCIM group says it) and what it gives in the
-    organization: a role (the highest of a person's groups wins) and/or a place in a team."""
-
-    access: ClassVar[AccessPolicy] = AccessPolicy(
-        roles={"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN}, grants=False
-    )
-
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="idp_group_mappings")
-    idp_group = models.CharField(max_length=255)
-    role = models.PositiveSmallIntegerField(
-        choices=[(r.value, r.label) for r in Role if r < Role.OWNER], null=True, blank=True
-    )
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True, related_name="idp_group_mappings")
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["organization", "idp_group"]
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "idp_group"], name="unique_idp_group_mapping"),
-            models.CheckConstraint(
-                condition=models.Q(role__isnull=False) | models.Q(team__isnull=False),
-                name="idp_group_maps_to_something",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.organization}: {self.idp_group}"
-
-
-class OrganizationIdentity(models.Model):
-    """A person as an organization's IdP knows them: the SAML NameID and/or the SCIM resource, linked to a user.
-
-    ``scim_id`` is the id the SCIM API shows for the user (per organization, never the user's own uuid);
-    ``provisioned`` says the organization's IdP made the account (so deprovisioning may disable it).
-    """
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="identities")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="organization_identities")
-    scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    name_id = models.CharField(max_length=1024, blank=True)
-    external_id = models.CharField(max_length=1024, blank=True)
-    user_name = models.CharField(max_length=254, blank=True)
-    display_name = models.CharField(max_length=255, blank=True)
-    active = models.BooleanField(default=True)
-    provisioned = models.BooleanField(default=False)
-    last_sign_in_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["organization", "user_name"]
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "user"], name="unique_organization_identity"),
-            models.UniqueConstraint(
-                fields=["organization", "name_id"],
-                condition=~models.Q(name_id=""),
-                name="unique_organization_identity_name_id",
-            ),
-            models.UniqueConstraint(
-                Lower("user_name"),
-                "organization",
-                condition=~models.Q(user_name=""),
-                name="unique_organization_identity_user_name",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.user_name or self.user} at {self.organization}"
 
 
 class SamlAssertionUse(models.Model):

@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.audit.services import changes, record_event
 from apps.core.access import Role
 from apps.core.errors import field_error
-from apps.organizations.models import IdpGroupMapping, Organization, SamlSettings, Team, VerifiedDomain
+from apps.organizations.models import GroupMapping, Organization, SamlSettings, Team, VerifiedDomain
 from apps.organizations.services import _UNSET, _lock_organization, _require_role, as_role
 
 MAX_METADATA_BYTES = 1024 * 1024
@@ -325,75 +325,60 @@ def set_require_sso(*, actor: Any, organization: Organization, require_sso: bool
 
 # -- IdP groups → roles and teams ----------------------------------------------------------------------------
 @transaction.atomic
-def set_idp_group_mapping(
-    *,
-    actor: Any,
-    organization: Organization,
-    idp_group: Any,
-    role: Role | int | str | None = None,
-    team: Team | None = None,
-) -> IdpGroupMapping:
-    """Map an IdP group to a role (viewer to admin) and/or a team (admins and owners); an existing mapping of the
-    same group is replaced."""
+def set_group_mapping(
+    *, actor: Any, organization: Organization, group: Any, role: Role | int | str, team: Team | None = None
+) -> GroupMapping:
+    """Map a group of the organization's SAML IdP onto a role and, optionally, a team (owners: GroupMapping's
+    policy, a mapping may grant any role). The same group and team mapped again has its role replaced."""
+    from apps.organizations.provisioning import saml_source
+
     organization = _lock_organization(organization)
-    _require_role(actor, organization, Role.ADMIN, "map identity-provider groups")
+    _require_role(actor, organization, GroupMapping.access.role_for("change"), "map identity-provider groups")
     errors: dict = {}
-    group = idp_group.strip() if isinstance(idp_group, str) else ""
-    if not group:
-        errors["idp_group"] = [ValidationError("Name the group as the identity provider sends it.", code="blank")]
-    elif len(group) > ATTRIBUTE_MAX_LENGTH:
-        errors["idp_group"] = [ValidationError(f"At most {ATTRIBUTE_MAX_LENGTH} characters.", code="max_length")]
+    name = group.strip() if isinstance(group, str) else ""
+    if not name:
+        errors["group"] = [ValidationError("Name the group as the identity provider sends it.", code="blank")]
+    elif len(name) > 500:
+        errors["group"] = [ValidationError("At most 500 characters.", code="max_length")]
     new_role = None
-    if role not in (None, ""):
-        try:
-            new_role = as_role(role)
-        except ValidationError as exc:
-            errors.update(exc.error_dict)
-        else:
-            if new_role >= Role.OWNER:
-                errors["role"] = [
-                    ValidationError("Owners are appointed in the portal, never by the IdP.", code="invalid_role")
-                ]
+    try:
+        new_role = as_role(role)
+    except ValidationError as exc:
+        errors.update(exc.error_dict)
     if team is not None and team.organization_id != organization.pk:
         errors["team"] = [ValidationError("That team is not one of this organization's.", code="invalid")]
-    if new_role is None and team is None and "role" not in errors:
-        errors["role"] = [ValidationError("Choose a role, a team, or both.", code="blank")]
     if errors:
         raise ValidationError(errors)
-    mapping = IdpGroupMapping.objects.filter(organization=organization, idp_group=group).first()
-    before = None if mapping is None else {"role": mapping.role, "team": mapping.team_id}
+    source = saml_source(organization)
+    mapping = GroupMapping.objects.filter(
+        source=source, organization=organization, group__iexact=name, team=team
+    ).first()
+    old = Role(mapping.role).label if mapping else None
     if mapping is None:
-        mapping = IdpGroupMapping(organization=organization, idp_group=group)
+        mapping = GroupMapping(source=source, organization=organization, group=name, team=team)
     mapping.role = new_role
-    mapping.team = team
     mapping.save()
     record_event(
         action="sso.group_mapping_set",
         organization=organization,
         actor=actor,
         target=mapping,
-        diff={
-            "role": [
-                Role(before["role"]).label if before and before["role"] else None,
-                new_role.label if new_role else None,
-            ],
-            "team": [before and before["team"], team.slug if team else None],
-        },
-        metadata={"idp_group": group},
+        diff={"role": [old, new_role.label]},
+        metadata={"group": name, "team": team.slug if team else None, "source": source},
     )
     return mapping
 
 
 @transaction.atomic
-def delete_idp_group_mapping(*, actor: Any, mapping: IdpGroupMapping) -> None:
+def delete_group_mapping(*, actor: Any, mapping: GroupMapping) -> None:
     organization = _lock_organization(mapping.organization)
-    _require_role(actor, organization, Role.ADMIN, "map identity-provider groups")
+    _require_role(actor, organization, GroupMapping.access.role_for("delete"), "map identity-provider groups")
     record_event(
         action="sso.group_mapping_deleted",
         organization=organization,
         actor=actor,
         target=mapping,
-        metadata={"idp_group": mapping.idp_group},
+        metadata={"group": mapping.group, "team": mapping.team.slug if mapping.team_id else None},
     )
     mapping.delete()
 

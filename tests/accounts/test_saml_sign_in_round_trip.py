@@ -8,11 +8,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from apps.accounts.models import ExternalIdentity
 from apps.accounts.sso import SESSION_KEY
 from apps.audit.models import AuditEvent
 from apps.core.access import Role
 from apps.organizations import services, sso
-from apps.organizations.models import Membership, OrganizationIdentity
+from apps.organizations.models import Membership
+from apps.organizations.provisioning import saml_source
 from tests.sso_support import sign_in_through_idp
 
 pytestmark = pytest.mark.django_db
@@ -24,9 +26,7 @@ def acme_events(saml, action: str) -> list[AuditEvent]:
 
 def test_first_sign_in_creates_the_account_and_the_membership_from_the_groups(saml_acme):
     core = services.create_team(actor=saml_acme.owner, organization=saml_acme.org, slug="core")
-    sso.set_idp_group_mapping(
-        actor=saml_acme.owner, organization=saml_acme.org, idp_group="eng", role="member", team=core
-    )
+    sso.set_group_mapping(actor=saml_acme.owner, organization=saml_acme.org, group="eng", role="member", team=core)
     client = Client()
 
     response = sign_in_through_idp(
@@ -39,12 +39,13 @@ def test_first_sign_in_creates_the_account_and_the_membership_from_the_groups(sa
     assert alice.emailaddress_set.get().verified
     assert Membership.objects.get(organization=saml_acme.org, user=alice).role == Role.MEMBER
     assert core.group.user_set.filter(pk=alice.pk).exists()
-    assert OrganizationIdentity.objects.get(organization=saml_acme.org, user=alice).provisioned
+    identity = ExternalIdentity.objects.get(user=alice)
+    assert identity.source == saml_source(saml_acme.org) and identity.subject == "alice@acme.example"
     assert client.session[SESSION_KEY] == [saml_acme.org.pk]
     assert client.get("/orgs/acme/").status_code == 200  # signed in
     added = acme_events(saml_acme, "member.added")[-1]
-    assert added.metadata["source"] == "saml" and added.metadata["user"] == alice.handle
-    assert added.actor_label.startswith("SAML IdP ")
+    assert added.metadata["source"] == saml_source(saml_acme.org) and added.metadata["user"] == alice.handle
+    assert added.actor_label == f"identity provider: {saml_source(saml_acme.org)}"
     assert acme_events(saml_acme, "team.member_added")[-1].metadata["user"] == alice.handle
     assert acme_events(saml_acme, "sso.saml_signed_in")[-1].actor == alice
 
@@ -52,8 +53,8 @@ def test_first_sign_in_creates_the_account_and_the_membership_from_the_groups(sa
 def test_group_changes_at_the_idp_change_role_and_teams_at_the_next_sign_in(saml_acme):
     core = services.create_team(actor=saml_acme.owner, organization=saml_acme.org, slug="core")
     owner = saml_acme.owner
-    sso.set_idp_group_mapping(actor=owner, organization=saml_acme.org, idp_group="eng", role="member", team=core)
-    sso.set_idp_group_mapping(actor=owner, organization=saml_acme.org, idp_group="portal-admins", role="admin")
+    sso.set_group_mapping(actor=owner, organization=saml_acme.org, group="eng", role="member", team=core)
+    sso.set_group_mapping(actor=owner, organization=saml_acme.org, group="portal-admins", role="admin")
     sign_in_through_idp(Client(), saml_acme, email="bob@acme.example", groups=["eng"])
     bob = get_user_model().objects.get(email="bob@acme.example")
 
@@ -62,14 +63,14 @@ def test_group_changes_at_the_idp_change_role_and_teams_at_the_next_sign_in(saml
     assert Membership.objects.get(organization=saml_acme.org, user=bob).role == Role.ADMIN
     assert not core.group.user_set.filter(pk=bob.pk).exists()
     changed = acme_events(saml_acme, "member.role_changed")[-1]
-    assert changed.diff == {"role": ["member", "admin"]} and changed.metadata["source"] == "saml"
+    assert changed.diff["role"] == ["member", "admin"] and changed.metadata["source"] == saml_source(saml_acme.org)
     assert acme_events(saml_acme, "team.member_removed")[-1].metadata["user"] == bob.handle
     assert get_user_model().objects.filter(email="bob@acme.example").count() == 1
 
 
 def test_groups_that_no_longer_give_a_role_end_the_membership_and_refuse_the_sign_in(saml_acme):
     saml_acme.settings(default_role=None)
-    sso.set_idp_group_mapping(actor=saml_acme.owner, organization=saml_acme.org, idp_group="eng", role="member")
+    sso.set_group_mapping(actor=saml_acme.owner, organization=saml_acme.org, group="eng", role="member")
     sign_in_through_idp(Client(), saml_acme, email="carol@acme.example", groups=["eng"])
     carol = get_user_model().objects.get(email="carol@acme.example")
     client = Client()
@@ -80,7 +81,7 @@ def test_groups_that_no_longer_give_a_role_end_the_membership_and_refuse_the_sig
     assert "give you no role" in response.content.decode()
     assert not Membership.objects.filter(organization=saml_acme.org, user=carol).exists()
     removed = acme_events(saml_acme, "member.removed")[-1]
-    assert removed.metadata["user"] == carol.handle and removed.metadata["reason"] == "no mapped group"
+    assert removed.metadata["user"] == carol.handle and removed.diff == {"role": ["member", None]}
     assert "_auth_user_id" not in client.session
 
 
@@ -90,13 +91,12 @@ def test_an_existing_account_at_a_verified_domain_is_linked_not_duplicated(saml_
     sign_in_through_idp(Client(), saml_acme, email="member@acme.example", groups=[])
 
     assert get_user_model().objects.filter(email="member@acme.example").count() == 1
-    identity = OrganizationIdentity.objects.get(organization=saml_acme.org, user=member)
-    assert not identity.provisioned
+    assert ExternalIdentity.objects.get(source=saml_source(saml_acme.org)).user == member
     assert Membership.objects.get(organization=saml_acme.org, user=member).role == Role.MEMBER
 
 
-def test_an_owner_keeps_the_owner_role_whatever_the_groups_say(saml_acme, world):
-    sso.set_idp_group_mapping(actor=saml_acme.owner, organization=saml_acme.org, idp_group="eng", role="viewer")
+def test_the_last_owner_keeps_the_owner_role_whatever_the_groups_say(saml_acme, world):
+    sso.set_group_mapping(actor=saml_acme.owner, organization=saml_acme.org, group="eng", role="viewer")
 
     sign_in_through_idp(Client(), saml_acme, email="owner@acme.example", groups=["eng"])
 
