@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("apps.inference.api.kserve_urls")),  # KServe v2 / Open Inference Protocol: /v2/...
     path("", include("apps.accounts.urls")),
     *([path("", include("apps.accounts.saml_urls"))] if settings.SAML_ENABLED else []),
+    path("", include("apps.organizations.scim_urls")),
     path("", include("apps.organizations.urls")),
     path("", include("apps.marketplace.urls")),
     path("", include("apps.registries.urls")),

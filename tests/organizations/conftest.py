@@ -11,7 +11,7 @@ from django.core import mail
 from apps.audit.models import AuditEvent
 from apps.organizations import services
 from apps.organizations.models import Invitation, Membership, Organization, Team
-from tests.sso_support import idp, saml_acme  # noqa: F401 - fixtures of the SSO tests
+from tests.sso_support import idp, saml_acme, scim_acme  # noqa: F401 - fixtures of the SSO tests
 
 
 @pytest.fixture
