@@ -518,9 +518,17 @@ INFERENCE_SESSION_CACHE_MB = env_int("INFERENCE_SESSION_CACHE_MB", 2048)
 # A request body (JSON or .npz) and the decoded tensors it holds, at most; the outputs of one run, at most.
 INFERENCE_MAX_REQUEST_BYTES = env_int("INFERENCE_MAX_REQUEST_BYTES", 16 * 1024 * 1024)
 INFERENCE_MAX_OUTPUT_BYTES = env_int("INFERENCE_MAX_OUTPUT_BYTES", 64 * 1024 * 1024)
+# The web server's request limit (gunicorn's --timeout, gpux_portal/gunicorn_conf.py; a proxy in front waits at
+# least as long) and its threads per process. A synchronous wait must end well before the limit: a caller's
+# ``timeout`` past WEB_TIMEOUT_SECONDS - WEB_ANSWER_MARGIN_SECONDS is refused (400 naming ``timeout``).
+WEB_TIMEOUT_SECONDS = env_int("GPUX_WEB_TIMEOUT", 60)
+WEB_ANSWER_MARGIN_SECONDS = 10
 # How long a synchronous prediction waits by default, and at most, before answering 202 with the job's URL.
 INFERENCE_SYNC_TIMEOUT_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_SECONDS", "30"))
 INFERENCE_SYNC_TIMEOUT_MAX_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_MAX_SECONDS", "120"))
+# Synchronous waits one web process holds at once (0: no limit). gunicorn_conf sets it to its threads less a
+# reserve, so pages always have threads; a prediction past it answers 202 with its job's URL without waiting.
+INFERENCE_SYNC_WAITS_PER_PROCESS = env_int("INFERENCE_SYNC_WAITS_PER_PROCESS", 0)
 # A CPU inference worker process may hold this much address space (RLIMIT_AS, MiB; 0: no limit). A model that
 # allocates past it fails its job with the reason and the process is replaced.
 INFERENCE_WORKER_MEMORY_MB = env_int("INFERENCE_WORKER_MEMORY_MB", 0)

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 
 from apps.core.access import Visibility
 from apps.inference.models import SLUG_VALIDATOR, Deployment, Device, Provider
+from apps.inference.predictions import sync_timeout_maximum
 from apps.inference.processing.errors import ProcessingError
 from apps.inference.processing.image import ACCEPT, MAX_IMAGE_BYTES, image_input, image_input_problem
 from apps.inference.processing.outputs import OutputDecoder
@@ -144,10 +145,9 @@ class TryItForm(forms.Form):
     def __init__(self, *args: Any, description: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.description = description
-        self.fields["timeout"].max_value = settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS
-        self.fields["timeout"].validators.append(
-            _at_most(settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS, "The longest a page may wait is {limit:g} seconds.")
-        )
+        longest = sync_timeout_maximum()
+        self.fields["timeout"].max_value = longest
+        self.fields["timeout"].validators.append(_at_most(longest, "The longest a page may wait is {limit:g} seconds."))
         self.fields["timeout"].initial = page_wait_seconds()
         self.input_fields: dict[str, str] = {}  # model input ("text", "image" or a tensor's name) -> form field
         kind = description["kind"]

@@ -310,17 +310,30 @@ def input_refusal(answer: dict[str, Any]) -> bool:
     return bool(answer.get("errors"))
 
 
+def sync_timeout_maximum() -> float:
+    """The longest a synchronous call may wait: the operator's ``INFERENCE_SYNC_TIMEOUT_MAX_SECONDS``, and never so
+    near the web server's request limit (``WEB_TIMEOUT_SECONDS``) that the server gives up on the request first."""
+    web = float(settings.WEB_TIMEOUT_SECONDS) - float(settings.WEB_ANSWER_MARGIN_SECONDS)
+    return max(0.0, min(float(settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS), web))
+
+
 def sync_timeout(requested: Any) -> float:
-    """The seconds a synchronous call waits: the client's ``timeout`` within the operator's maximum."""
-    default, maximum = settings.INFERENCE_SYNC_TIMEOUT_SECONDS, settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS
+    """The seconds a synchronous call waits: the client's ``timeout`` within ``sync_timeout_maximum()`` (past it:
+    400 naming ``timeout``, the maximum and why)."""
+    maximum = sync_timeout_maximum()
     if requested in (None, ""):
-        return default
+        return min(float(settings.INFERENCE_SYNC_TIMEOUT_SECONDS), maximum)
     try:
         value = float(requested)
     except (TypeError, ValueError):
         raise field_error("timeout", "Expected a number of seconds.", code="invalid") from None
     if not 0 <= value <= maximum:
-        raise field_error("timeout", f"Expected between 0 and {maximum:g} seconds.", code="out_of_range")
+        raise field_error(
+            "timeout",
+            f"Expected between 0 and {maximum:g} seconds (the web server ends a request after "
+            f"{settings.WEB_TIMEOUT_SECONDS:g} s); for a longer wait, send ?async=1 and poll the job's URL.",
+            code="out_of_range",
+        )
     return value
 
 

@@ -64,7 +64,13 @@ from apps.inference.api.views import (
 )
 from apps.inference.execution import npz_to_arrays
 from apps.inference.models import Deployment, DeploymentStatus
-from apps.inference.predictions import NotRunnable, PredictionInput, require_runnable, sync_timeout
+from apps.inference.predictions import (
+    NotRunnable,
+    PredictionInput,
+    require_runnable,
+    sync_timeout,
+    sync_timeout_maximum,
+)
 from apps.inference.runtime.validation import InputValidationError, batch_axis, validate_inputs
 from apps.marketplace.api.views import ModelLookupMixin
 from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
@@ -393,7 +399,7 @@ def read_infer_request(body: bytes, header_length: str | None, signature: dict) 
         try:
             seconds = sync_timeout(timeout / 1_000_000)
         except DjangoValidationError:  # it names the REST API's field: say it in this protocol's terms
-            maximum = settings.INFERENCE_SYNC_TIMEOUT_MAX_SECONDS
+            maximum = sync_timeout_maximum()
             problems.add(
                 "parameters.timeout",
                 f"{timeout:g} µs is past this server's limit of {maximum:g} s ({maximum * 1_000_000:.0f} µs)",
