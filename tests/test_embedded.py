@@ -1,9 +1,13 @@
 """`make run` cannot rot: start the embedded mode as the Makefile does and load the sign-in page.
 
 The launcher runs in a fresh var/ folder (GPUX_VAR_DIR), without DATABASE_URL and REDIS_URL, on a free port;
-it migrates SQLite, seeds the demo organization, starts gunicorn, a Celery worker and beat, and is stopped
-by its pid with SIGTERM, which must stop its children too. An audit export started from the audit page must
-run on the embedded worker (file broker) to a downloadable file.
+it migrates SQLite, seeds the demo organization, starts gunicorn, two Celery workers (interactive and
+background) and beat, and is stopped by its pid with SIGTERM, which must stop its children too. An audit export
+started from the audit page must run on the embedded worker (file broker) to a downloadable file.
+
+The launcher also supervises and stops whatever arrives: two quick Ctrl-Cs or a SIGTERM to its whole process
+group leave no child (nor their workers and pool processes) running; a worker that dies is started again and
+runs the next job; pages keep answering while more synchronous predictions wait than the web server has threads.
 """
 
 from __future__ import annotations
@@ -34,15 +38,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_embedded(var_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+def embedded_env(var_dir: Path, port: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "DEBUG"}}
-    env.update(GPUX_VAR_DIR=str(var_dir), GPUX_PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(GPUX_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    if port is not None:
+        env["GPUX_PORT"] = str(port)
+    return env
+
+
+def start_embedded(var_dir: Path, port: int, log_path: Path, *, new_session: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "gpux_portal.embedded"],
         cwd=REPO,
-        env=env,
+        env=embedded_env(var_dir, port),
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
+        start_new_session=new_session,
     )
 
 
@@ -66,6 +77,18 @@ def stop(process: subprocess.Popen) -> int:
 def child_pids(parent: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True, check=False)
     return [int(pid) for pid in out.stdout.split()]
+
+
+def descendants(parent: int) -> set[int]:
+    """Every process below ``parent``: its children, their workers and pool processes."""
+    found: set[int] = set()
+    frontier = [parent]
+    while frontier:
+        for pid in child_pids(frontier.pop()):
+            if pid not in found:
+                found.add(pid)
+                frontier.append(pid)
+    return found
 
 
 def alive(pid: int) -> bool:
@@ -129,7 +152,7 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
         assert f"http://127.0.0.1:{port}/" in banner
         assert "owner@demo.local" in banner and "member@demo.local" in banner
         children = child_pids(process.pid)
-        assert len(children) == 3, "gunicorn, a Celery worker and beat"
+        assert len(children) == 4, "gunicorn, an interactive and a background Celery worker, and beat"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
             assert response.status == 200
             assert b'name="login"' in response.read()
@@ -221,3 +244,178 @@ def test_embedded_sqlite_takes_concurrent_writers_without_database_is_locked(tmp
         ).fetchone()
     assert count[0] == 75
     assert events[0] >= 75
+
+
+# --- supervision and stopping ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared_var(tmp_path_factory) -> Path:
+    """A var/ folder the launcher has migrated and seeded once: the tests below start it again at once."""
+    folder = tmp_path_factory.mktemp("embedded")
+    log_path = folder / "prepare.log"
+    process = start_embedded(folder / "var", free_port(), log_path)
+    try:
+        wait_for_banner(process, log_path)
+    finally:
+        if process.poll() is None:
+            stop(process)
+    return folder / "var"
+
+
+class Portal:
+    """A running launcher: its process, port, log and the pids its banner names."""
+
+    def __init__(self, var_dir: Path, log_path: Path, *, new_session: bool = False) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.process = start_embedded(var_dir, self.port, log_path, new_session=new_session)
+        banner = wait_for_banner(self.process, log_path)
+        self.pids = {
+            name: int(pid) for name, pid in re.findall(r"(web|interactive worker|background worker|beat) (\d+)", banner)
+        }
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            stop(self.process)
+
+
+def assert_all_gone(pids: set[int], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {pid for pid in pids if alive(pid)}
+    assert not left, f"still running after the launcher stopped: {left}"
+
+
+@pytest.mark.slow
+def test_two_quick_signals_stop_every_child_and_their_workers(prepared_var, tmp_path):
+    portal = Portal(prepared_var, tmp_path / "run.log")
+    try:
+        family = descendants(portal.process.pid)
+        assert set(portal.pids.values()) <= family
+        assert len(family) >= 8, "gunicorn and its 2 workers, 2 Celery workers and their pool processes, beat"
+
+        # Two different signals at once: the old launcher's handler raised again inside its stopping code and left
+        # every child running (seen 2 times in 3 tries); a third for good measure.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+            os.kill(portal.process.pid, signum)
+
+        assert portal.process.wait(timeout=60) == 0, portal.log()[-3000:]
+        assert_all_gone(family)
+        assert "Traceback" not in portal.log()
+    finally:
+        portal.close()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launchers_process_group_stops_every_child(prepared_var, tmp_path):
+    portal = Portal(prepared_var, tmp_path / "run.log", new_session=True)
+    try:
+        family = descendants(portal.process.pid)
+
+        os.killpg(portal.process.pid, signal.SIGTERM)
+        os.killpg(portal.process.pid, signal.SIGINT)
+
+        assert portal.process.wait(timeout=60) == 0, portal.log()[-3000:]
+        assert_all_gone(family)
+    finally:
+        portal.close()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_started_again_and_runs_the_next_job(prepared_var, tmp_path):
+    portal = Portal(prepared_var, tmp_path / "run.log")
+    try:
+        dead = portal.pids["background worker"]
+        pool = set(child_pids(dead))
+
+        os.kill(dead, signal.SIGKILL)
+
+        deadline = time.monotonic() + 60
+        while "background worker started again" not in portal.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = portal.log()
+        assert f"background worker (pid {dead}) exited with status -9" in log, log[-3000:]
+        restarted = int(re.search(r"background worker started again \(pid (\d+)\)", log).group(1))
+        assert restarted != dead and alive(restarted)
+        assert_all_gone(pool)  # the dead worker's pool process did not stay behind
+        assert portal.process.poll() is None, "the launcher went on"
+        credentials = json.loads((prepared_var / "demo-credentials.json").read_text())
+        exported = export_audit_trail_through_the_pages(
+            portal.base, "owner@demo.local", credentials["owner@demo.local"]
+        )
+        assert exported.splitlines()[0].startswith("uuid,")
+    finally:
+        portal.close()
+
+
+def api_token(var_dir: Path, email: str) -> str:
+    """An API token of ``email`` in the embedded database (made the way the token service makes one)."""
+    code = (
+        "from apps.accounts.models import ApiToken, TokenScope, User\n"
+        "raw, prefix, digest = ApiToken.generate()\n"
+        f"ApiToken.objects.create(user=User.objects.get(email={email!r}), name='test', prefix=prefix, "
+        "secret_hash=digest, scope=TokenScope.ADMIN)\n"
+        "print(raw)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO,
+        env=embedded_env(var_dir),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def predict(base: str, token: str, timeout: float) -> int:
+    body = json.dumps({"inputs": {"float_input": [[5.1, 3.5], [4.9, 3.0], [6.2, 3.4]]}, "timeout": timeout}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v1/models/demo/iris-classifier/versions/1.0.0/predict",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout + 30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.slow
+def test_pages_answer_while_more_predictions_wait_than_the_web_server_has_threads(prepared_var, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = api_token(prepared_var, "owner@demo.local")
+    portal = Portal(prepared_var, tmp_path / "run.log")
+    # The interactive worker is paused: every prediction waits its whole timeout (none can finish).
+    worker = portal.pids["interactive worker"]
+    paused = [worker, *child_pids(worker)]
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    waiting_predictions = 20  # 2 web processes x 8 threads = 16 threads in all
+    try:
+        with ThreadPoolExecutor(max_workers=waiting_predictions) as pool:
+            predictions = [pool.submit(predict, portal.base, token, 20) for _ in range(waiting_predictions)]
+            time.sleep(3)  # they are all in
+            pages = []
+            for _ in range(5):
+                with urllib.request.urlopen(f"{portal.base}/accounts/login/", timeout=10) as response:
+                    pages.append(response.status)
+                still_waiting = sum(not prediction.done() for prediction in predictions)
+                assert still_waiting > 0, "the predictions ended before the pages were asked for"
+            statuses = [prediction.result() for prediction in predictions]
+        assert pages == [200] * 5
+        assert set(statuses) <= {200, 202}, statuses  # never a 5xx from a web worker killed mid-wait
+        assert statuses.count(202) == waiting_predictions
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+        portal.close()
