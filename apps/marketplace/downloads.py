@@ -28,10 +28,12 @@ from django.core import signing
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
-from apps.marketplace.models import Blob
+from apps.core.access import Visibility
+from apps.marketplace.models import Blob, VersionStatus
 from apps.marketplace.storage import CHUNK_SIZE, open_blob
 
 MAX_RANGES = 64
+IMMUTABLE_MAX_AGE = 31_536_000  # a year: content-addressed bytes never change
 
 # Where a file a version lists but does not hold yet comes from: callables (version, path) -> VersionFile or None,
 # appended by other apps (the registries app fetches a synced model's file from its registry on first use).
@@ -379,3 +381,16 @@ def check_blob_access(token: str, *, sha256: str) -> SignedAccess:
 
 def basename(path: str) -> str:
     return os.path.basename(path) or "download"
+
+
+def cache_control(version: Any, *, immutable: bool) -> str:
+    """The ``Cache-Control`` of a version's file: public only for a public model's unyanked version; immutable
+    (cached for a year) only where asked and the version is frozen, else revalidated."""
+    audience = (
+        "public"
+        if version.model.visibility == Visibility.PUBLIC and version.status != VersionStatus.YANKED
+        else "private"
+    )
+    if immutable and version.is_frozen:
+        return f"{audience}, max-age={IMMUTABLE_MAX_AGE}, immutable"
+    return f"{audience}, no-cache"

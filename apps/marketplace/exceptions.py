@@ -45,3 +45,25 @@ class VersionYanked(exceptions.APIException):
     status_code = status.HTTP_410_GONE
     default_code = "version_yanked"
     default_detail = "This version was yanked."
+
+
+class UpstreamFailed(exceptions.APIException):
+    """A file the version lists upstream could not be fetched from its registry: 502."""
+
+    status_code = 502
+    default_code = "upstream_failed"
+    default_detail = "The file's registry could not deliver it."
+
+
+class ManifestRefused(exceptions.APIException):
+    """A refusal of the gpux.yml routes that is not a 400 (409: cannot be exported yet; 413: too large); the body
+    also names the field it concerns, as a 400 would."""
+
+    def __init__(self, detail: str, *, field: str, code: str, status_code: int) -> None:
+        super().__init__(detail, code)
+        self.status_code = status_code
+        self.field = field
+
+    def add_to(self, response) -> None:
+        if isinstance(response.data, dict):
+            response.data[self.field] = [str(self.detail)]

@@ -37,7 +37,7 @@ from apps.inference.batch import (
 )
 from apps.inference.models import BatchFormat
 from apps.inference.predictions import NotRunnable, acting_organization
-from apps.marketplace.api.views import AnyContentMixin, ModelLookupMixin
+from apps.marketplace.api.mixins import AnyContentMixin, ModelLookupMixin
 
 UUID_REGEX = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 # Room for the multipart envelope and the small fields around the file.

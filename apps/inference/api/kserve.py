@@ -72,7 +72,7 @@ from apps.inference.predictions import (
     sync_timeout_maximum,
 )
 from apps.inference.runtime.validation import InputValidationError, batch_axis, validate_inputs
-from apps.marketplace.api.views import ModelLookupMixin
+from apps.marketplace.api.mixins import ModelLookupMixin
 from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
 
 SERVER_NAME = "gpux-portal"

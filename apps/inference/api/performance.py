@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from apps.inference import performance
 from apps.inference.api.views import Conflict
-from apps.marketplace.api.views import ModelLookupMixin
+from apps.marketplace.api.mixins import ModelLookupMixin
 from apps.marketplace.models import ValidationStatus
 
 

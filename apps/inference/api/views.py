@@ -51,7 +51,7 @@ from apps.inference.predictions import (
     sync_timeout,
 )
 from apps.inference.webhooks import check_webhook_url, rotate_secret, secret_of
-from apps.marketplace.api.views import ModelLookupMixin
+from apps.marketplace.api.mixins import ModelLookupMixin
 from apps.marketplace.models import Model, ModelVersion, VersionStatus
 from apps.organizations.api.views import ORG_SLUG
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from apps.marketplace.api import views
+from apps.marketplace.api import files, manifest, uploads, views
 
 MODEL = "models/<str:owner>/<str:name>"
 VERSION = f"{MODEL}/versions/<str:label>"
@@ -38,7 +38,7 @@ model_detail = views.ModelViewSet.as_view({"get": "retrieve", "patch": "partial_
 org_models = views.OrganizationModelViewSet.as_view({"get": "list", "post": "create"})
 version_list = views.VersionViewSet.as_view({"get": "list", "post": "create"})
 version_detail = views.VersionViewSet.as_view({"get": "retrieve", "patch": "partial_update"})
-file_list = views.VersionFileViewSet.as_view({"get": "list", "post": "create"})
+file_list = files.VersionFileViewSet.as_view({"get": "list", "post": "create"})
 
 
 def version_action(name: str):
@@ -58,13 +58,13 @@ urlpatterns = [
     path(f"{VERSION}/deprecate/", version_action("deprecate"), name="model-version-deprecate"),
     path(f"{VERSION}/yank/", version_action("yank"), name="model-version-yank"),
     path(f"{VERSION}/validate/", version_action("validate"), name="model-version-validate"),
-    path(f"{VERSION}/manifest", views.VersionManifestView.as_view(), name="model-version-manifest"),
+    path(f"{VERSION}/manifest", manifest.VersionManifestView.as_view(), name="model-version-manifest"),
     path(f"{VERSION}/files/", file_list, name="model-version-file-list"),
-    path(f"{VERSION}/files/<path:path>", views.VersionFileDownloadView.as_view(), name="model-version-file-detail"),
-    path(f"{VERSION}/links/<path:path>", views.VersionFileLinkView.as_view(), name="model-version-file-link"),
-    path(f"{VERSION}/uploads/", views.UploadSessionCreateView.as_view(), name="model-version-upload-list"),
-    path("uploads/<uuid:uuid>/", views.UploadSessionView.as_view(), name="model-upload-detail"),
-    path("uploads/<uuid:uuid>/complete/", views.UploadSessionCompleteView.as_view(), name="model-upload-complete"),
+    path(f"{VERSION}/files/<path:path>", files.VersionFileDownloadView.as_view(), name="model-version-file-detail"),
+    path(f"{VERSION}/links/<path:path>", files.VersionFileLinkView.as_view(), name="model-version-file-link"),
+    path(f"{VERSION}/uploads/", uploads.UploadSessionCreateView.as_view(), name="model-version-upload-list"),
+    path("uploads/<uuid:uuid>/", uploads.UploadSessionView.as_view(), name="model-upload-detail"),
+    path("uploads/<uuid:uuid>/complete/", uploads.UploadSessionCompleteView.as_view(), name="model-upload-complete"),
     path(f"{MODEL}/aliases/", views.AliasListView.as_view(), name="model-alias-list"),
     path(f"{MODEL}/aliases/<str:alias>/", views.AliasDetailView.as_view(), name="model-alias-detail"),
     path(
@@ -72,5 +72,5 @@ urlpatterns = [
         views.AliasFileDownloadView.as_view(),
         name="model-alias-file-detail",
     ),
-    re_path(r"^blobs/sha256/(?P<sha256>[0-9a-f]{64})$", views.BlobDownloadView.as_view(), name="model-blob-download"),
+    re_path(r"^blobs/sha256/(?P<sha256>[0-9a-f]{64})$", files.BlobDownloadView.as_view(), name="model-blob-download"),
 ]
