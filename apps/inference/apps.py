@@ -10,4 +10,4 @@ class InferenceConfig(AppConfig):
 
     def ready(self) -> None:
         # A deleted batch job takes its input, results and leftover parts with it (a post_delete receiver).
-        from apps.inference import batch  # noqa: F401
+        from apps.inference.batch import results  # noqa: F401

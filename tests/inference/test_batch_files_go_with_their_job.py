@@ -7,8 +7,8 @@ import pytest
 from django.core.files.storage import default_storage
 
 from apps.core.jobs import Job, JobStatus
-from apps.inference import batch as batch_module
 from apps.inference.batch import part_name, start_batch_inference
+from apps.inference.batch import worker as batch_worker
 from apps.inference.batch_tasks import run_batch
 from apps.inference.models import BatchInference
 from tests.inference import onnx_models
@@ -44,7 +44,7 @@ def test_a_deleted_failed_job_takes_the_parts_it_left(
     runnable, world, tmp_path, monkeypatch, django_capture_on_commit_callbacks
 ):
     job = started(runnable, world, tmp_path)
-    real, calls = batch_module.run_chunk, []
+    real, calls = batch_worker.run_chunk, []
 
     def second_chunk_fails(loaded, rows, **kwargs):
         calls.append(rows[0].index)
@@ -52,7 +52,7 @@ def test_a_deleted_failed_job_takes_the_parts_it_left(
             raise RuntimeError("the model server went away")
         return real(loaded, rows, **kwargs)
 
-    monkeypatch.setattr(batch_module, "run_chunk", second_chunk_fails)
+    monkeypatch.setattr(batch_worker, "run_chunk", second_chunk_fails)
     assert run_batch.run(job.pk) == JobStatus.FAILED
     part = part_name(job, 0, "csv")
     assert default_storage.exists(part)

@@ -12,8 +12,8 @@ from django.core.files.storage import default_storage
 
 from apps.core.job_services import cancel_job, reap_stale_jobs, reaper_grace
 from apps.core.jobs import Job, JobStatus
-from apps.inference import batch as batch_module
 from apps.inference.batch import part_name, start_batch_inference
+from apps.inference.batch import worker as batch_worker
 from apps.inference.batch_tasks import run_batch
 from apps.inference.models import BatchInference
 from tests.conftest import api_client_for
@@ -50,7 +50,7 @@ def start(runnable, world, iris_model) -> Job:
 def stop_at_commit(monkeypatch, number: int, action) -> list[int]:
     """Run ``action`` instead of saving ``rows_done`` the ``number``-th time (its part is already written)."""
     calls: list[int] = []
-    real = batch_module._commit_chunk
+    real = batch_worker._commit_chunk
 
     def commit(job, batch, **kwargs):
         calls.append(kwargs["rows_done"])
@@ -58,7 +58,7 @@ def stop_at_commit(monkeypatch, number: int, action) -> list[int]:
             action(job)
         return real(job, batch, **kwargs)
 
-    monkeypatch.setattr(batch_module, "_commit_chunk", commit)
+    monkeypatch.setattr(batch_worker, "_commit_chunk", commit)
     return calls
 
 
@@ -97,7 +97,7 @@ def test_an_attempt_killed_between_a_part_and_its_rows_done_is_resumed_and_write
 def test_a_job_that_fails_mid_way_keeps_and_serves_the_rows_it_finished(runnable, world, iris_model, monkeypatch):
     job = start(runnable, world, iris_model)
     calls = {"chunks": 0}
-    real = batch_module.run_chunk
+    real = batch_worker.run_chunk
 
     def failing_chunk(loaded, rows, **kwargs):
         calls["chunks"] += 1
@@ -105,7 +105,7 @@ def test_a_job_that_fails_mid_way_keeps_and_serves_the_rows_it_finished(runnable
             raise RuntimeError("the scratch disk is full")
         return real(loaded, rows, **kwargs)
 
-    monkeypatch.setattr(batch_module, "run_chunk", failing_chunk)
+    monkeypatch.setattr(batch_worker, "run_chunk", failing_chunk)
     assert run_batch.run(job.pk) == JobStatus.FAILED
 
     failed = Job.objects.get(pk=job.pk)
