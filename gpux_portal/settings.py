@@ -299,6 +299,8 @@ SAML_SESSION_COOKIE_SAMESITE = "None" if PRODUCTION else "Lax"
 SSO_METADATA_ALLOWED_NETWORKS = env_list("GPUX_SSO_ALLOWED_NETWORKS")
 SSO_METADATA_TIMEOUT_SECONDS = env_int("SSO_METADATA_TIMEOUT_SECONDS", 10)
 SSO_DNS_TIMEOUT_SECONDS = env_int("SSO_DNS_TIMEOUT_SECONDS", 5)
+# A dotted path to a function name -> [TXT record strings] used instead of DNS (tests; split-horizon setups).
+SSO_DNS_TXT_RESOLVER = env("SSO_DNS_TXT_RESOLVER")
 
 # --- API ----------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     *([path("", include("apps.accounts.saml_urls"))] if settings.SAML_ENABLED else []),
     path("", include("apps.organizations.scim_urls")),
+    path("", include("apps.organizations.sso_urls")),
     path("", include("apps.organizations.urls")),
     path("", include("apps.marketplace.urls")),
     path("", include("apps.registries.urls")),

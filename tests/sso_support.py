@@ -196,3 +196,13 @@ def scim_acme(world) -> ScimClient:
     verify_domain(world.org, "acme.example")
     _token, raw = scim.create_scim_token(actor=world.user("owner"), organization=world.org)
     return ScimClient(raw)
+
+
+# -- DNS without a DNS server ---------------------------------------------------------------------------------
+# No DNS server is reachable from the test machines: domain checks go through this resolver instead (the
+# SSO_DNS_TXT_RESOLVER setting), and a test publishes the records it wants here.
+TXT_RECORDS: dict[str, list[str]] = {}
+
+
+def txt_records(name: str) -> list[str]:
+    return list(TXT_RECORDS.get(name, []))

@@ -66,3 +66,52 @@ class InvitationForm(forms.Form):
     def __init__(self, *args: Any, up_to: Role | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = role_choices(up_to)
+
+
+# -- single sign-on and provisioning ----------------------------------------------------------------------------
+class SamlSettingsForm(forms.Form):
+    """The SAML part of /orgs/<slug>/sso/: the IdP metadata (pasted or by URL) and what to read from assertions."""
+
+    idp_metadata_xml = forms.CharField(
+        label="IdP metadata (XML)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text="Paste the identity provider's SAML metadata; leave empty to keep what is saved.",
+    )
+    idp_metadata_url = forms.URLField(
+        label="…or its metadata URL",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        help_text="Fetched now (private addresses only if the operator allows them).",
+    )
+    email_attribute = forms.CharField(label="E-mail attribute", max_length=255, initial="email")
+    name_attribute = forms.CharField(label="Name attribute", max_length=255, required=False, initial="name")
+    groups_attribute = forms.CharField(label="Groups attribute", max_length=255, required=False, initial="groups")
+    default_role = forms.TypedChoiceField(
+        label="Role when no group maps",
+        choices=[("", "none: refuse the sign-in"), *[(r.value, r.label) for r in Role if r < Role.OWNER]],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    allow_idp_initiated = forms.BooleanField(label="Accept sign-ins started at the IdP", required=False)
+    enabled = forms.BooleanField(label="SAML sign-in enabled", required=False)
+
+
+class GroupMappingForm(forms.Form):
+    group = forms.CharField(label="IdP group", max_length=500)
+    role = forms.TypedChoiceField(label="Role", choices=[(r.value, r.label) for r in Role], coerce=int)
+    team = forms.CharField(label="Team (slug, optional)", max_length=50, required=False)
+
+
+class DomainForm(forms.Form):
+    domain = forms.CharField(label="E-mail domain", max_length=253, help_text="e.g. acme.com")
+
+
+class DomainEmailForm(forms.Form):
+    email = forms.EmailField(label="An address at the domain", max_length=254)
+
+
+class SsoSignInForm(forms.Form):
+    email = forms.EmailField(label="Work e-mail address", max_length=254)
