@@ -37,6 +37,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from djangosaml2.cache import OutstandingQueriesCache
 from djangosaml2.views import AssertionConsumerServiceView, LoginView, MetadataView
 from saml2 import BINDING_HTTP_POST
@@ -165,6 +167,7 @@ class SamlLoginView(OrganizationSamlMixin, LoginView):
         return False
 
 
+@method_decorator(csrf_exempt, name="dispatch")  # the IdP's POST carries no CSRF token; the assertion is checked
 class SamlAcsView(OrganizationSamlMixin, AssertionConsumerServiceView):
     """Take the IdP's Response: checked by pysaml2, then by ``custom_validation``; the person is then provisioned
     and signed in (or, for a test sign-in, shown what arrived)."""

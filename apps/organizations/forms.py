@@ -101,7 +101,12 @@ class SamlSettingsForm(forms.Form):
 
 class GroupMappingForm(forms.Form):
     group = forms.CharField(label="IdP group", max_length=500)
-    role = forms.TypedChoiceField(label="Role", choices=[(r.value, r.label) for r in Role], coerce=int)
+    role = forms.TypedChoiceField(
+        label="Role",
+        choices=[(r.value, r.label) for r in Role],
+        coerce=int,
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )
     team = forms.CharField(label="Team (slug, optional)", max_length=50, required=False)
 
 

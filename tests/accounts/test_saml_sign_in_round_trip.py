@@ -130,3 +130,12 @@ def test_an_organization_without_saml_has_no_saml_routes(world):
     assert client.get("/orgs/acme/sso/saml/metadata/").status_code == 404
     assert client.get("/orgs/acme/sso/saml/login/").status_code == 404
     assert client.post("/orgs/acme/sso/saml/acs/", {"SAMLResponse": "x"}).status_code == 404
+
+
+def test_the_idps_cross_site_post_reaches_the_acs_without_a_csrf_token(saml_acme):
+    """A browser's POST from the IdP's page carries no CSRF token and a foreign Origin: the ACS takes it."""
+    client = Client(enforce_csrf_checks=True)
+
+    response = sign_in_through_idp(client, saml_acme, email="hal@acme.example", next_url="/orgs/acme/")
+
+    assert response.status_code == 302 and response["Location"] == "/orgs/acme/"
