@@ -95,6 +95,12 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    # Sign-in through identity providers (docs/admin/sso-oidc.md): OpenID Connect (the portal's hardened class,
+    # apps/accounts/oidc), GitHub and GitLab.
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.gitlab",
     "apps.core",
     "apps.accounts",
     "apps.organizations",
@@ -263,6 +269,25 @@ AXES_LOCKOUT_TEMPLATE = "account/lockout.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# --- enterprise sign-in: OpenID Connect, GitHub, GitLab (docs/admin/sso-oidc.md) ------------------------------
+# Providers come from OIDC_PROVIDERS / OIDC_PROVIDERS_FILE, GITHUB_CLIENT_ID / _SECRET and GITLAB_CLIENT_ID / _SECRET
+# (apps/accounts/oidc/config.py), or from the Django admin (Social applications).
+from apps.accounts.oidc.config import socialaccount_providers  # noqa: E402
+
+SOCIALACCOUNT_PROVIDERS = socialaccount_providers(os.environ)
+SOCIALACCOUNT_ADAPTER = "apps.accounts.social.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# Link a sign-in to an existing account only by an address the provider says it verified (allauth wipes a password
+# set while that account's address was unverified); an unverified one gets the sign-up form, never the account.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_QUERY_EMAIL = True
+# The portal does not call providers' APIs for people: it keeps no access or refresh tokens.
+SOCIALACCOUNT_STORE_TOKENS = False
+# Starting a sign-in is a POST from the sign-in page (a GET shows a confirmation first): no login CSRF.
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("SOCIALACCOUNT_REQUESTS_TIMEOUT", 10)
 
 # --- enterprise sign-in: LDAP / Active Directory (docs/operator/ldap.md) ------------------------------------
 # Configured by the LDAP_* variables; needs the `enterprise` extra (python-ldap, django-auth-ldap). Without it the

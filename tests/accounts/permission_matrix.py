@@ -1,4 +1,6 @@
-"""SAML routes of an organization in the permission matrix (loaded by tests/permissions/matrix.py).
+"""Sign-in routes of the accounts app in the permission matrix (loaded by tests/permissions/matrix.py).
+
+SAML routes of an organization:
 
 An IdP and people's browsers reach them before anyone is signed in, so they answer everyone alike once the
 organization has SAML settings: the SP metadata (200), the sign-in start (a redirect to the IdP), and the ACS
@@ -41,3 +43,19 @@ PAGE_ROUTES = [
         note="no SAMLResponse: 400 for anyone (the assertion decides who signs in, not the session)",
     ),
 ]
+
+# OpenID Connect sign-in routes: no role decides them.
+EXEMPT: dict[str, str] = {
+    "openid_connect_login": (
+        "starts a sign-in through an OpenID Connect provider: public by design, like allauth's own sign-in pages "
+        "(the portal's hardened copy of allauth's view; tests/accounts/oidc)"
+    ),
+    "openid_connect_callback": (
+        "the provider's redirect back after sign-in: public by design, checked by state, PKCE, issuer and signature "
+        "(tests/accounts/oidc/test_refused_openid_connect_sign_ins.py)"
+    ),
+    "route:accounts/social/": (
+        "django-allauth's deprecated /accounts/social/* addresses: bare redirects to its /accounts/3rdparty/ pages "
+        "(exempt as allauth.)"
+    ),
+}

@@ -65,6 +65,8 @@ def all_patterns() -> list[Pattern]:
 
 def exemption_for(pattern: Pattern) -> str | None:
     for key in EXEMPT:
+        if key.startswith("route:") and pattern.route.startswith(key.removeprefix("route:")):
+            return key
         if key.endswith(":") and pattern.namespace.startswith(key):
             return key
         if key.endswith(".") and pattern.module.startswith(key):
