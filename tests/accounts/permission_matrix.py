@@ -1,11 +1,10 @@
 """Sign-in routes of the accounts app in the permission matrix (loaded by tests/permissions/matrix.py).
 
-SAML routes of an organization:
-
-An IdP and people's browsers reach them before anyone is signed in, so they answer everyone alike once the
-organization has SAML settings: the SP metadata (200), the sign-in start (a redirect to the IdP), and the ACS
-(a POST without a SAMLResponse is a 400 for anyone). The refusals of bad assertions, the test sign-in's admin
-check and the round trip are in tests/accounts/test_saml_*.py.
+SAML routes of an organization: an IdP and people's browsers reach them before anyone is signed in, so they answer
+everyone alike once the organization has SAML settings: the SP metadata (200), the sign-in start (a redirect to the
+IdP), and the ACS (a POST without a SAMLResponse is a 400 for anyone). The refusals of bad assertions, the test
+sign-in's admin check and the round trip are in tests/accounts/test_saml_*.py. OpenID Connect's routes are exempt
+(EXEMPT below, with the reasons).
 """
 
 from __future__ import annotations
