@@ -1,4 +1,4 @@
-"""The Celery application. Queues: inference.gpu, inference.cpu, sync, default (DESIGN.md)."""
+"""The Celery application. Queues: inference.gpu, inference.cpu, checks, sync, default (DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ app = Celery("gpux_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each queue gets its own routing key: without one, Celery binds every queue to the default exchange with the
 # key "default", and a message sent to one queue is delivered to all four.
-app.conf.task_queues = [Queue(name, routing_key=name) for name in ("default", "sync", "inference.cpu", "inference.gpu")]
+app.conf.task_queues = [
+    Queue(name, routing_key=name) for name in ("default", "sync", "inference.cpu", "inference.gpu", "checks")
+]
 app.autodiscover_tasks()
 
 

@@ -556,9 +556,12 @@ INFERENCE_SYNC_TIMEOUT_MAX_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_MAX_SECON
 # Synchronous waits one web process holds at once (0: no limit). gunicorn_conf sets it to its threads less a
 # reserve, so pages always have threads; a prediction past it answers 202 with its job's URL without waiting.
 INFERENCE_SYNC_WAITS_PER_PROCESS = env_int("INFERENCE_SYNC_WAITS_PER_PROCESS", 0)
-# A CPU inference worker process may hold this much address space (RLIMIT_AS, MiB; 0: no limit). A model that
-# allocates past it fails its job with the reason and the process is replaced.
-INFERENCE_WORKER_MEMORY_MB = env_int("INFERENCE_WORKER_MEMORY_MB", 0)
+# A pool process of a worker that runs models may hold this much address space (RLIMIT_AS, MiB; 0: no limit). A
+# model that allocates past it fails its job with the reason and the process is replaced. Unset: the host's
+# memory (or its cgroup's limit) x INFERENCE_WORKER_MEMORY_FRACTION / the pool's processes, at least 1024 MiB, on
+# workers without a GPU (apps/inference/worker_memory.py, docs/operator/inference.md).
+INFERENCE_WORKER_MEMORY_MB = env_int("INFERENCE_WORKER_MEMORY_MB", None)
+INFERENCE_WORKER_MEMORY_FRACTION = float(env("INFERENCE_WORKER_MEMORY_FRACTION", "0.5"))
 # Webhooks: attempts and the first retry delay (doubling), seconds a receiver gets to answer.
 INFERENCE_WEBHOOK_ATTEMPTS = env_int("INFERENCE_WEBHOOK_ATTEMPTS", 5)
 INFERENCE_WEBHOOK_RETRY_SECONDS = float(env("INFERENCE_WEBHOOK_RETRY_SECONDS", "5"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import shutil
 import time
@@ -22,8 +23,16 @@ import numpy as np
 from django.conf import settings
 
 from apps.inference.runtime.providers import choose_providers, parse_memory
-from apps.inference.runtime.sessions import SessionCache, load_session, run_session, session_options
+from apps.inference.runtime.sessions import (
+    SessionCache,
+    load_session,
+    resident_bytes,
+    run_session,
+    session_options,
+)
 from apps.marketplace.models import ModelVersion
+
+logger = logging.getLogger(__name__)
 
 _cache: SessionCache | None = None
 _processors: dict[Any, Any] = {}
@@ -88,6 +97,7 @@ class LoadedVersion:
     provider: str
     load_ms: float
     processor: Any
+    key: Any = None  # the session cache's key
 
     @property
     def signature(self) -> dict[str, Any]:
@@ -127,7 +137,7 @@ def load_version(version: ModelVersion, *, provider: str = "auto") -> LoadedVers
         )
         _processors[key] = processor
     return LoadedVersion(
-        version, directory, entry.session, entry.provider, entry.load_ms if entry.last_used else 0.0, processor
+        version, directory, entry.session, entry.provider, entry.load_ms if entry.last_used else 0.0, processor, key
     )
 
 
@@ -169,13 +179,31 @@ def run_version(
     *,
     time_limit: float | None = None,
     readable: bool = False,
+    count_memory: bool = True,
 ) -> RunOutcome:
-    """Run the loaded version on validated inputs; the readable answer too when ``readable``."""
+    """Run the loaded version on validated inputs; the readable answer too when ``readable``.
+
+    What the run left in memory (ONNX Runtime's arena keeps what it allocated) counts in the session's cost in
+    this process's cache; a session that its runs pushed past the cache's budget is dropped, and its memory
+    returns to the system once the caller lets go of ``loaded``. ``count_memory=False`` skips that (two reads of
+    /proc, some microseconds: the performance card's timed runs)."""
+    count_memory = count_memory and loaded.key is not None
+    resident_before = resident_bytes() if count_memory else 0
     started = time.perf_counter()
     outputs = run_session(
         loaded.session, inputs, time_limit=time_limit, max_output_bytes=settings.INFERENCE_MAX_OUTPUT_BYTES
     )
     run_ms = (time.perf_counter() - started) * 1000
+    if count_memory:
+        kept = resident_bytes() - resident_before - sum(_nbytes(value) for value in outputs.values())
+        if session_cache().count_run(loaded.key, kept):
+            logger.warning(
+                "The session of %s kept %d MiB after a run, past the session cache's %d MiB: dropped (loaded again "
+                "when next asked for).",
+                loaded.version,
+                kept // (1024 * 1024),
+                int(settings.INFERENCE_SESSION_CACHE_MB),
+            )
     answer = None
     if readable:
         answer = loaded.processor.postprocess(outputs, inputs)
@@ -183,6 +211,10 @@ def run_version(
     return RunOutcome(
         outputs, answer, loaded.provider, {"run_ms": round(run_ms, 3), "post_ms": round(total_ms - run_ms, 3)}
     )
+
+
+def _nbytes(value: Any) -> int:
+    return int(value.nbytes) if isinstance(value, np.ndarray) else 0
 
 
 # A string tensor travels as ``<name>.utf8`` beside the ``<name>.npy`` members of other tensors: an ``.npy`` of the

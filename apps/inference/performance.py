@@ -294,7 +294,8 @@ def _time_size(loaded: Any, inputs: dict[str, np.ndarray], *, budget: float, tim
     started = time.perf_counter()
     while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or time.perf_counter() - started < budget):
         began = time.perf_counter()
-        run_version(loaded, inputs)  # no watchdog thread per run: it would be timed too; the warm-up had one
+        # No watchdog thread nor memory count per run: they would be timed too; the warm-up had both.
+        run_version(loaded, inputs, count_memory=False)
         times.append((time.perf_counter() - began) * 1000)
     return times
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import connection, transaction
 
 from apps.core.job_services import fail_job, finish_jobs
@@ -67,7 +66,9 @@ def memory_failure(exc: BaseException) -> bool:
 
 
 def memory_message() -> str:
-    limit = int(getattr(settings, "INFERENCE_WORKER_MEMORY_MB", 0) or 0)
+    from apps.inference.worker_memory import applied_limit_mb
+
+    limit = applied_limit_mb()
     where = f"the worker's limit of {limit} MiB" if limit else "the memory this worker has"
     return f"The model needed more memory than {where}; the job is not retried. Use a larger worker or a smaller batch."
 

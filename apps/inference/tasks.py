@@ -16,7 +16,6 @@ worker, ``--prefetch-multiplier`` high enough to buffer a batch (docs/operator/i
 from __future__ import annotations
 
 import logging
-import resource
 import threading
 import time
 from collections import OrderedDict
@@ -24,7 +23,6 @@ from typing import Any
 
 from celery import shared_task, signals
 from celery_batches import Batches, SimpleRequest
-from django.conf import settings
 
 from apps.core.job_services import claim_job, claim_jobs, register_job_kind
 from apps.core.jobs import Job, JobQueue
@@ -173,14 +171,25 @@ def deliver_webhook(self, job_id: int, attempt: int = 1) -> str:
     return deliver(job_id, attempt)
 
 
+@signals.celeryd_after_setup.connect
+def note_the_worker(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    """Remember the pool size and queues (after ``-Q`` applied, before the pool starts): the default memory
+    limit of the pool's processes depends on them (``apps.inference.worker_memory``)."""
+    from apps.inference import worker_memory
+
+    if instance is None:
+        return
+    queues = set(getattr(instance.app.amqp.queues, "consume_from", {}) or {})
+    worker_memory.note_worker(processes=getattr(instance, "concurrency", 1) or 1, queues=queues)
+
+
 @signals.worker_process_init.connect
 def limit_worker_memory(**kwargs: Any) -> None:
-    """Cap a pool process's address space (``INFERENCE_WORKER_MEMORY_MB``): an allocation past it fails the
-    job with a clear reason instead of taking the host down."""
-    limit_mb = int(getattr(settings, "INFERENCE_WORKER_MEMORY_MB", 0) or 0)
-    if limit_mb > 0:
-        limit = limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    """Cap a pool process's address space (``apps.inference.worker_memory``): an allocation past it fails the
+    job with a clear reason instead of taking the host down, and the pool replaces the process."""
+    from apps.inference import worker_memory
+
+    worker_memory.apply_limit()
 
 
 @signals.worker_ready.connect

@@ -6,6 +6,8 @@
   signature extraction reads it but no session can be made of it;
 * ``allocating_model``: ``shape`` int64 [3] -> ConstantOfShape -> ReduceSum -> ``total`` float32 [1]: it allocates
   ``4 * prod(shape)`` bytes, chosen by the request (``[5000, 1000, 1000]`` is 20 GB);
+* ``expanding_model``: ``shape`` int64 [3] -> Expand of a float32 1 to that shape -> its maximum ``peak`` float32
+  [1]: ``4 * prod(shape)`` bytes for one tensor, chosen by the request;
 * ``endless_model``: ``x`` float32 [N, 4] -> a Loop with no trip count whose condition stays true -> ``y``: a run
   that never ends unless ONNX Runtime's terminate flag stops it;
 * ``text_model``: ``text`` string [N] -> lower-cased ``lowered`` string [N] and ``ids`` int64 [N] (a LabelEncoder):
@@ -177,6 +179,29 @@ ALLOCATING_MANIFEST = manifest(
 )
 
 
+def expanding_model() -> onnx.ModelProto:
+    """``shape`` int64 [3] -> Expand(1.0, shape) -> ReduceMax -> ``peak`` float32 [1] (1.0 whatever the shape)."""
+    nodes = [
+        helper.make_node("Expand", ["one", "shape"], ["big"]),
+        helper.make_node("ReduceMax", ["big"], ["largest"], keepdims=0),
+        helper.make_node("Reshape", ["largest", "flat"], ["peak"]),
+    ]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("shape", TensorProto.INT64, [3])],
+        [helper.make_tensor_value_info("peak", TensorProto.FLOAT, [1])],
+        initializers=[
+            numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "flat"),
+        ],
+    )
+
+
+def expanding_model_bytes() -> bytes:
+    """``expanding_model()`` serialized."""
+    return expanding_model().SerializeToString()
+
+
 def endless_model() -> onnx.ModelProto:
     """``x`` float32 [N, 4] -> ``y`` float32 [N, 4]: a Loop without a trip count that adds 1 forever."""
     body = helper.make_graph(
@@ -244,4 +269,9 @@ TEXT_MANIFEST = manifest(
     "words",
     [{"name": "text", "type": "string", "shape": ["N"], "required": True}],
     [{"name": "lowered", "type": "string", "shape": ["N"]}, {"name": "ids", "type": "int64", "shape": ["N"]}],
+)
+EXPANDING_MANIFEST = manifest(
+    "expander",
+    [{"name": "shape", "type": "int64", "shape": [3], "required": True}],
+    [{"name": "peak", "type": "float32", "shape": [1]}],
 )

@@ -3,6 +3,9 @@ bounded by a memory budget (least recently used out first), and running one unde
 
 The memory a session takes is measured, not guessed: the resident set grows while it loads (weights, arenas,
 the optimized graph), and that growth, or the model file's size when it is larger, is what it costs the budget.
+Its runs count too: ONNX Runtime's arena keeps what a run allocated (a run that expanded a tensor to 10 GB keeps
+10 GB), so what the resident set grew by during a run is added to the session's cost (``count_run``), and a
+session that its runs pushed past the whole budget is dropped after the run, giving the memory back.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ class CachedSession:
     load_ms: float
     extra: dict[str, Any] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
+    run_bytes: int = 0  # what its runs kept (arena growth), part of ``cost_bytes``
 
 
 class SessionCache:
@@ -157,6 +161,33 @@ class SessionCache:
         while self._entries and self.used_bytes + cost > self.budget_bytes:
             self._entries.popitem(last=False)
             self.evictions += 1
+
+    def count_run(self, key: Any, grown_bytes: int) -> bool:
+        """Count what a run of ``key``'s session kept (the resident set grew by ``grown_bytes``) in its cost.
+
+        Other sessions make room first (least recently used out). A session that its runs pushed past the whole
+        budget is dropped (True): its arena goes back to the system once the caller lets go of the session, and
+        the next request loads it again. A session whose load alone is past the budget stays, as on loading.
+        """
+        if grown_bytes <= 0:
+            return False
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            entry.run_bytes += grown_bytes
+            entry.cost_bytes += grown_bytes
+            if entry.cost_bytes > self.budget_bytes and entry.cost_bytes - entry.run_bytes <= self.budget_bytes:
+                del self._entries[key]
+                self.evictions += 1
+                return True
+            while len(self._entries) > 1 and self.used_bytes > self.budget_bytes:
+                oldest = next(iter(self._entries))
+                if oldest == key:
+                    break
+                del self._entries[oldest]
+                self.evictions += 1
+            return False
 
     def discard(self, key: Any) -> None:
         with self._lock:
