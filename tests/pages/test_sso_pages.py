@@ -138,3 +138,22 @@ def test_sign_in_with_sso_does_not_route_an_unverified_or_unknown_domain(saml_ac
 
 def test_the_login_page_links_to_sign_in_with_sso():
     assert 'id="sso-sign-in-link"' in Client().get("/accounts/login/").content.decode()
+
+
+def test_the_owner_requires_sso_on_the_page_once_they_have_two_factor(saml_acme, world):
+    from tests.pages.mfa import enrol_totp
+
+    owner = world.user("owner")
+    client = client_of(owner)
+    refused = client.post("/orgs/acme/sso/require/", {"require_sso": "on"}, follow=True)
+    assert "Set up two-factor authentication first" in refused.content.decode()
+    world.org.refresh_from_db()
+    assert not world.org.require_sso
+
+    enrol_totp(Client(), owner.email)
+    client.post("/orgs/acme/sso/require/", {"require_sso": "on"})
+
+    world.org.refresh_from_db()
+    assert world.org.require_sso
+    # This session signed in without a second factor: it is now sent to the IdP like a member's.
+    assert client.get("/orgs/acme/sso/").status_code == 302
