@@ -10,14 +10,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveField(
-            model_name='organizationidentity',
-            name='organization',
-        ),
-        migrations.RemoveField(
-            model_name='organizationidentity',
-            name='user',
-        ),
+        # Dropping the tables drops their constraints too. (Removing the fields first, as makemigrations wrote it,
+        # fails on SQLite: the table is rebuilt without the field a unique constraint still names.)
         migrations.AlterField(
             model_name='samlsettings',
             name='default_role',
