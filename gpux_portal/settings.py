@@ -328,12 +328,23 @@ SSO_DNS_TIMEOUT_SECONDS = env_int("SSO_DNS_TIMEOUT_SECONDS", 5)
 SSO_DNS_TXT_RESOLVER = env("SSO_DNS_TXT_RESOLVER")
 
 # --- API ----------------------------------------------------------------------------------------------------
+# JSON and YAML from outside (bodies, form fields, batch files, gpux.yml, registries' answers) nested deeper than
+# this many arrays/objects are refused before parsing (apps/core/parsing.py, docs/api/errors.md).
+INPUT_MAX_NESTING_DEPTH = env_int("INPUT_MAX_NESTING_DEPTH", 64)
+if not 8 <= INPUT_MAX_NESTING_DEPTH <= 200:
+    raise ImproperlyConfigured("INPUT_MAX_NESTING_DEPTH must be between 8 and 200 (Python recurses once per level)")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.TokenScopePermission"],
+    # JSON nested past INPUT_MAX_NESTING_DEPTH, or holding a lone surrogate, answers 400 (apps/core/api/parsers.py)
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.core.access import Visibility
+from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference.models import SLUG_VALIDATOR, Deployment, Device, Provider
 from apps.inference.predictions import sync_timeout_maximum
 from apps.inference.processing.errors import ProcessingError
@@ -191,11 +192,15 @@ class TryItForm(forms.Form):
                 continue
             if name.startswith(TENSOR_PREFIX):
                 try:
-                    cleaned[name] = json.loads(cleaned[name])
+                    cleaned[name] = loads_json(cleaned[name])
                 except json.JSONDecodeError as exc:
                     self.add_error(
                         name, f"{model_input}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})."
                     )
+                except NestingTooDeep as exc:
+                    self.add_error(name, f"{model_input}: {exc}.")
+                except InvalidText as exc:
+                    self.add_error(name, f"{exc.under(model_input)}: {exc.reason}.")
             elif name == "image":
                 upload = cleaned[name]
                 if upload.size > MAX_IMAGE_BYTES:

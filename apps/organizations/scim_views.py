@@ -15,6 +15,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.audit.context import context_from_request, current_request
+from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.organizations import scim
 
 CONTENT_TYPE = "application/scim+json"
@@ -53,7 +54,9 @@ class ScimView(View):
         if len(self.request.body) > MAX_BODY_BYTES:
             raise scim.ScimError(413, "The request body is larger than 1 MiB.", "tooMany")
         try:
-            return json.loads(self.request.body or b"null")
+            return loads_json(self.request.body or b"null")
+        except (NestingTooDeep, InvalidText) as exc:
+            raise scim.ScimError(400, f"The request body is not usable: {exc}.", "invalidSyntax") from None
         except (ValueError, UnicodeDecodeError):
             raise scim.ScimError(400, "The request body is not valid JSON.", "invalidSyntax") from None
 

@@ -54,6 +54,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
 from apps.core.jobs import JobStatus
+from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference import services
 from apps.inference.api.views import (
     Conflict,
@@ -370,7 +371,11 @@ def read_infer_request(body: bytes, header_length: str | None, signature: dict) 
     if not header_bytes:
         raise refuse("body", 'the request has no body; send {"inputs": [...]}', "required")
     try:
-        header = json.loads(header_bytes)
+        header = loads_json(header_bytes)
+    except NestingTooDeep as exc:
+        raise refuse("body", f"the body is {exc}", "nesting_too_deep") from exc
+    except InvalidText as exc:
+        raise refuse(exc.path or "body", exc.reason, "invalid_text") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         hint = (
             "" if header_length is not None else f"; with binary tensor data, send the JSON's length in {HEADER_LENGTH}"

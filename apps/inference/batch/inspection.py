@@ -3,7 +3,6 @@ that its header, first row or arrays name the model's inputs; and counting its r
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from apps.core.errors import field_error, field_errors
+from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference.batch.formats import (
     FORMAT_BY_SUFFIX,
     csv_records,
@@ -97,9 +97,11 @@ def _check_first_json_row(line: bytes, names: set[str]) -> None:
     if line.lstrip()[:2] == b"PK":
         raise field_error("file", "This is a zip archive (an .npz?), not JSON Lines; send format = npz.")
     try:
-        row = json.loads(line)
+        row = loads_json(line)
     except UnicodeDecodeError:
         raise field_error("file", "Row 0 is not UTF-8 text; JSON Lines must be UTF-8.") from None
+    except (NestingTooDeep, InvalidText) as exc:
+        raise field_error("file", f"Row 0 is not usable: {exc}.") from None
     except ValueError as exc:
         hint = " It looks like CSV: send format = csv." if b"," in line and not line.lstrip().startswith(b"{") else ""
         raise field_error("file", f"Row 0 is not JSON ({exc}); each line must be one JSON object.{hint}") from None

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from apps.core.job_services import JobClaimLost, ProgressReporter
 from apps.core.jobs import Job, JobStatus
+from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference.batch.formats import csv_records, inputs_of, jsonl_lines, max_batch_file_bytes
 from apps.inference.batch.results import part_count, part_name, results_name, write_results
 from apps.inference.execution import load_version, prepare_inputs, run_version
@@ -96,9 +97,11 @@ def tensors_or_readable(loaded: Any, inputs: dict[str, Any]) -> dict[str, np.nda
 
 def _jsonl_inputs(line: bytes, names: set[str]) -> dict[str, Any]:
     try:
-        row = json.loads(line)
+        row = loads_json(line)
     except UnicodeDecodeError:
         raise RowRefused({"row": ["not UTF-8 text"]}) from None
+    except (NestingTooDeep, InvalidText) as exc:
+        raise RowRefused({"row": [str(exc)]}) from None
     except ValueError as exc:
         raise RowRefused({"row": [f"not JSON: {exc}"]}) from None
     if not isinstance(row, dict):
@@ -115,7 +118,9 @@ def _jsonl_inputs(line: bytes, names: set[str]) -> dict[str, Any]:
 
 def _cell_value(cell: str) -> Any:
     try:
-        return json.loads(cell)
+        return loads_json(cell)
+    except (NestingTooDeep, InvalidText) as exc:
+        raise RowRefused({"row": [str(exc)]}) from None
     except ValueError:
         return cell
 

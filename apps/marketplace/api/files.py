@@ -13,11 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.analytics.services import has_used
+from apps.core.api.parsers import JSONParser
 from apps.core.api.views import bound_organization_id
 from apps.marketplace import downloads, services, storage
 from apps.marketplace.api.mixins import CatalogErrorsMixin, DownloadMixin, ModelLookupMixin

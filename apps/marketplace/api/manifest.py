@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import HttpResponse
@@ -13,6 +11,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core import parsing
+from apps.core.api.parsers import invalid_text_error
 from apps.marketplace import services
 from apps.marketplace.api.mixins import AnyContentMixin, ModelLookupMixin
 from apps.marketplace.api.schema import LABEL, NAME, OWNER
@@ -164,7 +164,11 @@ class VersionManifestView(ModelLookupMixin, AnyContentMixin, APIView):
         if not is_json:
             return body  # bytes: the parser says which byte is not UTF-8
         try:
-            envelope = json.loads(body)
+            envelope = parsing.loads_json(body)
+        except parsing.NestingTooDeep as exc:
+            raise exceptions.ValidationError({"manifest": [f"The body is {exc}."]}, code="nesting_too_deep") from exc
+        except parsing.InvalidText as exc:
+            raise invalid_text_error(exc) from exc
         except ValueError as exc:
             raise exceptions.ValidationError(
                 {"manifest": [f"The body is not valid JSON: {exc}"]}, code="parse_error"

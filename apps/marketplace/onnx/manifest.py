@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from apps.core import parsing
 from apps.marketplace.onnx.limits import Limits
 
 FORMATS = ("onnx",)
@@ -70,20 +71,9 @@ class ManifestError(ValueError):
         self.errors = errors
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` without anchors and aliases (a "billion laughs" file expands them without end)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "anchors and aliases (*name) are not allowed in gpux.yml", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def load_yaml(text: str | bytes, *, max_bytes: int = Limits.max_manifest_bytes) -> Any:
-    """``yaml.safe_load`` of a bounded, UTF-8, alias-free document; ManifestError with the reason otherwise."""
+    """``yaml.safe_load`` of a bounded, UTF-8, alias-free document nested at most ``INPUT_MAX_NESTING_DEPTH`` deep,
+    its text Unicode (apps.core.parsing); ManifestError with the reason otherwise."""
     if isinstance(text, bytes):
         if len(text) > max_bytes:
             raise ManifestError([f"gpux.yml: the file is {len(text)} bytes; the limit is {max_bytes}."])
@@ -96,7 +86,9 @@ def load_yaml(text: str | bytes, *, max_bytes: int = Limits.max_manifest_bytes) 
     if "\x00" in text:
         raise ManifestError(["gpux.yml: the file contains a NUL character."])
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return parsing.load_yaml(text)
+    except parsing.InvalidText as exc:
+        raise ManifestError([f"gpux.yml: {exc.path or 'the document'}: {exc.reason}"]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

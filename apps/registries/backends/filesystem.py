@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from apps.core.parsing import load_yaml, loads_json
 from apps.registries.backends.http_index import SkippedEntry
 from apps.registries.sdk import (
     BackendContext,
@@ -165,7 +166,7 @@ class FileSystemBackend(RegistryBackend):
                 raise InvalidResponse(f"{name} is larger than {MAX_METADATA_BYTES} bytes.")
             text = path.read_text(encoding="utf-8", errors="strict")
             try:
-                data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+                data = loads_json(text) if name.endswith(".json") else load_yaml(text)
             except (ValueError, yaml.YAMLError) as exc:
                 raise InvalidResponse(f"{name} cannot be read: {exc}") from None
             if data is None:

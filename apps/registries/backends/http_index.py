@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import json
 import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
+from apps.core.parsing import loads_json
 from apps.registries.sdk import (
     BackendContext,
     HttpClient,
@@ -343,7 +343,7 @@ class HttpIndexBackend(RegistryBackend):
                 if not line.strip():
                     continue
                 try:
-                    first = json.loads(line)
+                    first = loads_json(line)
                 except (ValueError, UnicodeDecodeError):
                     break
                 if isinstance(first, dict) and "models" in first:
@@ -376,7 +376,7 @@ class HttpIndexBackend(RegistryBackend):
             if number <= after_line or not raw.strip():
                 continue
             try:
-                entry = json.loads(raw)
+                entry = loads_json(raw)
             except (ValueError, UnicodeDecodeError) as exc:
                 skipped.append(SkippedEntry(f"line {number}", f"The line is not valid JSON: {exc}"))
                 header_allowed = False

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from apps.core.parsing import loads_json
 from apps.registries.sdk import (
     ChecksumMismatch,
     ConfigurationError,
@@ -355,7 +356,7 @@ class WandbBackend(RegistryBackend):
         metadata = node.get("metadata")
         if isinstance(metadata, str):  # a JSONString in W&B's schema
             try:
-                metadata = json.loads(metadata) if metadata else {}
+                metadata = loads_json(metadata) if metadata else {}
             except ValueError:
                 metadata = {}
         return RemoteVersion(

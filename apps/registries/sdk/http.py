@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import ipaddress
-import json
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from apps.core.parsing import loads_json
 from apps.registries.sdk.errors import (
     InvalidResponse,
     NotFound,
@@ -220,7 +220,7 @@ class HttpClient:
     @staticmethod
     def json_of(response: httpx.Response, url: str) -> Any:
         try:
-            return json.loads(response.content)
+            return loads_json(response.content)  # nesting bounded, text checked: a remote server is input too
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidResponse(f"{urlsplit(url).netloc} answered malformed JSON: {exc}") from None
 
