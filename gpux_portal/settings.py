@@ -354,6 +354,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.errors.exception_handler",
+    # OPTIONS: every view answers its metadata in JSON, with or without a serializer (apps/core/api/metadata.py)
+    "DEFAULT_METADATA_CLASS": "apps.core.api.metadata.ApiMetadata",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.api.metadata.ContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
