@@ -33,3 +33,9 @@ urlpatterns = [
     path("", include("apps.inference.urls")),
     path("", include("apps.core.urls")),
 ]
+
+# Under /api/ Django's own errors (no such URL, bad Host, an unexpected exception) answer the API's JSON error shape.
+handler400 = "apps.core.api.errors.handler400"
+handler403 = "apps.core.api.errors.handler403"
+handler404 = "apps.core.api.errors.handler404"
+handler500 = "apps.core.api.errors.handler500"

@@ -3,15 +3,24 @@
 Every error body carries ``code``: ``validation_error`` with per-field ``codes`` for 400s, else the
 exception's own code (``not_found``, ``permission_denied``, ``token_expired``...). Django's own
 ValidationError and IntegrityError-free service errors raised in views become 400s, not 500s.
+
+Errors Django answers before or after any API view (a URL no pattern matches, such as a detail URL whose UUID is
+not one; a bad Host header; an unexpected exception) have the same shape under ``/api/``: the
+``handler*`` views below, named in gpux_portal/urls.py. With ``DEBUG`` on, Django shows its technical 404 and 500
+pages instead, for developers.
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
+
+API_PREFIX = "/api/"
 
 
 def as_drf_validation_error(exc: DjangoValidationError) -> exceptions.ValidationError:
@@ -37,6 +46,10 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    request = context.get("request")
+    if isinstance(getattr(request, "accepted_renderer", None), TemplateHTMLRenderer):
+        # A view that renders only a page (the Swagger UI, Redoc): its errors are the API's, in JSON.
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
     if isinstance(exc, exceptions.ValidationError):
         data = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
         codes = exc.get_codes()
@@ -49,3 +62,47 @@ def exception_handler(exc, context):
         detail = response.data["detail"]
         response.data["code"] = getattr(detail, "code", None) or exc.default_code
     return response
+
+
+# --- Django's error views, in the API's shape under /api/ ---------------------------------------------------------
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def api_error(status: int, exc: exceptions.APIException) -> JsonResponse:
+    return JsonResponse({"detail": str(exc.detail), "code": exc.default_code}, status=status)
+
+
+class BadRequest(exceptions.APIException):
+    status_code = 400
+    default_code = "bad_request"
+    default_detail = "The request is malformed (for example its Host header is not one this portal serves)."
+
+
+class ServerError(exceptions.APIException):
+    default_code = "server_error"
+    default_detail = "A server error occurred; it was logged. Try again later, or tell the operator."
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return api_error(400, BadRequest())
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return api_error(403, exceptions.PermissionDenied())
+    return defaults.permission_denied(request, exception)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return api_error(404, exceptions.NotFound())
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_api_request(request):
+        return api_error(500, ServerError())
+    return defaults.server_error(request)
