@@ -1,19 +1,46 @@
-"""Account pages: profile and API tokens. E-mail, password and MFA pages come from allauth (/accounts/)."""
+"""Account pages: profile and API tokens, and allauth's sign-up page made safe against a race for the handle.
+E-mail, password and MFA pages come from allauth (/accounts/)."""
 
 from __future__ import annotations
 
+from allauth.account import views as allauth_views
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts import services
 from apps.accounts.forms import ProfileForm, TokenForm
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, User
 from apps.core.forms import add_service_errors
 from apps.core.mixins import paginate
+from apps.organizations.validators import namespace_is_taken
+
+
+class SignupView(allauth_views.SignupView):
+    """allauth's sign-up, where the database decides a race: two sign-ups for one handle (or a sign-up and a new
+    organization for one name) may both pass the form's "is it free?" check before either writes. The user and
+    their personal organization are written in one transaction; the one that loses on a unique constraint gets
+    the form back with the error on the field (the handle, or the e-mail address), and nothing is written."""
+
+    def form_valid(self, form):
+        try:
+            with transaction.atomic():
+                return super().form_valid(form)
+        except IntegrityError:
+            # The winner has committed (the insert waited for it): what it took is now visible.
+            handle = form.cleaned_data.get("username") or ""
+            email = form.cleaned_data.get("email") or ""
+            if namespace_is_taken(handle):
+                form.add_error("username", "This handle is already taken by a user or an organization.")
+            elif User.objects.filter(email__iexact=email).exists():
+                form.add_error("email", "A user is already registered with this e-mail address.")
+            else:
+                raise
+            return self.form_invalid(form)
 
 
 @login_required

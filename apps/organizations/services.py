@@ -33,7 +33,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -73,7 +73,11 @@ def check_slug_available(slug: str, *, field: str = "slug", exclude_organization
     except ValidationError as exc:
         raise ValidationError({field: exc.error_list}) from exc
     if namespace_is_taken(slug, exclude_organization_id=exclude_organization_id):
-        raise field_errors({field: [f"“{slug}” is already taken by a user or an organization."]}, code="taken")
+        raise slug_taken(slug, field=field)
+
+
+def slug_taken(slug: str, *, field: str = "slug") -> ValidationError:
+    return field_errors({field: [f"“{slug}” is already taken by a user or an organization."]}, code="taken")
 
 
 def invitation_for_key(key: str) -> Invitation | None:
@@ -216,7 +220,13 @@ def create_organization(
     description = _clean_description(description, errors)
     _clean_visibility(visibility, errors)
     _raise_if(errors)
-    organization = Organization.objects.create(slug=slug, name=name, description=description, visibility=visibility)
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(
+                slug=slug, name=name, description=description, visibility=visibility
+            )
+    except IntegrityError:  # the slug is the only unique field: taken since the check, by a concurrent request
+        raise slug_taken(slug) from None
     Membership.objects.create(organization=organization, user=creator, role=Role.OWNER)
     record_event(
         action="organization.created",
@@ -281,7 +291,11 @@ def update_organization(
     _raise_if(errors)
     diff = changes(organization, before, list(ORGANIZATION_SETTINGS))
     if diff:
-        organization.save()
+        try:
+            with transaction.atomic():
+                organization.save()
+        except IntegrityError:  # the new slug was taken since the check, by a concurrent request
+            raise slug_taken(organization.slug) from None
         record_event(
             action="organization.updated", organization=organization, actor=actor, target=organization, diff=diff
         )

@@ -572,6 +572,8 @@ PAGE_ROUTES: list[Route] = [
 EXEMPT: dict[str, str] = {
     "admin:": "Django admin: staff only, guarded by Django's own admin_view (tests/core for its pages)",
     "allauth.": "django-allauth's own account pages (sign-up, login, e-mail, password, MFA): tests/accounts",
+    "account_signup": "allauth's sign-up page (apps.accounts.views.SignupView adds the handle race's form error): "
+    "public by design, tests/accounts",
     "api-schema": "the OpenAPI schema: public by design (tests/test_openapi_schema.py)",
     "api-docs": "Swagger UI: public by design, served offline (tests/test_openapi_schema.py)",
     "api-redoc": "Redoc: public by design, served offline (tests/test_openapi_schema.py)",
