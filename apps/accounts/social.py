@@ -18,8 +18,10 @@ from typing import Any
 
 from allauth.account.signals import user_logged_in
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialApp
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
+from django.http import Http404
 
 from apps.accounts.provisioning import suggest_handle
 
@@ -32,7 +34,18 @@ def _hints(user: Any, data: dict[str, Any]) -> list[str]:
     return [data.get("username") or "", user.name or "", data.get("email") or user.email or ""]
 
 
+class ProviderNotConfigured(SocialApp.DoesNotExist, Http404):
+    """No app is configured for the provider a URL names (``/accounts/github/login/`` on a portal without GitHub):
+    allauth's callers still catch it as ``DoesNotExist``, and a request that reaches it answers 404, not 500."""
+
+
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def get_app(self, request: Any, provider: Any, client_id: Any = None) -> Any:
+        try:
+            return super().get_app(request, provider, client_id=client_id)
+        except SocialApp.DoesNotExist:
+            raise ProviderNotConfigured(f"No {provider} sign-in is configured on this portal.") from None
+
     def populate_user(self, request: Any, sociallogin: Any, data: dict[str, Any]) -> Any:
         user = super().populate_user(request, sociallogin, data)
         full = " ".join(part for part in (data.get("first_name"), data.get("last_name")) if part)
