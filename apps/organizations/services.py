@@ -59,8 +59,11 @@ RESERVED_TEAM_SLUGS = frozenset({"new", "edit", "members", "delete"})
 
 # -- lookups --------------------------------------------------------------------------------------------------
 def role_of(user: Any, organization: Organization) -> Role | None:
-    """The user's role in the organization, or None."""
+    """The user's role in the organization, or None (also for a request that may not reach the organization as a
+    member: one in ``user.access_excluded_organizations``, as restrict() reads it; enforced SSO sets it)."""
     if not getattr(user, "is_authenticated", False):
+        return None
+    if organization.pk in (getattr(user, "access_excluded_organizations", None) or ()):
         return None
     role = Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
     return Role(role) if role is not None else None

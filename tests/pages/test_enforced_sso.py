@@ -163,3 +163,21 @@ def test_disabling_saml_stops_requiring_sso(enforced, world):
     world.org.refresh_from_db()
     assert not world.org.require_sso
     assert local_client(world.user("member")).get("/orgs/acme/").status_code == 200
+
+
+def test_a_public_organizations_member_role_does_not_count_either(enforced, world):
+    """A public organization stays visible to a locally signed-in member, as to anyone; their role there does not
+    count: they may not act as a member by a route outside /orgs/<slug>/ either (here: starting an export job)."""
+    from apps.core.access import Visibility
+
+    services.update_organization(actor=world.user("owner"), organization=world.org, visibility=Visibility.PUBLIC)
+    client = local_client(world.user("admin"))
+
+    response = client.post(
+        "/api/v1/jobs/",
+        {"kind": "audit.export", "organization": "acme", "params": {"format": "csv"}},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 403, response.content
+    assert client.get("/orgs/acme/").status_code == 302  # its pages still send them to the IdP
