@@ -80,8 +80,9 @@ class SsoView(OrganizationPage):
             data = dict(form.cleaned_data)
             if not data["idp_metadata_xml"].strip():
                 data.pop("idp_metadata_xml")
-            if data["idp_metadata_url"] == sso.saml_settings_of(self.organization).idp_metadata_url:
-                data.pop("idp_metadata_url")  # unchanged: not fetched again
+            unchanged = data["idp_metadata_url"] == sso.saml_settings_of(self.organization).idp_metadata_url
+            if unchanged and not request.POST.get("refetch"):
+                data.pop("idp_metadata_url")  # unchanged: fetched again only when asked ("Fetch again")
             try:
                 sso.update_saml_settings(actor=request.user, organization=self.organization, **data)
             except ValidationError as exc:

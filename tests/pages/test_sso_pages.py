@@ -157,3 +157,27 @@ def test_the_owner_requires_sso_on_the_page_once_they_have_two_factor(saml_acme,
     assert world.org.require_sso
     # This session signed in without a second factor: it is now sent to the IdP like a member's.
     assert client.get("/orgs/acme/sso/").status_code == 302
+
+
+def test_metadata_from_a_url_is_fetched_again_when_asked_a_rotated_certificate_for_example(world, tmp_path, settings):
+    from tests.peers.saml_idp import SamlIdpFront, make_key_pair
+
+    settings.SSO_METADATA_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    front = SamlIdpFront(tmp_path / "front")
+    url = f"{front.base_url}/metadata"
+    form = {"idp_metadata_url": url, "email_attribute": "email"}
+    client = client_of(world.user("admin"))
+    try:
+        assert client.post("/orgs/acme/sso/", form).status_code == 302
+        before = SamlSettings.objects.get(organization=world.org).idp_certificate_fingerprints
+        (tmp_path / "rotated").mkdir()
+        front.idp.keys = make_key_pair(tmp_path / "rotated", "idp-rotated")  # the IdP rotates its key
+
+        client.post("/orgs/acme/sso/", form)
+        assert SamlSettings.objects.get(organization=world.org).idp_certificate_fingerprints == before
+        client.post("/orgs/acme/sso/", {**form, "refetch": "1"})
+    finally:
+        front.stop()
+
+    after = SamlSettings.objects.get(organization=world.org).idp_certificate_fingerprints
+    assert after != before and len(after) == 1
