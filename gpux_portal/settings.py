@@ -131,6 +131,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "apps.audit.middleware.AuditContextMiddleware",
+    # Redis (broker, result channel) not answering: 503 with Retry-After instead of a 500, pages and API alike.
+    "apps.core.middleware.QueueUnavailableMiddleware",
+    # While the cache that counts failed sign-ins does not answer, sign-in answers 503 (docs/admin/mfa-and-lockout.md).
+    "apps.accounts.lockout.SignInNeedsCacheMiddleware",
     # organizations with require_mfa: API calls with a session by a member without MFA answer 403 mfa_required.
     "apps.accounts.mfa.OrganizationMfaMiddleware",
     # organizations with require_sso: sessions that did not sign in through their IdP do not reach them.
@@ -198,7 +202,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # django-redis, so that a Redis outage is not a 500 on every request (throttles and lockout read the cache on
+    # each one): while Redis does not answer, reads find nothing and writes are dropped, within a short timeout.
+    # What that means for rate limits and sign-in: docs/admin/mfa-and-lockout.md, "When Redis is down".
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": float(env("REDIS_CACHE_CONNECT_TIMEOUT_SECONDS", "0.5")),
+                "SOCKET_TIMEOUT": float(env("REDIS_CACHE_TIMEOUT_SECONDS", "1")),
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     CACHES = {
         "default": {
@@ -437,6 +455,12 @@ JOBS_REAPER_GRACE_SECONDS = env_int("JOBS_REAPER_GRACE_SECONDS", 60)
 # A job's hard time limit comes this long after its soft one (its time_limit): the worker kills the process and
 # fails the job. Keep it below the grace, so that the reaper never takes a job from a live attempt.
 JOBS_HARD_LIMIT_MARGIN_SECONDS = env_int("JOBS_HARD_LIMIT_MARGIN_SECONDS", 30)
+# A queued job that no worker has claimed this long after its message was sent is sent again by the reaper (its
+# message may be lost: a Redis restart, a killed worker's prefetched messages); the wait doubles with each re-send,
+# up to the broker's visibility timeout. A duplicate message is harmless: the claim is conditional.
+JOBS_RESEND_AFTER_SECONDS = env_int("JOBS_RESEND_AFTER_SECONDS", 300)
+# What a 503 answers in Retry-After when the job queue (Redis) does not answer.
+JOBS_RETRY_AFTER_SECONDS = env_int("JOBS_RETRY_AFTER_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "core.reap_stale_jobs", "schedule": env_int("JOBS_REAPER_INTERVAL_SECONDS", 60)},
     "start-due-registry-syncs": {
@@ -600,3 +624,19 @@ INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS = env_int("INFERENCE_PERFORMANCE_TIME_L
 INFERENCE_PERFORMANCE_MAX_BATCH = env_int("INFERENCE_PERFORMANCE_MAX_BATCH", 64)
 # How long the "try it" form waits for an answer before showing "still running" with the job's link.
 INFERENCE_PAGE_WAIT_SECONDS = float(env("INFERENCE_PAGE_WAIT_SECONDS", "10"))
+
+# --- the broker's visibility timeout (docs/operator/jobs.md, "Messages, prefetching and the visibility timeout") -----
+# Redis gives a delivered message that was not acknowledged to another worker after the visibility timeout. Jobs
+# acknowledge late (after the attempt), so the timeout must outlast the longest attempt, hard limit and reaper grace
+# included, or Redis hands a running job's message out again (harmless, the claim is conditional, but wasted).
+# JOBS_MAX_TIME_LIMIT_SECONDS is that longest job time limit: by default the longest of the kinds' limits above.
+# The other side: a worker killed with messages prefetched leaves them invisible this long; the reaper re-sends
+# their jobs after JOBS_RESEND_AFTER_SECONDS instead.
+JOBS_MAX_TIME_LIMIT_SECONDS = env_int(
+    "JOBS_MAX_TIME_LIMIT_SECONDS",
+    max(3600, REGISTRY_SYNC_TIME_LIMIT_SECONDS, INFERENCE_BATCH_TIME_LIMIT_SECONDS),
+)
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": JOBS_MAX_TIME_LIMIT_SECONDS + JOBS_HARD_LIMIT_MARGIN_SECONDS + JOBS_REAPER_GRACE_SECONDS,
+    }

@@ -7,13 +7,17 @@ may be started through the API (``user_startable`` is False).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +37,10 @@ EXECUTED: list[int] = []
 
 
 class SleepInSteps(JobTask):
-    """Sleeps ``steps`` times ``pause`` seconds, reporting progress (and its pid) after each step."""
+    """Sleeps ``steps`` times ``pause`` seconds, reporting progress (and its pid) after each step.
+
+    With ``log`` (a file path) it first appends ``<job id> <attempt> <pid>`` to it: how many times the work of each
+    job started, across worker processes."""
 
     name = "tests.sleep_in_steps"
     kind = "test.sleep"
@@ -43,6 +50,9 @@ class SleepInSteps(JobTask):
     def execute(self, job: Job, progress: ProgressReporter) -> dict:
         steps, pause = int(job.params.get("steps", 5)), float(job.params.get("pause", 0.05))
         EXECUTED.append(job.pk)
+        if job.params.get("log"):
+            with open(job.params["log"], "a") as log:
+                log.write(f"{job.pk} {job.attempts} {os.getpid()}\n")
         for step in range(1, steps + 1):
             time.sleep(pause)
             progress(step / steps, f"step {step} of {steps} in pid {os.getpid()}")
@@ -126,6 +136,16 @@ def job_in(job: Job, *statuses: str) -> Callable[[], Job | None]:
         return fresh if fresh.status in statuses else None
 
     return check
+
+
+def runs_logged(path: Path) -> dict[int, int]:
+    """How many times each job's work started, from a ``test.sleep`` ``log`` file."""
+    counts: dict[int, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            job_id = int(line.split()[0])
+            counts[job_id] = counts.get(job_id, 0) + 1
+    return counts
 
 
 def purge_broker() -> None:
@@ -250,3 +270,80 @@ class WorkerProcess:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+# --- Redis going away ----------------------------------------------------------------------------------------------
+
+
+def a_closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ThrowawayRedis:
+    """A ``redis-server`` of the test's own on a free loopback port, without persistence, stopped by its pid: one to
+    kill while the portal uses it (never the shared Redis other tests use)."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError("redis-server is not installed (apt-get install redis-server)")
+        self.port = a_closed_port()
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(folder), "--logfile", str(folder / f"redis-{self.port}.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def redis_at(url: str, settings: Any) -> Iterator[None]:
+    """Point this process's cache, broker and result channel at ``url`` (a closed port: Redis unreachable), as a web
+    process configured with it would be; everything is put back afterwards. ``settings``: pytest-django's fixture."""
+    from apps.inference import completion
+    from gpux_portal.celery import app
+
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = url
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    saved_conf = app.conf.broker_url
+
+    def use(broker: str | None, conf: str) -> None:
+        if broker is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = broker
+        app.conf.broker_url = conf
+        app._pool = None
+        app.amqp._producer_pool = None
+        completion._client.cache_clear()
+
+    old_caches, old_redis = settings.CACHES, settings.REDIS_URL
+    settings.CACHES, settings.REDIS_URL = caches, url
+    use(url, url)
+    try:
+        yield
+    finally:
+        settings.CACHES, settings.REDIS_URL = old_caches, old_redis
+        use(saved_env, saved_conf)

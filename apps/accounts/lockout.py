@@ -6,14 +6,24 @@
 * API tokens are 256-bit random secrets, so they cannot be guessed; still, failed Bearer attempts are
   throttled per client IP (``failed_token`` rate), because DRF's own throttles run only after
   authentication succeeded and would never see them.
+
+When Redis (the cache) is down (docs/admin/mfa-and-lockout.md, "When Redis is down"): the cache answers empty and
+drops writes, so reads and API calls keep working and the failed-token count is not kept (tokens cannot be guessed
+anyway); sign-in fails safe: allauth's per-account and per-address limits and the single use of an authenticator
+code live in the cache, so the sign-in forms answer 503 with ``Retry-After`` until it is back
+(``SignInNeedsCacheMiddleware``). axes keeps its lockouts in the database, unaffected. Signed-in sessions continue.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 def axes_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str | None:
@@ -51,3 +61,41 @@ class FailedTokenThrottle(SimpleRateThrottle):
         self._load(request)
         self.history.insert(0, self.now)
         self.cache.set(self.key, self.history, self.duration)
+
+
+def cache_answers() -> bool:
+    """Whether the cache's Redis answers now (always True for a cache that is not on Redis: the embedded mode)."""
+    from django_redis import get_redis_connection
+
+    try:
+        return bool(get_redis_connection("default").ping())
+    except NotImplementedError:  # not a django-redis cache
+        return True
+    except Exception as exc:
+        logger.warning("The cache does not answer: %s", exc)
+        return False
+
+
+class SignInNeedsCacheMiddleware:
+    """Sign-in fails safe while the cache is down: a POST to an allauth view (sign-in, its MFA step, sign-up,
+    re-authentication, password reset) answers 503 with ``Retry-After`` instead of running without the limits
+    and the one-time-code check that the cache holds. Anything else, signed-in sessions included, goes on."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        if request.method != "POST" or not getattr(view_func, "__module__", "").startswith("allauth."):
+            return None
+        if cache_answers():
+            return None
+        from apps.core.job_services import retry_after_seconds
+
+        wait = retry_after_seconds()
+        page = render_to_string("account/sign_in_paused.html", {"retry_after": wait}, request=request)
+        response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(wait)
+        return response

@@ -35,7 +35,7 @@ class JobAdmin(admin.ModelAdmin):
         (None, {"fields": ("uuid", "kind", "organization", "creator", "params", "queue")}),
         ("State", {"fields": ("status", "progress", "progress_message", "attempts", "max_attempts", "time_limit")}),
         ("Outcome", {"fields": ("result", "result_file", "error", "traceback")}),
-        ("Times", {"fields": ("created_at", "started_at", "heartbeat_at", "finished_at")}),
+        ("Times", {"fields": ("created_at", "started_at", "heartbeat_at", "finished_at", "resend_at", "resends")}),
     )
 
     @admin.display(description="progress", ordering="progress")
@@ -57,11 +57,15 @@ class JobAdmin(admin.ModelAdmin):
         cancelled = sum(cancel_job(job=job, actor=request.user) for job in queryset)
         self.message_user(request, f"Cancelled {cancelled} job(s); finished jobs were left as they were.")
 
-    @admin.action(description="Reap stale running jobs now (all of them, not only the selected)", permissions=["view"])
+    @admin.action(
+        description="Reap stale running jobs and re-send unclaimed queued ones now (all, not only the selected)",
+        permissions=["view"],
+    )
     def reap_stale(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         report = reap_stale_jobs()
         self.message_user(
             request,
-            f"Re-queued {len(report.requeued)} and failed {len(report.failed)} stale job(s).",
+            f"Re-queued {len(report.requeued)} and failed {len(report.failed)} stale job(s); sent "
+            f"{len(report.resent)} unclaimed queued job(s) again.",
             level=messages.WARNING if report.failed else messages.INFO,
         )

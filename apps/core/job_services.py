@@ -6,7 +6,11 @@ a slow worker can never record two outcomes for one job:
 
 * ``claim_job``: queued -> running (attempts + 1); a message whose job is not queued does nothing.
 * ``finish_job`` / ``fail_job``: only while still running *the same attempt*.
-* ``reap_stale_jobs``: running with a stale heartbeat -> queued again (re-sent), or failed after max attempts.
+* ``reap_stale_jobs``: running with a stale heartbeat -> queued again (re-sent), or failed after max attempts;
+  queued and claimed by nobody past ``resend_at`` -> its message sent again (a lost message: Redis restarted,
+  or a killed worker's prefetched messages are invisible until the broker's visibility timeout).
+
+Because the claim is conditional, a message sent twice is harmless: the second finds the job taken and is skipped.
 """
 
 from __future__ import annotations
@@ -24,12 +28,19 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from apps.audit.services import record_event
-from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue, JobStatus
+from apps.core.jobs import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIME_LIMIT,
+    Job,
+    JobQueue,
+    JobStatus,
+    resend_after_seconds,
+)
 
 if TYPE_CHECKING:
     from celery import Task
@@ -43,6 +54,29 @@ HARD_LIMIT_MARGIN = 30
 
 class JobClaimLost(Exception):
     """The running attempt no longer owns its job (reaped, cancelled or claimed again): stop working."""
+
+
+class QueueUnavailable(Exception):
+    """The job queue (the broker, Redis) does not answer. ``job``: the job already written, if any; it stays
+    queued and the reaper sends it once the broker is back. The API answers 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, *, job: Job | None = None) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+def broker_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the broker or Redis does not answer" (not a bug of ours)."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (OperationalError, RedisConnectionError, RedisTimeoutError, QueueUnavailable)
+
+
+def retry_after_seconds() -> int:
+    """What a 503 for an unreachable queue tells clients to wait before trying again."""
+    return int(getattr(settings, "JOBS_RETRY_AFTER_SECONDS", 30))
 
 
 # --- the registry of job kinds --------------------------------------------------------------------------------
@@ -141,7 +175,11 @@ def hard_limit_margin() -> int:
 
 
 def send_job(job: Job) -> bool:
-    """Send the job's task message now (call it after commit). A broker failure fails the job, loudly, once.
+    """Send the job's task message now (call it after commit); False when it could not be sent.
+
+    A broker that does not answer leaves the job queued, saying so in its ``progress_message``, and due for the
+    reaper's next pass (``resend_at`` now), which sends it once the broker is back; ``job.unsent`` then holds the
+    reason, for callers that must tell their client (``ensure_sent``). A kind with no worker code fails the job.
 
     The job's ``time_limit`` becomes the attempt's soft limit (the job fails with a clear error) and
     ``time_limit + hard_limit_margin()`` its hard limit (the worker kills the process and the job is failed,
@@ -162,9 +200,24 @@ def send_job(job: Job) -> bool:
         )
     except Exception as exc:
         logger.exception("Could not send job %s to the broker", job.uuid)
-        _fail_unsent(job, f"The job could not be queued (broker unreachable: {type(exc).__name__}: {exc}).")
+        _wait_for_broker(job, f"{type(exc).__name__}: {exc}")
         return False
+    job.unsent = ""
     return True
+
+
+def _wait_for_broker(job: Job, reason: str) -> None:
+    message = f"Waiting for the job queue: the broker did not answer ({reason}); it is sent again when it is back."
+    job.unsent = message
+    Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        resend_at=timezone.now(), progress_message=message[:300]
+    )
+
+
+def ensure_sent(job: Job) -> None:
+    """Raise ``QueueUnavailable`` when ``job``'s message could not be sent (``send_job`` after commit)."""
+    if getattr(job, "unsent", ""):
+        raise QueueUnavailable(job.unsent, job=job)
 
 
 def _fail_unsent(job: Job, error: str) -> None:
@@ -421,14 +474,69 @@ class ReapReport:
 
     requeued: list[Job] = field(default_factory=list)
     failed: list[Job] = field(default_factory=list)
+    resent: list[Job] = field(default_factory=list)
 
 
 def reaper_grace() -> int:
     return int(getattr(settings, "JOBS_REAPER_GRACE_SECONDS", 60))
 
 
+def broker_visibility_timeout() -> int:
+    """Seconds the broker keeps a delivered, unacknowledged message invisible before giving it to another worker."""
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    return int(options.get("visibility_timeout", 3600))
+
+
+def resend_interval(resends: int) -> timedelta:
+    """How long a queued job waits for a worker after its ``resends``-th re-send before the next one:
+    ``JOBS_RESEND_AFTER_SECONDS``, doubling with each re-send, at most the broker's visibility timeout. A job that
+    only waits behind busy workers thus costs a few duplicate messages (each skipped at once), not one a pass."""
+    base = resend_after_seconds()
+    return timedelta(seconds=min(base * 2 ** min(resends, 16), max(base, broker_visibility_timeout())))
+
+
+RESEND_BATCH = 500
+
+
+def resend_unclaimed_jobs(*, now: Any = None, limit: int = RESEND_BATCH) -> list[Job]:
+    """Send again the messages of queued jobs that no worker claimed by their ``resend_at``.
+
+    A queued job's message can be gone without a trace: Redis restarted without the messages waiting in it, a
+    send failed, or a worker's main process was killed with messages it had prefetched (the broker keeps those
+    invisible for its visibility timeout). Each re-send is conditional on the job still queued with the re-send
+    count seen, and the claim is conditional too, so a message that was not lost after all only adds a duplicate
+    that the worker skips.
+    """
+    now = now or timezone.now()
+    due = (
+        Job.objects.filter(status=JobStatus.QUEUED)
+        .filter(Q(resend_at__lte=now) | Q(resend_at__isnull=True))
+        .order_by(F("resend_at").asc(nulls_first=True), "id")[:limit]
+    )
+    resent: list[Job] = []
+    for job in due:
+        interval = resend_interval(job.resends + 1)
+        with transaction.atomic():
+            changed = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, resends=job.resends).update(
+                resends=F("resends") + 1,
+                resend_at=now + interval,
+                progress_message=(
+                    f"Sent to the queue again (re-send {job.resends + 1}): no worker had taken it; next re-send "
+                    f"in {int(interval.total_seconds())} s if still waiting."
+                ),
+            )
+            if changed:
+                job.refresh_from_db()
+                transaction.on_commit(lambda job=job: send_job(job))
+                resent.append(job)
+    if resent:
+        logger.warning("Re-sent %d queued job(s) that no worker had claimed", len(resent))
+    return resent
+
+
 def reap_stale_jobs(*, now: Any = None) -> ReapReport:
-    """Re-queue (or, past ``max_attempts``, fail) running jobs whose worker is gone.
+    """Re-queue (or, past ``max_attempts``, fail) running jobs whose worker is gone; send again the messages of
+    queued jobs nobody claimed in time (``resend_unclaimed_jobs``).
 
     A running job is taken for lost when its heartbeat is older than its time limit plus the grace
     (``JOBS_REAPER_GRACE_SECONDS``): an attempt alive that long would have hit its hard time limit
@@ -452,6 +560,7 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
                 changed = seen.update(
                     status=JobStatus.QUEUED,
                     heartbeat_at=None,
+                    resend_at=now + resend_interval(job.resends),
                     progress_message=(
                         f"Re-queued: the worker running attempt {job.attempts} of {job.max_attempts} "
                         f"was lost (no heartbeat for {silent_for} s)."
@@ -475,4 +584,5 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
                     report.failed.append(job)
         if changed:
             logger.warning("Reaped job %s (%s): now %s", job.uuid, job.kind, job.status)
+    report.resent = resend_unclaimed_jobs(now=now)
     return report

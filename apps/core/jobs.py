@@ -8,6 +8,7 @@ inference job) link to a Job one-to-one for what more they need.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import ClassVar
 
 from django.conf import settings
@@ -47,6 +48,16 @@ class JobQueue(models.TextChoices):
 
 DEFAULT_TIME_LIMIT = 600
 DEFAULT_MAX_ATTEMPTS = 3
+
+
+def resend_after_seconds() -> int:
+    """How long a queued job's message may go unclaimed before the reaper sends it again (the first time)."""
+    return int(getattr(settings, "JOBS_RESEND_AFTER_SECONDS", 300))
+
+
+def first_resend_at():
+    """When a new job is due to be sent again if no worker has claimed it by then."""
+    return timezone.now() + timedelta(seconds=resend_after_seconds())
 
 
 def job_file_path(job: Job, filename: str) -> str:
@@ -101,6 +112,15 @@ class Job(OwnedModel):
         default=DEFAULT_TIME_LIMIT, help_text="Seconds one attempt may run before it is stopped and failed."
     )
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the running attempt.")
+    resend_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=first_resend_at,
+        help_text="While queued: when the reaper sends its message again if no worker has claimed it by then.",
+    )
+    resends = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times the reaper sent its message again because no worker had claimed it."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -111,6 +131,7 @@ class Job(OwnedModel):
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["creator", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
+            models.Index(fields=["status", "resend_at"]),
         ]
         constraints = [
             models.CheckConstraint(

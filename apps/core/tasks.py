@@ -158,6 +158,7 @@ def register_job_task(task_class: type[JobTask]) -> JobTask:
 
 @shared_task(name="core.reap_stale_jobs", ignore_result=True)
 def reap_stale_jobs_task() -> dict[str, int]:
-    """Periodic (celery beat): re-queue or fail running jobs whose worker was lost."""
+    """Periodic (celery beat): re-queue or fail running jobs whose worker was lost; send again the messages of
+    queued jobs that no worker claimed in time."""
     report = reap_stale_jobs()
-    return {"requeued": len(report.requeued), "failed": len(report.failed)}
+    return {"requeued": len(report.requeued), "failed": len(report.failed), "resent": len(report.resent)}

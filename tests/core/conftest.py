@@ -65,7 +65,8 @@ def worker_processes(transactional_db, media_root, tmp_path):
     started: list[jobs_support.WorkerProcess] = []
 
     def start(**kwargs) -> jobs_support.WorkerProcess:
-        worker = jobs_support.WorkerProcess(tmp_path, queues=("sync",), **kwargs).start()
+        kwargs.setdefault("queues", ("sync",))
+        worker = jobs_support.WorkerProcess(tmp_path, **kwargs).start()
         started.append(worker)
         return worker
 

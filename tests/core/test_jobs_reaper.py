@@ -90,7 +90,7 @@ def test_reap_jobs_command_reports_what_it_did(world):
     call_command("reap_jobs", stdout=out)
 
     assert f"failed {job.uuid}" in out.getvalue()
-    assert "0 re-queued, 1 failed" in out.getvalue()
+    assert "0 re-queued, 1 failed, 0 sent again" in out.getvalue()
 
 
 def test_beat_runs_the_reaper_every_minute_by_default(settings):

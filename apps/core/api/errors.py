@@ -2,7 +2,8 @@
 
 Every error body carries ``code``: ``validation_error`` with per-field ``codes`` for 400s, else the
 exception's own code (``not_found``, ``permission_denied``, ``token_expired``...). Django's own
-ValidationError and IntegrityError-free service errors raised in views become 400s, not 500s.
+ValidationError and IntegrityError-free service errors raised in views become 400s, not 500s. The job queue
+(Redis) not answering becomes 503 ``queue_unavailable`` with ``Retry-After``, naming the job already written.
 
 Errors Django answers before or after any API view (a URL no pattern matches, such as a detail URL whose UUID is
 not one; a bad Host header; an unexpected exception) have the same shape under ``/api/``: the
@@ -18,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 API_PREFIX = "/api/"
@@ -36,7 +38,42 @@ def as_drf_validation_error(exc: DjangoValidationError) -> exceptions.Validation
     return exceptions.ValidationError(detail)
 
 
+def queue_unavailable_body(exc: BaseException) -> dict:
+    """The 503 body when the job queue (Redis) does not answer; it names the job already written, if any, so that
+    the client follows it instead of starting another."""
+    from django.urls import reverse
+
+    from apps.core.job_services import retry_after_seconds
+
+    job = getattr(exc, "job", None)
+    wait = retry_after_seconds()
+    if job is None:
+        detail = f"The job queue does not answer at the moment; nothing was started. Try again in {wait} s."
+        return {"detail": detail, "code": "queue_unavailable"}
+    url = reverse("api:job-detail", kwargs={"uuid": job.uuid})
+    detail = (
+        "The job queue does not answer at the moment. The job was saved and starts once the queue is back: "
+        f"follow it at {url} rather than starting it again."
+    )
+    return {"detail": detail, "code": "queue_unavailable", "job": str(job.uuid), "job_url": url}
+
+
+def queue_unavailable_response(exc: BaseException) -> Response:
+    from apps.core.job_services import retry_after_seconds
+
+    return Response(
+        queue_unavailable_body(exc),
+        status=503,
+        headers={"Retry-After": str(retry_after_seconds())},
+    )
+
+
 def exception_handler(exc, context):
+    from apps.core.job_services import broker_errors
+
+    if isinstance(exc, broker_errors()):
+        # Redis (the broker, the result channel) does not answer: the client may try again, never a 500.
+        return queue_unavailable_response(exc)
     if isinstance(exc, DjangoValidationError):
         exc = as_drf_validation_error(exc)
     elif isinstance(exc, Http404):

@@ -27,7 +27,7 @@ from rest_framework.response import Response
 
 from apps.accounts.models import ApiToken, TokenScope
 from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
-from apps.core.job_services import cancel_job, job_kinds, job_task_for, start_job
+from apps.core.job_services import cancel_job, ensure_sent, job_kinds, job_task_for, start_job
 from apps.core.jobs import Job, JobStatus
 from apps.organizations.models import Organization
 from apps.organizations.services import role_of
@@ -152,7 +152,13 @@ def _invalid(field: str, message: str, code: str) -> exceptions.ValidationError:
         description="Kinds people may start: `audit.export` (organization admins; token scope `admin`), "
         'params `{"format": "csv" | "jsonl", "filters": {...}}` with the audit trail\'s filters.',
         request=JobCreateSerializer,
-        responses={201: JobSerializer},
+        responses={
+            201: JobSerializer,
+            503: OpenApiResponse(
+                description="The job queue does not answer (`code: queue_unavailable`, `Retry-After`); the job was "
+                "saved (`job`, `job_url`) and starts once the queue is back."
+            ),
+        },
         tags=["jobs"],
     ),
 )
@@ -203,6 +209,7 @@ class JobViewSet(
         except exceptions.ValidationError as exc:
             raise exceptions.ValidationError({"params": exc.detail}) from exc
         job = start_job(kind=task.kind, organization=organization, creator=request.user, params=params)
+        ensure_sent(job)  # the queue did not answer: 503 with Retry-After, naming the job (it starts later)
         body = JobSerializer(job, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 

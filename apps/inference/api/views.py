@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from apps.accounts.models import TokenScope
 from apps.core.access import Role
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
+from apps.core.job_services import QueueUnavailable, broker_errors, ensure_sent
 from apps.core.jobs import Job, JobStatus
 from apps.inference import services
 from apps.inference.api.serializers import (
@@ -131,9 +132,13 @@ def submit_prediction(
             )
         except NoWorker as exc:
             raise Unavailable(str(exc)) from exc
+        ensure_sent(job)  # the queue did not answer: 503 with Retry-After naming the job, which starts later
         if not wait:
             return job, None
-        waited = wait_finished(job, timeout)
+        try:
+            waited = wait_finished(job, timeout)
+        except broker_errors() as exc:  # Redis went away while we waited: the job stays and runs when it is back
+            raise QueueUnavailable(f"{type(exc).__name__}: {exc}", job=job) from exc
     finally:
         if slot:
             release_slot(deployment)

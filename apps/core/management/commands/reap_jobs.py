@@ -8,7 +8,10 @@ from apps.core.job_services import reap_stale_jobs
 
 
 class Command(BaseCommand):
-    help = "Re-queue running jobs whose worker was lost (stale heartbeat), or fail them past their maximum attempts."
+    help = (
+        "Re-queue running jobs whose worker was lost (stale heartbeat), or fail them past their maximum attempts; "
+        "send again the messages of queued jobs that no worker claimed in time."
+    )
 
     def handle(self, *args, **options) -> None:
         report = reap_stale_jobs()
@@ -16,4 +19,10 @@ class Command(BaseCommand):
             self.stdout.write(f"re-queued {job.uuid} ({job.kind}), attempt {job.attempts} of {job.max_attempts}")
         for job in report.failed:
             self.stdout.write(f"failed {job.uuid} ({job.kind}): {job.error}")
-        self.stdout.write(self.style.SUCCESS(f"{len(report.requeued)} re-queued, {len(report.failed)} failed"))
+        for job in report.resent:
+            self.stdout.write(f"sent again {job.uuid} ({job.kind}), re-send {job.resends}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{len(report.requeued)} re-queued, {len(report.failed)} failed, {len(report.resent)} sent again"
+            )
+        )
