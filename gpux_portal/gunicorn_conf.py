@@ -37,3 +37,19 @@ errorlog = "-"
 os.environ.setdefault("GPUX_WEB_THREADS", str(threads))
 os.environ.setdefault("GPUX_WEB_TIMEOUT", str(timeout))
 os.environ.setdefault("INFERENCE_SYNC_WAITS_PER_PROCESS", str(max(1, threads - max(2, threads // 4))))
+
+
+# Prometheus' multiprocess mode (docs/operator/monitoring.md): every worker process writes its metric files into one
+# folder (PROMETHEUS_MULTIPROC_DIR, default <var>/metrics/web) that /metrics adds up. The master wipes it when it
+# starts, before any worker imports prometheus_client (they inherit the environment); a worker that exits is marked
+# dead (its live gauges go, its counters stay).
+def on_starting(server) -> None:
+    from apps.core.metrics_files import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir("web")
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -121,6 +121,8 @@ if SAML_ENABLED:
     INSTALLED_APPS.append("djangosaml2")
 
 MIDDLEWARE = [
+    # django-prometheus: request counts and latency by route name (first and last, so it times the whole stack).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -141,6 +143,7 @@ MIDDLEWARE = [
     "apps.accounts.sso.OrganizationSsoMiddleware",
     # django-axes must be last: it inspects the outcome of authentication.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 if SAML_ENABLED:
@@ -468,6 +471,33 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("REGISTRY_SCHEDULER_INTERVAL_SECONDS", 60),
     },
 }
+
+# --- monitoring (docs/operator/monitoring.md) ------------------------------------------------------------------
+# Metric files of the multiprocess mode: <METRICS_DIR>/web for gunicorn, <METRICS_DIR>/worker-<port> for a Celery
+# worker with a metrics port (PROMETHEUS_MULTIPROC_DIR, when the operator sets it per service, wins).
+METRICS_DIR = Path(env("GPUX_METRICS_DIR", str(VAR_DIR / "metrics")))
+# Who may read /metrics and the workers' metrics ports: a bearer token (Prometheus' `authorization` block) and/or
+# client networks (CIDR). Outside production the loopback addresses may, so that `make run` can be scraped locally.
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN")
+if METRICS_BEARER_TOKEN is None and env("METRICS_BEARER_TOKEN_FILE"):
+    METRICS_BEARER_TOKEN = Path(env("METRICS_BEARER_TOKEN_FILE")).read_text().strip()
+if PRODUCTION and METRICS_BEARER_TOKEN is not None and len(METRICS_BEARER_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_BEARER_TOKEN is too short for production: use at least 32 random characters")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [] if PRODUCTION else ["127.0.0.1/32", "::1/128"])
+# Label cardinality bounds: distinct (model, version, deployment) series per process; organizations in the storage
+# gauge (the largest; the rest summed under "(other)"), recomputed at most every METRICS_STORAGE_REFRESH_SECONDS.
+METRICS_MAX_MODEL_SERIES = env_int("METRICS_MAX_MODEL_SERIES", 200)
+METRICS_STORAGE_TOP_ORGANIZATIONS = env_int("METRICS_STORAGE_TOP_ORGANIZATIONS", 20)
+METRICS_STORAGE_REFRESH_SECONDS = env_int("METRICS_STORAGE_REFRESH_SECONDS", 300)
+# Workers write a heartbeat (their queues, GPUs and a snapshot of their metrics) this often; three missed: down.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10)
+# How often celery beat verifies every audit chain and records the result for /metrics (0: never).
+AUDIT_VERIFY_INTERVAL_SECONDS = env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 3600)
+if AUDIT_VERIFY_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["verify-audit-chains"] = {
+        "task": "audit.verify_audit_chains",
+        "schedule": AUDIT_VERIFY_INTERVAL_SECONDS,
+    }
 
 # --- e-mail -------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env(

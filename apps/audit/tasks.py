@@ -8,9 +8,11 @@ Started through ``POST /api/v1/jobs/`` with ``{"kind": "audit.export", "organiza
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from typing import Any
 
+from celery import shared_task
 from django.core.exceptions import PermissionDenied
 from django.core.files import File
 from django.db.models import Max, QuerySet
@@ -26,6 +28,8 @@ from apps.core.job_services import ProgressReporter
 from apps.core.jobs import Job
 from apps.core.tasks import JobTask, register_job_task
 from apps.organizations.services import role_of
+
+logger = logging.getLogger(__name__)
 
 # How many lines between two progress reports (the reporter also throttles by time).
 PROGRESS_EVERY = 500
@@ -118,3 +122,16 @@ class ExportAuditTrail(JobTask):
 
 
 export_audit_trail = register_job_task(ExportAuditTrail)
+
+
+@shared_task(name="audit.verify_audit_chains", ignore_result=True)
+def verify_audit_chains() -> dict:
+    """Periodic (celery beat, ``AUDIT_VERIFY_INTERVAL_SECONDS``): verify every audit chain and keep the outcome for
+    ``/metrics`` (``gpux_audit_chains{result="broken"}`` is what the AuditChainBroken alert watches)."""
+    from apps.audit.verification import record_verification, verify_all_chains
+
+    results = verify_all_chains()
+    for result in results:
+        if not result.ok:
+            logger.error("Audit chain verification: %s", result)
+    return record_verification(results)

@@ -174,3 +174,33 @@ def verify_all_chains() -> list[VerificationResult]:
     """``verify_chain`` for every chain, platform first."""
     keys = sorted(AuditChain.objects.values_list("key", flat=True), key=lambda k: (k != AuditChain.PLATFORM_KEY, k))
     return [verify_chain(key) for key in keys]
+
+
+# --- the last verification, for monitoring (docs/operator/monitoring.md: gpux_audit_chains) -------------------------
+
+LAST_VERIFICATION_KEY = "gpux:audit:last-verification"
+
+
+def record_verification(results: list[VerificationResult], *, at: float | None = None) -> dict:
+    """Keep the outcome of verifying every chain where ``/metrics`` reads it (the cache, for a week): how many chains
+    were intact, how many broken (and which), and when. Written by the periodic ``audit.verify_audit_chains`` task
+    and by ``manage.py verify_audit_chain --all``."""
+    import time
+
+    from django.core.cache import cache
+
+    summary = {
+        "at": time.time() if at is None else at,
+        "intact": sum(1 for result in results if result.ok),
+        "broken": sum(1 for result in results if not result.ok),
+        "broken_chains": [result.chain_key for result in results if not result.ok][:50],
+    }
+    cache.set(LAST_VERIFICATION_KEY, summary, timeout=7 * 24 * 3600)
+    return summary
+
+
+def last_verification() -> dict | None:
+    """What ``record_verification`` kept last, or None."""
+    from django.core.cache import cache
+
+    return cache.get(LAST_VERIFICATION_KEY)

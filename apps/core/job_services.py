@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from apps.audit.services import record_event
+from apps.core import metrics
 from apps.core.jobs import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIME_LIMIT,
@@ -221,9 +222,10 @@ def ensure_sent(job: Job) -> None:
 
 
 def _fail_unsent(job: Job, error: str) -> None:
-    Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+    if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
         status=JobStatus.FAILED, error=error, finished_at=timezone.now()
-    )
+    ):
+        transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.FAILED))
 
 
 def cancel_job(*, job: Job, actor: Any = None) -> bool:
@@ -237,6 +239,7 @@ def cancel_job(*, job: Job, actor: Any = None) -> bool:
             status=JobStatus.CANCELLED, finished_at=timezone.now()
         )
         if cancelled:
+            transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.CANCELLED))
             record_event(
                 action="job.cancelled",
                 organization=job.organization_id,
@@ -278,6 +281,8 @@ def claim_job(job_id: int) -> Job | None:
     now = timezone.now()
     if connection.vendor == "postgresql":
         claimed = _claim_returning("job.id = %s", [job_id], now)
+        if claimed:
+            metrics.job_claimed(claimed[0])
         return claimed[0] if claimed else None
     claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
@@ -292,7 +297,9 @@ def claim_job(job_id: int) -> Job | None:
     )
     if not claimed:
         return None
-    return Job.objects.select_related("organization", "creator").get(pk=job_id)
+    job = Job.objects.select_related("organization", "creator").get(pk=job_id)
+    metrics.job_claimed(job)
+    return job
 
 
 def _still_ours(job: Job):
@@ -356,6 +363,7 @@ def finish_job(job: Job, result: Any = None) -> str | None:
     if not recorded:
         _discard_orphan_file(job)
         return None
+    transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.SUCCEEDED, finished_at=now))
     return JobStatus.SUCCEEDED
 
 
@@ -385,6 +393,7 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
     for job, _result in outcomes:
         if job.pk in recorded:
             job.status, job.finished_at = JobStatus.SUCCEEDED, now
+            transaction.on_commit(lambda job=job: metrics.job_outcome(job, JobStatus.SUCCEEDED, finished_at=now))
     return recorded
 
 
@@ -395,7 +404,10 @@ def claim_jobs(job_ids: list[int]) -> list[Job]:
         return []
     now = timezone.now()
     if connection.vendor == "postgresql":
-        return _claim_returning("job.id = ANY(%s)", [list(job_ids)], now)
+        claimed = _claim_returning("job.id = ANY(%s)", [list(job_ids)], now)
+        for job in claimed:
+            metrics.job_claimed(job)
+        return claimed
     Job.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING,
         started_at=now,
@@ -408,11 +420,14 @@ def claim_jobs(job_ids: list[int]) -> list[Job]:
         traceback="",
     )
     # The exact claim time marks this call's claims: a job claimed by anyone else has another started_at.
-    return list(
+    claimed = list(
         Job.objects.select_related("organization", "creator").filter(
             pk__in=job_ids, status=JobStatus.RUNNING, started_at=now
         )
     )
+    for job in claimed:
+        metrics.job_claimed(job)
+    return claimed
 
 
 def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:
@@ -427,6 +442,8 @@ def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:
         finished_at=now,
     )
     _discard_orphan_file(job)
+    if recorded:
+        transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.FAILED, finished_at=now))
     return bool(recorded)
 
 
@@ -454,6 +471,7 @@ def fail_past_hard_limit(job_id: int, hard_limit: float) -> Job | None:
     if not recorded:
         return None
     job.status, job.error, job.finished_at = JobStatus.FAILED, error, now
+    transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.FAILED, finished_at=now))
     logger.warning("Job %s (%s) was killed at its hard time limit of %g s", job.uuid, job.kind, hard_limit)
     return job
 
@@ -569,6 +587,7 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
                 if changed:
                     job.refresh_from_db()
                     transaction.on_commit(lambda job=job: send_job(job))
+                    transaction.on_commit(lambda job=job: metrics.job_requeued(job))
                     report.requeued.append(job)
             else:
                 changed = seen.update(
@@ -581,6 +600,7 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
                 )
                 if changed:
                     job.refresh_from_db()
+                    transaction.on_commit(lambda job=job: metrics.job_outcome(job, JobStatus.FAILED))
                     report.failed.append(job)
         if changed:
             logger.warning("Reaped job %s (%s): now %s", job.uuid, job.kind, job.status)

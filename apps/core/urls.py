@@ -6,6 +6,7 @@ from apps.core import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("", views.home, name="home"),
     path("orgs/<str:org_slug>/jobs/", views.JobsView.as_view(), name="org-jobs"),
     path("jobs/<uuid:uuid>/", views.job_detail, name="job-detail"),

@@ -1,9 +1,10 @@
-"""The dashboard, the jobs pages and the health check."""
+"""The dashboard, the jobs pages, the health check and the Prometheus metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.db import connection, transaction
@@ -26,6 +27,27 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """/metrics: the web processes' metrics and the cluster-wide families, for the operator's Prometheus only
+    (``METRICS_BEARER_TOKEN`` or ``METRICS_ALLOWED_NETWORKS``; docs/operator/monitoring.md). Anyone else: 404, or 403
+    for a wrong token."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from apps.core import metrics as portal_metrics
+
+    header = getattr(settings, "TRUSTED_PROXY_HEADER", None)
+    forwarded = request.META.get(header, "") if header else ""
+    client = forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")
+    refusal = portal_metrics.scrape_refusal(request.headers.get("Authorization"), client)
+    if refusal is not None:
+        text = "Forbidden.\n" if refusal == 403 else "Not found.\n"
+        return HttpResponse(text, status=refusal, content_type="text/plain")
+    body = portal_metrics.render(portal_metrics.exposition_registry(cluster=True))
+    response = HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 
 from apps.core.job_services import fail_job, finish_jobs
 from apps.core.jobs import Job, JobStatus
+from apps.inference import metrics as inference_metrics
 from apps.inference.completion import notify_finished, notify_finished_many
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, prepare_inputs, run_version
 from apps.inference.models import InferenceJob
@@ -129,6 +130,7 @@ def _record_successes(items: list[tuple[Prepared, dict[str, Any], bytes]]) -> se
     )
     for prepared, _, _ in items:
         if prepared.job.pk in recorded:
+            inference_metrics.prediction_succeeded(prepared.job, prepared.inference)
             _after(prepared.job, prepared.inference)
     return recorded
 
@@ -183,6 +185,7 @@ def _record_failure(
             InferenceJob.objects.filter(pk=inference.pk).update(worker=_worker_name(), **changes)
     if recorded:
         notify_finished(job.uuid, {"status": JobStatus.FAILED, "error": error, "error_fields": fields})
+        inference_metrics.prediction_failed(inference, error, fields)
         _after(job, inference)
     return recorded
 
@@ -286,6 +289,7 @@ def run_prediction_batch(jobs: list[Job]) -> dict[str, int]:
     inferences = {
         row.pk: row for row in InferenceJob.objects.select_related("version").filter(job__in=[j.pk for j in jobs])
     }
+    inference_metrics.batches_flushed(jobs, inferences)
     by_version: dict[int, list[Job]] = {}
     for job in jobs:
         by_version.setdefault(inferences[job.pk].version_id, []).append(job)

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import record_event
+from apps.core import metrics
 from apps.core.access import Visibility
 from apps.core.errors import field_error
 from apps.core.job_services import start_job
@@ -381,6 +382,8 @@ def _finish(sync: RegistrySync, *, ok: bool, message: str) -> None:
             target=registry,
             metadata={**sync.counts(), "job": str(sync.job.uuid), "trigger": sync.trigger, "error": message[:500]},
         )
+        counts = sync.counts()
+        transaction.on_commit(lambda: metrics.registry_sync_finished(backend=registry.backend, ok=ok, counts=counts))
 
 
 def start_due_syncs(*, now: datetime.datetime | None = None, limit: int | None = None) -> list[int]:
