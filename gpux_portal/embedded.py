@@ -23,7 +23,9 @@ the stopping runs in the main loop, so no signal can interrupt it half-way. The 
 launcher itself is killed (Linux: ``PR_SET_PDEATHSIG``).
 
 Environment: ``GPUX_HOST`` (127.0.0.1), ``GPUX_PORT`` (8000), ``GPUX_WEB_WORKERS`` (2), ``GPUX_WEB_THREADS`` (8),
-``GPUX_VAR_DIR`` (``./var``). Run again, it starts at once: migrations, static files and the seed are each done
+``GPUX_VAR_DIR`` (``./var``), ``GPUX_WORKER_METRICS_PORT_BASE`` (9101: the interactive worker's metrics port, the
+background worker's is the next; 0: none). Metric files live under ``var/metrics/``; the web's metrics are at
+``/metrics`` (loopback only, outside production). Run again, it starts at once: migrations, static files and the seed are each done
 only once.
 """
 
@@ -122,6 +124,9 @@ def _seed(var_dir: Path) -> dict[str, str]:
 
 def _children(host: str, port: int, var_dir: Path) -> dict[str, list[str]]:
     python = sys.executable
+    # Each worker serves its metrics on a port of its own (docs/operator/monitoring.md); 0 turns them off.
+    metrics_base = int(os.environ.get("GPUX_WORKER_METRICS_PORT_BASE", "9101"))
+    interactive_metrics, background_metrics = (str(metrics_base), str(metrics_base + 1)) if metrics_base else ("0", "0")
     return {
         "web": [
             python, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf", "gpux_portal.wsgi:application",
@@ -130,10 +135,12 @@ def _children(host: str, port: int, var_dir: Path) -> dict[str, list[str]]:
         "interactive worker": [
             python, "-m", "celery", "-A", "gpux_portal", "worker", "-Q", "inference.cpu",
             "--pool", "prefork", "--concurrency", "1", "--loglevel", "WARNING", "--hostname", f"interactive@{host}",
+            "--metrics-port", interactive_metrics,
         ],
         "background worker": [
             python, "-m", "celery", "-A", "gpux_portal", "worker", "-Q", "default,sync,checks",
             "--pool", "prefork", "--concurrency", "1", "--loglevel", "WARNING", "--hostname", f"background@{host}",
+            "--metrics-port", background_metrics,
         ],
         "beat": [
             python, "-m", "celery", "-A", "gpux_portal", "beat", "--loglevel", "WARNING",

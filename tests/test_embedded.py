@@ -38,9 +38,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+METRICS_PORT_BASE = free_port()
+
+
 def embedded_env(var_dir: Path, port: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ENV", "DEBUG"}}
     env.update(GPUX_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    # The workers' metrics ports (base, base + 1): free ones, so that parallel runs do not meet.
+    env["GPUX_WORKER_METRICS_PORT_BASE"] = str(METRICS_PORT_BASE)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if port is not None:
         env["GPUX_PORT"] = str(port)
     return env
@@ -175,6 +181,24 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
             time.sleep(0.5)
         assert row is not None and row[0] == "succeeded", row
         assert row[2] == 5
+        # Metrics: the web's /metrics answers the loopback address; the workers' heartbeats (files beside the file
+        # broker) make them up for their queues; the interactive worker serves its own port.
+        def scrape(url: str) -> str:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode()
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            web_metrics = scrape(f"http://127.0.0.1:{port}/metrics")
+            if 'gpux_workers_up{queue="inference.cpu"} 1.0' in web_metrics:
+                break
+            time.sleep(0.5)
+        assert 'gpux_workers_up{queue="inference.cpu"} 1.0' in web_metrics, web_metrics[-2000:]
+        assert 'gpux_workers_up{queue="sync"} 1.0' in web_metrics
+        assert 'gpux_queue_messages{queue="default"}' in web_metrics
+        assert 'view="org-audit-export"' in web_metrics, "requests are counted by route name"
+        assert scrape(f"http://127.0.0.1:{METRICS_PORT_BASE}/metrics") is not None
+        assert (tmp_path / "var" / "metrics" / "web").is_dir()
         # web, worker and beat all write: the embedded database runs in WAL mode (settings: init_command).
         with sqlite3.connect(tmp_path / "var" / "portal.sqlite3") as database:
             assert database.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -578,6 +578,8 @@ EXEMPT: dict[str, str] = {
     "api-docs": "Swagger UI: public by design, served offline (tests/test_openapi_schema.py)",
     "api-redoc": "Redoc: public by design, served offline (tests/test_openapi_schema.py)",
     "healthz": "liveness probe for load balancers: public by design, shows nothing",
+    "metrics": "Prometheus' scrape endpoint: no session or role, a bearer token or network rule decides "
+    "(tests/core/test_metrics_endpoint_is_only_for_the_operators_prometheus.py)",
 }
 
 
