@@ -25,8 +25,8 @@ launcher itself is killed (Linux: ``PR_SET_PDEATHSIG``).
 Environment: ``GPUX_HOST`` (127.0.0.1), ``GPUX_PORT`` (8000), ``GPUX_WEB_WORKERS`` (2), ``GPUX_WEB_THREADS`` (8),
 ``GPUX_VAR_DIR`` (``./var``), ``GPUX_WORKER_METRICS_PORT_BASE`` (9101: the interactive worker's metrics port, the
 background worker's is the next; 0: none). Metric files live under ``var/metrics/``; the web's metrics are at
-``/metrics`` (loopback only, outside production). Run again, it starts at once: migrations, static files and the seed are each done
-only once.
+``/metrics`` (loopback only, outside production). Run again, it starts at once: migrations, static files and the
+seed are each done only once.
 """
 
 from __future__ import annotations

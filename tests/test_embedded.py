@@ -181,6 +181,7 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
             time.sleep(0.5)
         assert row is not None and row[0] == "succeeded", row
         assert row[2] == 5
+
         # Metrics: the web's /metrics answers the loopback address; the workers' heartbeats (files beside the file
         # broker) make them up for their queues; the interactive worker serves its own port.
         def scrape(url: str) -> str:

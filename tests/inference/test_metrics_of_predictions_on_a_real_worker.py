@@ -54,7 +54,7 @@ def _predict(client, url: str, row: list[float]) -> dict:
 
 
 def test_prediction_latency_and_batch_fill_are_labelled_by_what_ran(runnable, metrics_worker, world, tmp_path):
-    worker, url = metrics_worker
+    _worker, url = metrics_worker
     version = runnable.iris(tmp_path)
     deployment = services.create_deployment(
         organization=world.org,
