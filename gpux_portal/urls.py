@@ -35,6 +35,7 @@ urlpatterns = [
     path("", include("apps.marketplace.urls")),
     path("", include("apps.registries.urls")),
     path("", include("apps.inference.urls")),
+    path("", include("apps.analytics.urls")),
     path("", include("apps.core.urls")),
 ]
 

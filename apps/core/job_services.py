@@ -587,7 +587,6 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
                 if changed:
                     job.refresh_from_db()
                     transaction.on_commit(lambda job=job: send_job(job))
-                    transaction.on_commit(lambda job=job: metrics.job_requeued(job))
                     report.requeued.append(job)
             else:
                 changed = seen.update(
@@ -600,9 +599,12 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
                 )
                 if changed:
                     job.refresh_from_db()
-                    transaction.on_commit(lambda job=job: metrics.job_outcome(job, JobStatus.FAILED))
                     report.failed.append(job)
         if changed:
             logger.warning("Reaped job %s (%s): now %s", job.uuid, job.kind, job.status)
+            if job.status == JobStatus.FAILED:
+                metrics.job_outcome(job, JobStatus.FAILED)
+            else:
+                metrics.job_requeued(job)
     report.resent = resend_unclaimed_jobs(now=now)
     return report
