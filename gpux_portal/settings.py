@@ -210,7 +210,8 @@ if REDIS_URL:
     # What that means for rate limits and sign-in: docs/admin/mfa-and-lockout.md, "When Redis is down".
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # django-redis, counted by django-prometheus (django_cache_get_hits_total, ..._misses_total).
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "IGNORE_EXCEPTIONS": True,

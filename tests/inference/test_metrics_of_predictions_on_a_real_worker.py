@@ -72,6 +72,8 @@ def test_prediction_latency_and_batch_fill_are_labelled_by_what_ran(runnable, me
         answers = list(pool.map(lambda row: _predict(client, predict, row), rows))
     provider = answers[0]["provider"]
     assert provider == "CPUExecutionProvider"
+    answers.append(_predict(client, predict, rows[0]))  # alone, after the others: the loaded session is reused
+    rows.append(rows[0])
 
     latency = "gpux_inference_latency_seconds_count"
     scraped = jobs_support.wait_for(
@@ -87,6 +89,9 @@ def test_prediction_latency_and_batch_fill_are_labelled_by_what_ran(runnable, me
     fill = scraped.value("gpux_inference_batch_fill_ratio_sum", deployment="acme/flowers")
     assert 0 < fill <= scraped.value("gpux_inference_batch_fill_ratio_count", deployment="acme/flowers")
     assert scraped.value("gpux_job_outcomes_total", kind="inference.predict_batched", outcome="succeeded") == len(rows)
+    # The worker's session cache: the model loaded once (a miss), later batches found it (hits).
+    assert scraped.value("gpux_inference_session_cache_total", result="miss") >= 1
+    assert scraped.value("gpux_inference_session_cache_total", result="hit") >= 1
 
     def heartbeat_with_the_predictions():
         mine = [r for r in metrics.live_workers() if r["name"].startswith(worker.name)]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from apps.core import metrics
 from apps.inference.runtime.providers import CPU, GPU_PROVIDERS
 
 GRAPH_OPTIMIZATION = {
@@ -144,8 +145,10 @@ class SessionCache:
                 self._entries.move_to_end(key)
                 entry.last_used = time.monotonic()
                 self.hits += 1
+                metrics.session_cache("hit")
                 return entry
             self.misses += 1
+            metrics.session_cache("miss")
             # Make room first for what the model file suggests, so that the load itself stays within budget.
             self._evict_for(size_hint)
             before, started = resident_bytes(), time.perf_counter()
@@ -161,6 +164,7 @@ class SessionCache:
         while self._entries and self.used_bytes + cost > self.budget_bytes:
             self._entries.popitem(last=False)
             self.evictions += 1
+            metrics.session_cache("eviction")
 
     def count_run(self, key: Any, grown_bytes: int) -> bool:
         """Count what a run of ``key``'s session kept (the resident set grew by ``grown_bytes``) in its cost.
@@ -180,6 +184,7 @@ class SessionCache:
             if entry.cost_bytes > self.budget_bytes and entry.cost_bytes - entry.run_bytes <= self.budget_bytes:
                 del self._entries[key]
                 self.evictions += 1
+                metrics.session_cache("eviction")
                 return True
             while len(self._entries) > 1 and self.used_bytes > self.budget_bytes:
                 oldest = next(iter(self._entries))
@@ -187,6 +192,7 @@ class SessionCache:
                     break
                 del self._entries[oldest]
                 self.evictions += 1
+                metrics.session_cache("eviction")
             return False
 
     def discard(self, key: Any) -> None:
