@@ -789,3 +789,32 @@ class WorkerMetricsServer:
             withdraw_heartbeat(self.name)
         except Exception:
             logger.warning("Worker %s: could not withdraw its heartbeat", self.name, exc_info=True)
+
+
+# --- the names the portal exports (the alerting assets' test reads them) -----------------------------------------
+
+
+def _sample_names(metric: Any) -> set[str]:
+    names: set[str] = set()
+    for described in metric.describe():
+        if described.type == "counter":
+            names.add(f"{described.name}_total")
+        elif described.type == "histogram":
+            names.update(f"{described.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        else:
+            names.add(described.name)
+    return names
+
+
+def exported_sample_names() -> set[str]:
+    """Every sample name a scrape of the portal can hold: the declarations above, the scrape-time families and
+    django-prometheus' request and cache metrics."""
+    from django_prometheus.cache import metrics as cache_metrics
+    from django_prometheus.middleware import Metrics as RequestMetrics
+
+    names = set(SCRAPE_TIME_FAMILIES)
+    sources = [*DECLARED, *vars(RequestMetrics.get_instance()).values(), *vars(cache_metrics).values()]
+    for metric in sources:
+        if hasattr(metric, "describe") and hasattr(metric, "_labelnames"):
+            names |= _sample_names(metric)
+    return names
