@@ -7,9 +7,10 @@
   each refresh keeps a snapshot in a short ring in the cache (``OPS_RING_SECONDS``), and the difference between
   the newest and the oldest is what happened in between (a restarted process counts from zero, as in Prometheus).
 * **An organization** (its admins): read from the database, since the metrics carry no organization: its jobs and
-  predictions of the last hour (at most ``ORG_SAMPLE_ROWS`` of them, newest first, through the jobs' index by
-  organization and time), their latency percentiles by model, throughput and errors by minute, what waits in the
-  queues, its recent failures and its storage.
+  the predictions of the last hour on its deployments, of its models or made in its name (at most
+  ``ORG_SAMPLE_ROWS``, newest first, through the indexes by deployment, version and organization with time), their
+  latency percentiles by model, throughput and errors by minute, what waits in the queues, its recent failures and
+  its storage.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def _worker_row(record: dict[str, Any], now: float) -> dict[str, Any]:
     return {
         "name": record["name"],
         "queues": record.get("queues", []),
-        "seen": round(now - float(record["at"]), 1),
+        "seen": round(max(0.0, now - float(record["at"])), 1),
         "gpus": len(record.get("gpus") or []),
     }
 
@@ -229,18 +230,28 @@ def organization_overview(organization: Any, now: Any = None) -> dict[str, Any]:
     by_status = dict(recent.values_list("status").annotate(n=Count("id")).order_by())
     by_kind = list(recent.values("kind").annotate(n=Count("id")).order_by("-n", "kind")[:10])
     waiting = jobs.filter(status=JobStatus.QUEUED).aggregate(n=Count("id"), oldest=Min("created_at"))
-    rows = list(
-        InferenceJob.objects.filter(job__organization=organization, job__created_at__gte=since)
-        .order_by("-job__created_at")
-        .values(
-            "job__status",
-            "job__created_at",
-            "job__finished_at",
-            "version__model__organization__slug",
-            "version__model__name",
-            "deployment__slug",
-        )[:ORG_SAMPLE_ROWS]
+    # Predictions on its deployments, of its models, and made in its name: three queries on the indexes by
+    # (deployment, time), (version, time) and the jobs' (organization, time), each at most ORG_SAMPLE_ROWS.
+    recent_predictions = InferenceJob.objects.filter(created_at__gte=since).order_by("-created_at")
+    fields = (
+        "job_id",
+        "created_at",
+        "job__status",
+        "job__created_at",
+        "job__finished_at",
+        "version__model__organization__slug",
+        "version__model__name",
+        "deployment__slug",
     )
+    found: dict[int, dict[str, Any]] = {}
+    for scope in (
+        {"deployment__organization": organization},
+        {"version__model__organization": organization},
+        {"job__organization": organization},
+    ):
+        for row in recent_predictions.filter(**scope).values(*fields)[:ORG_SAMPLE_ROWS]:
+            found[row["job_id"]] = row
+    rows = sorted(found.values(), key=lambda row: row["created_at"], reverse=True)[:ORG_SAMPLE_ROWS]
     models: dict[str, dict[str, Any]] = {}
     minutes: dict[str, dict[str, Any]] = {}
     latencies: list[float] = []

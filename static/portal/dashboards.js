@@ -29,7 +29,7 @@
   }
 
   function line(label, data, color, extra) {
-    return Object.assign({ label: label, data: data, borderColor: color, backgroundColor: color, pointRadius: 0,
+    return Object.assign({ label: label, data: data, borderColor: color, backgroundColor: color, pointRadius: 2,
       borderWidth: 2, tension: 0.2, spanGaps: true }, extra || {});
   }
 
