@@ -134,8 +134,11 @@ def start_job(
     """Write a queued Job row and send its task once the surrounding transaction commits.
 
     Defaults for ``queue``, ``max_attempts`` and ``time_limit`` come from the kind's task. ``params`` must be
-    JSON; the kind's own ``clean_params`` validation is the caller's business (the API runs it). Records a
-    ``job.created`` audit event in the organization's chain.
+    JSON; the kind's own ``clean_params`` validation is the caller's business (the API runs it). ``organization``
+    is an Organization or its id. Records a ``job.created`` audit event in the organization's chain, unless the
+    kind's task says its jobs are not audit events (``audit_creation = False``: predictions and pipeline runs,
+    whose Job rows are their record). Called inside a transaction, the job is sent when the outermost one commits,
+    so rows the caller writes beside it (an ``InferenceJob``) are there when the worker claims it.
     """
     task = job_task_for(kind)
     if task is None:
@@ -150,22 +153,24 @@ def start_job(
     except (TypeError, ValueError) as exc:
         raise ValidationError({"params": [f"Parameters must be JSON: {exc}"]}, code="invalid") from exc
     with transaction.atomic():
+        owner = {"organization": organization} if hasattr(organization, "pk") else {"organization_id": organization}
         job = Job.objects.create(
             kind=kind,
             params=params,
-            organization=organization,
+            **owner,
             creator=creator if getattr(creator, "is_authenticated", False) else None,
             queue=queue,
             max_attempts=max_attempts or getattr(task, "max_attempts", DEFAULT_MAX_ATTEMPTS),
             time_limit=time_limit or getattr(task, "job_time_limit", DEFAULT_TIME_LIMIT),
         )
-        record_event(
-            action="job.created",
-            organization=organization,
-            actor=creator,
-            target=job,
-            metadata={"kind": kind, "params": params, "queue": queue},
-        )
+        if getattr(task, "audit_creation", True):
+            record_event(
+                action="job.created",
+                organization=organization,
+                actor=creator,
+                target=job,
+                metadata={"kind": kind, "params": params, "queue": queue},
+            )
         transaction.on_commit(lambda: send_job(job))
     return job
 

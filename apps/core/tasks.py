@@ -85,6 +85,9 @@ class JobTask(Task):
     creator_keeps_access: ClassVar[bool] = False
     required_role: ClassVar[Role] = Role.ADMIN
     required_scope: ClassVar[TokenScope] = TokenScope.ADMIN
+    # Whether starting a job records ``job.created`` in the audit trail (not for predictions and pipeline runs:
+    # their Job rows are their record, and they are too many for a hash chain that serializes its writers).
+    audit_creation: ClassVar[bool] = True
 
     Request = JobRequest
     acks_late = True

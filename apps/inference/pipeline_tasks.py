@@ -24,6 +24,7 @@ class RunPipeline(JobTask):
     max_attempts = 2
     job_time_limit = pipelines.DEFAULT_TIME_LIMIT
     progress_interval = 1.0
+    audit_creation = False  # runs are Job rows, not audit events
 
     def run(self, job_id: int, **kwargs: Any) -> str:
         job = claim_job(job_id)

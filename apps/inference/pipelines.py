@@ -12,9 +12,13 @@ versions (given as ``owner/name@label``, an alias instead of the label, or a uui
 ``run`` each), references, required inputs, element types and fixed dimensions. The pipeline's own inputs take
 their type and shape from the model inputs they feed.
 
-``start_pipeline_run`` writes the Job (kind ``inference.pipeline``) and its ``PipelineRun`` with the validated
-inputs, and a snapshot of the steps (a later change of the pipeline does not change a queued run). On the worker,
-``run_pipeline`` runs the steps in order through ``load_version``/``run_version``, records each step's version,
+Whoever runs a pipeline must be allowed to run every step's version (``restrict(caller, "run")``, narrowed by a
+token's binding), not only the pipeline: ``check_steps_allowed`` refuses the run at its start (404 wording for a
+version the caller may not see, 403 for one they may see) and the worker checks again before any step runs.
+
+``start_pipeline_run`` writes the Job (kind ``inference.pipeline``, through ``start_job``) and its ``PipelineRun``
+with the validated inputs, and a snapshot of the steps (a later change of the pipeline does not change a queued
+run). On the worker, ``run_pipeline`` runs the steps in order through ``load_version``/``run_version``, records each step's version,
 provider and milliseconds, stores the outputs as the job's ``outputs.npz`` and tells a waiting synchronous caller
 (``completion.notify_finished``). Runs are Job rows, not audit events, as predictions are.
 """
@@ -37,7 +41,7 @@ from django.db import IntegrityError, transaction
 
 from apps.audit.services import record_event
 from apps.core.errors import field_error, field_errors
-from apps.core.job_services import JobClaimLost, ProgressReporter, fail_job, finish_job
+from apps.core.job_services import JobClaimLost, ProgressReporter, fail_job, finish_job, start_job
 from apps.core.jobs import Job, JobStatus
 from apps.inference.completion import notify_finished
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, run_version
@@ -595,11 +599,66 @@ class RunRequest:
     encoding: str = "json"
 
 
-def _runnable_versions(pipeline: Pipeline) -> dict[str, ModelVersion]:
+class StepNotAllowed(PipelineNotRunnable):
+    """The caller may not run a step's version: ``visible`` says whether they may see it (403) or not (404)."""
+
+    def __init__(self, message: str, *, visible: bool) -> None:
+        super().__init__(message)
+        self.visible = visible
+
+
+def _step_where(index: int, step: dict[str, Any]) -> str:
+    return f"Step “{step.get('name')}” (steps[{index}])"
+
+
+def check_steps_allowed(
+    steps: list[dict[str, Any]],
+    versions: dict[str, ModelVersion],
+    *,
+    actor: Any,
+    bound_organization: int | None = None,
+) -> None:
+    """Every step's version must pass ``restrict(actor, "run")`` (narrowed by a token's binding): the first one that
+    does not raises ``StepNotAllowed``, worded as a 404 when the caller may not see the version, as a 403 when they
+    may. A pipeline's steps are whatever its author could run; whoever runs it must be allowed to run each of them
+    (DESIGN.md, "Access control"), at run start and again on the worker. Two queries, whatever the steps."""
+    uuids = [version.pk for version in versions.values()]
+    runnable = set(
+        ModelVersion.objects.restrict(actor, "run", within_organization=bound_organization)
+        .filter(pk__in=uuids)
+        .values_list("pk", flat=True)
+    )
+    if len(runnable) == len(set(uuids)):
+        return
+    visible = set(
+        ModelVersion.objects.restrict(actor, "view", within_organization=bound_organization)
+        .filter(pk__in=uuids)
+        .values_list("pk", flat=True)
+    )
+    for index, step in enumerate(steps):
+        version = versions.get(step.get("version", ""))
+        if version is None or version.pk in runnable:
+            continue
+        where = _step_where(index, step)
+        if version.pk in visible:
+            raise StepNotAllowed(f"{where}: you may view {reference_of(version)} but not run it.", visible=True)
+        raise StepNotAllowed(
+            f"{where} runs a model version that does not exist or that you may not see; the pipeline's author may "
+            "run it, you may not. Ask for access, or change the pipeline.",
+            visible=False,
+        )
+
+
+def _runnable_versions(
+    pipeline: Pipeline, *, actor: Any, bound_organization: int | None = None
+) -> dict[str, ModelVersion]:
+    """The pipeline's versions by uuid, when the caller may run every step and each can run now; else
+    ``StepNotAllowed`` (the caller may not run one) or ``PipelineNotRunnable`` (deleted, yanked, not validated)."""
     versions = versions_of([pipeline])
+    check_steps_allowed(pipeline.steps, versions, actor=actor, bound_organization=bound_organization)
     for index, step in enumerate(pipeline.steps):
         version = versions.get(step.get("version", ""))
-        where = f"Step “{step.get('name')}” (steps[{index}])"
+        where = _step_where(index, step)
         if version is None or version.model.is_deleted:
             raise PipelineNotRunnable(f"{where}: its version no longer exists; change the pipeline.")
         if version.status == VersionStatus.YANKED:
@@ -610,12 +669,19 @@ def _runnable_versions(pipeline: Pipeline) -> dict[str, ModelVersion]:
 
 
 def read_run_request(
-    pipeline: Pipeline, body: Any = None, *, npz: bytes | None = None, encoding: str = "json"
+    pipeline: Pipeline,
+    body: Any = None,
+    *,
+    actor: Any,
+    bound_organization: int | None = None,
+    npz: bytes | None = None,
+    encoding: str = "json",
 ) -> RunRequest:
     """Validate a run's inputs against what the pipeline takes: a JSON body ``{"inputs": {<pipeline input>:
     tensor}, "encoding", "timeout"}`` (tensors as the predict API takes them) or ``.npz`` bytes. Errors name the
-    field (``inputs.features: expected float32, ...``); ``PipelineNotRunnable`` when a step cannot run."""
-    versions = _runnable_versions(pipeline)
+    field (``inputs.features: expected float32, ...``); ``StepNotAllowed`` when ``actor`` may not run a step,
+    ``PipelineNotRunnable`` when a step cannot run."""
+    versions = _runnable_versions(pipeline, actor=actor, bound_organization=bound_organization)
     signature = {
         "inputs": [
             {"name": item.name, "elem_type": item.elem_type, "shape": item.shape}
@@ -652,14 +718,26 @@ def read_run_request(
     return RunRequest(arrays=arrays, encoding=encoding)
 
 
-def start_pipeline_run(*, pipeline: Pipeline, request: RunRequest, user: Any, time_limit: int | None = None) -> Job:
-    """Write the run's Job (on the pipeline's organization) and ``PipelineRun`` and send it on commit."""
-    from apps.core.job_services import send_job
+def start_pipeline_run(
+    *,
+    pipeline: Pipeline,
+    request: RunRequest,
+    user: Any,
+    bound_organization: int | None = None,
+    time_limit: int | None = None,
+) -> Job:
+    """Write the run's Job (on the pipeline's organization, through ``start_job``) and ``PipelineRun`` and send it on
+    commit, after checking again that ``user`` may run every step (``StepNotAllowed`` otherwise). The token binding
+    the caller acted under goes with the job, so that the worker checks the same rights."""
     from apps.inference.routing import queue_for
 
+    versions = versions_of([pipeline])
+    check_steps_allowed(pipeline.steps, versions, actor=user, bound_organization=bound_organization)
     with transaction.atomic():
-        job = Job.objects.create(
+        job = start_job(
             kind=PIPELINE_KIND,
+            organization=pipeline.organization,
+            creator=user,
             params={
                 "pipeline": str(pipeline.uuid),
                 "slug": pipeline.slug,
@@ -667,9 +745,8 @@ def start_pipeline_run(*, pipeline: Pipeline, request: RunRequest, user: Any, ti
                 # A snapshot: a change of the pipeline after this does not change what this run runs.
                 "steps": pipeline.steps,
                 "outputs": pipeline.outputs,
+                "bound_organization": bound_organization,
             },
-            organization_id=pipeline.organization_id,
-            creator=user if getattr(user, "is_authenticated", False) else None,
             queue=queue_for("auto"),
             max_attempts=2,
             time_limit=time_limit or DEFAULT_TIME_LIMIT,
@@ -677,7 +754,6 @@ def start_pipeline_run(*, pipeline: Pipeline, request: RunRequest, user: Any, ti
         run = PipelineRun.objects.create(
             job=job, pipeline=pipeline, inputs=arrays_to_npz(request.arrays), created_at=job.created_at
         )
-        transaction.on_commit(lambda: send_job(job))
     job.pipeline_run = run
     return job
 
@@ -700,6 +776,23 @@ def _split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict
     return tensors, (encode_outputs(others, encoding="json") if others else {})
 
 
+def _check_still_allowed(
+    job: Job, run: PipelineRun, steps: list[dict[str, Any]], versions: dict[str, ModelVersion]
+) -> None:
+    """The worker's re-check before any step runs: whoever started the run may still run the pipeline and every
+    step's version (a grant or a membership may have ended since the run was queued); ``StepFailed`` otherwise."""
+    actor = job.creator
+    if actor is None or not actor.is_active:
+        raise StepFailed("The person who started this run no longer has an active account; nothing ran.")
+    bound = (job.params or {}).get("bound_organization")
+    if not Pipeline.objects.restrict(actor, "run", within_organization=bound).filter(pk=run.pipeline_id).exists():
+        raise StepFailed("You may no longer run this pipeline; nothing ran.")
+    try:
+        check_steps_allowed(steps, versions, actor=actor, bound_organization=bound)
+    except StepNotAllowed as exc:
+        raise StepFailed(f"{exc} Nothing ran.") from exc
+
+
 def _run_steps(job: Job, run: PipelineRun, progress: ProgressReporter, timings: list[dict]) -> dict[str, Any]:
     from apps.inference.serving import memory_failure, memory_message
 
@@ -712,6 +805,7 @@ def _run_steps(job: Job, run: PipelineRun, progress: ProgressReporter, timings: 
             uuid__in=[step["version"] for step in steps]
         )
     }
+    _check_still_allowed(job, run, steps, versions)
     deadline = time.monotonic() + float(job.time_limit)
     for index, step in enumerate(steps):
         name = step["name"]

@@ -76,7 +76,9 @@ def pipeline_run(scene: Scene):
 
     def build(s: Scene):
         made = pipeline(s)
-        return start_pipeline_run(pipeline=made, request=read_run_request(made, INPUTS), user=s.user("member"))
+        return start_pipeline_run(
+            pipeline=made, request=read_run_request(made, INPUTS, actor=s.user("member")), user=s.user("member")
+        )
 
     return scene.once("pipeline-run", build)
 

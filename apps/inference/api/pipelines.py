@@ -269,8 +269,10 @@ class PipelineRunView(OrganizationNestedMixin, APIView):
             200: PipelineRunSerializer,
             202: OpenApiResponse(description="Still running (or asked for asynchronously): poll the run's URL."),
             400: OpenApiResponse(description="The inputs are wrong: each error names the input and the reason."),
-            403: OpenApiResponse(description="You may view the pipeline but not run it."),
-            404: OpenApiResponse(description="No such pipeline, or you may not view it."),
+            403: OpenApiResponse(description="You may view the pipeline (or a step's model) but not run it."),
+            404: OpenApiResponse(
+                description="No such pipeline, or you may not view it, or a step runs a model you may not see."
+            ),
             409: OpenApiResponse(description="A step's version can no longer run."),
             422: OpenApiResponse(description="A step failed: the error names it."),
         },
@@ -284,21 +286,31 @@ class PipelineRunView(OrganizationNestedMixin, APIView):
         pipeline = self._pipeline("run")
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         body: dict[str, Any] = {}
+        caller = {"actor": request.user, "bound_organization": bound_organization_id(request)}
         try:
             if content_type in NPZ_TYPES:
                 run_request = pipelines.read_run_request(
-                    pipeline, npz=request.body, encoding=request.query_params.get("encoding", "json")
+                    pipeline, npz=request.body, encoding=request.query_params.get("encoding", "json"), **caller
                 )
             else:
                 body = request.data if isinstance(request.data, dict) else {}
-                run_request = pipelines.read_run_request(pipeline, request.data)
+                run_request = pipelines.read_run_request(pipeline, request.data, **caller)
+            wants_async = _truthy(request.query_params.get("async", "")) or "respond-async" in request.headers.get(
+                "Prefer", ""
+            )
+            timeout = sync_timeout(body.get("timeout", request.query_params.get("timeout")))
+            job = pipelines.start_pipeline_run(
+                pipeline=pipeline,
+                request=run_request,
+                user=request.user,
+                bound_organization=caller["bound_organization"],
+            )
+        except pipelines.StepNotAllowed as exc:
+            if exc.visible:
+                raise exceptions.PermissionDenied(str(exc), code="step_not_allowed") from exc
+            raise exceptions.NotFound(str(exc), code="step_not_found") from exc
         except pipelines.PipelineNotRunnable as exc:
             raise Conflict(str(exc)) from exc
-        wants_async = _truthy(request.query_params.get("async", "")) or "respond-async" in request.headers.get(
-            "Prefer", ""
-        )
-        timeout = sync_timeout(body.get("timeout", request.query_params.get("timeout")))
-        job = pipelines.start_pipeline_run(pipeline=pipeline, request=run_request, user=request.user)
         if wants_async:
             return self.accepted(job)
         waited = wait_finished(job, timeout)
