@@ -13,17 +13,25 @@ _CHECK_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMu
 
 @register.inclusion_tag("includes/org_switcher.html", takes_context=True)
 def org_switcher(context: template.Context) -> dict[str, Any]:
-    """The organizations the signed-in user belongs to, listed through restrict()."""
+    """The organizations the signed-in user belongs to, listed through restrict(), and the page's organization as
+    the current one only when the user may view it: a page of a public model of a private organization sets
+    ``organization`` to the model's, whose display name is not for outsiders to read."""
     from apps.organizations.models import Organization
 
     request = context.get("request")
     user = getattr(request, "user", None)
-    organizations = []
+    organizations: list[Any] = []
+    current = context.get("organization")
     if user is not None and user.is_authenticated:
         organizations = list(
             Organization.objects.restrict(user, "view").filter(memberships__user=user).order_by("-is_personal", "slug")
         )
-    return {"organizations": organizations, "current": context.get("organization")}
+    if isinstance(current, Organization) and all(org.pk != current.pk for org in organizations):
+        if not Organization.objects.restrict(user, "view").filter(pk=current.pk).exists():
+            current = None
+    elif current is not None and not isinstance(current, Organization):
+        current = None
+    return {"organizations": organizations, "current": current}
 
 
 @register.filter
