@@ -18,9 +18,9 @@ version the caller may not see, 403 for one they may see) and the worker checks 
 
 ``start_pipeline_run`` writes the Job (kind ``inference.pipeline``, through ``start_job``) and its ``PipelineRun``
 with the validated inputs, and a snapshot of the steps (a later change of the pipeline does not change a queued
-run). On the worker, ``run_pipeline`` runs the steps in order through ``load_version``/``run_version``, records each step's version,
-provider and milliseconds, stores the outputs as the job's ``outputs.npz`` and tells a waiting synchronous caller
-(``completion.notify_finished``). Runs are Job rows, not audit events, as predictions are.
+run). On the worker, ``run_pipeline`` runs the steps in order through ``load_version``/``run_version``, records
+each step's version, provider and milliseconds, stores the outputs as the job's ``outputs.npz`` and tells a waiting
+synchronous caller (``completion.notify_finished``). Runs are Job rows, not audit events, as predictions are.
 """
 
 from __future__ import annotations

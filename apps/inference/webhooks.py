@@ -4,7 +4,8 @@ backoff, every attempt kept in ``WebhookDelivery`` (the delivery log).
 Signing: ``X-GPUX-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` with the organization's
 webhook secret (``WebhookSecret``, encrypted at rest like registry credentials; admins read and rotate it through
 the API). A receiver recomputes the HMAC over the raw body and refuses a timestamp older than a few minutes.
-URLs are checked against SSRF when the request is made and again before each delivery.
+URLs are checked against SSRF when the request is made and again as each delivery connects, to the address that
+was vetted (``apps.core.outbound``).
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ from django.db import transaction
 
 from apps.core.errors import field_error
 from apps.core.jobs import Job
+from apps.core.outbound import AddressPolicy, UnsafeAddress, pinned_client
 from apps.inference.models import WebhookDelivery, WebhookSecret
 from apps.registries.crypto import decrypt_credentials, encrypt_credentials
-from apps.registries.sdk.errors import UnsafeURL
-from apps.registries.sdk.http import NetworkPolicy
 
 SIGNATURE_HEADER = "X-GPUX-Signature"
 
 
-def webhook_policy() -> NetworkPolicy:
-    return NetworkPolicy(
+def webhook_policy() -> AddressPolicy:
+    return AddressPolicy(
         allowed=tuple(settings.INFERENCE_WEBHOOK_ALLOWED_NETWORKS),
         setting="GPUX_WEBHOOK_ALLOWED_NETWORKS",
         purpose="webhooks",
@@ -47,10 +47,8 @@ def check_webhook_url(url: Any) -> str:
         raise field_error("webhook_url", "Expected an http(s) URL of at most 2000 characters.", code="invalid")
     try:
         webhook_policy().check_url(url, field="webhook_url")
-    except UnsafeURL as exc:
-        raise field_error(
-            "webhook_url", str(exc.message if hasattr(exc, "message") else exc), code="unsafe_url"
-        ) from exc
+    except UnsafeAddress as exc:
+        raise field_error("webhook_url", exc.message, code="unsafe_url") from exc
     return url
 
 
@@ -128,26 +126,27 @@ def deliver(job_id: int, attempt: int) -> str:
     delivery = WebhookDelivery(job=job, url=url, attempt=attempt)
     started = time.perf_counter()
     try:
-        webhook_policy().check_url(url, field="webhook_url")
-        response = httpx.post(
-            url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(secret_of(job.organization_id), body),
-                "X-GPUX-Job": str(job.uuid),
-                "X-GPUX-Delivery-Attempt": str(attempt),
-            },
-            timeout=settings.INFERENCE_WEBHOOK_TIMEOUT_SECONDS,
-            follow_redirects=False,
-        )
+        # The client vets the URL as it connects and sends the POST to the vetted address (no second lookup).
+        with pinned_client(
+            webhook_policy(), field="webhook_url", timeout=settings.INFERENCE_WEBHOOK_TIMEOUT_SECONDS
+        ) as client:
+            response = client.post(
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(secret_of(job.organization_id), body),
+                    "X-GPUX-Job": str(job.uuid),
+                    "X-GPUX-Delivery-Attempt": str(attempt),
+                },
+            )
         delivery.status_code = response.status_code
         delivery.response_excerpt = response.text[:1000]
         delivery.succeeded = 200 <= response.status_code < 300
         if not delivery.succeeded:
             delivery.error = f"The receiver answered HTTP {response.status_code}."
-    except UnsafeURL as exc:
-        delivery.error = str(getattr(exc, "message", exc))[:1000]
+    except UnsafeAddress as exc:
+        delivery.error = exc.message[:1000]
     except httpx.HTTPError as exc:
         delivery.error = f"{type(exc).__name__}: {exc}"[:1000]
     delivery.duration_ms = (time.perf_counter() - started) * 1000

@@ -3,24 +3,24 @@
 A backend asks its context for ``http`` and calls ``get_json`` or ``stream``; status codes come back as SDK
 exceptions (401/403 ``Unauthorized``, 404 ``NotFound``, 429 ``RateLimited`` with ``Retry-After``, 5xx and
 network failures ``Unavailable``). Redirects are followed by hand so that each hop is checked against the
-network policy too. The client makes one attempt: retrying with backoff is the sync engine's job, for every
-backend alike.
+network policy too; the client connects to the address the policy vetted (``apps.core.outbound``), so a name
+that resolves elsewhere the second time (DNS rebinding) cannot lead it inside. The client makes one attempt:
+retrying with backoff is the sync engine's job, for every backend alike.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import ipaddress
-import socket
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from apps.core.outbound import AddressPolicy, pinned_client
 from apps.core.parsing import loads_json
 from apps.registries.sdk.errors import (
     InvalidResponse,
@@ -58,12 +58,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 @dataclass(frozen=True)
-class NetworkPolicy:
+class NetworkPolicy(AddressPolicy):
     """Where backends may connect. Public addresses only, unless a host or network is allow-listed.
 
     ``allowed`` holds host names ("mlflow.internal") and networks ("10.20.0.0/16", "127.0.0.1/32").
     Every address a host name resolves to must pass, so a name that points at a private address is refused
-    like the address itself.
+    like the address itself. The portal's ``AddressPolicy`` (``apps.core.outbound``), refusing with the SDK's
+    ``UnsafeURL``; connections go to the vetted address (``PinnedTransport``), never to a second lookup's answer.
     """
 
     allowed: tuple[str, ...] = ()
@@ -71,52 +72,7 @@ class NetworkPolicy:
     setting: str = "GPUX_REGISTRY_ALLOWED_NETWORKS"
     purpose: str = "registries"
 
-    def _networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        networks = []
-        for entry in self.allowed:
-            with contextlib.suppress(ValueError):
-                networks.append(ipaddress.ip_network(entry, strict=False))
-        return networks
-
-    def _host_allowed(self, host: str) -> bool:
-        return host.lower().rstrip(".") in {entry.lower().rstrip(".") for entry in self.allowed}
-
-    def address_allowed(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if getattr(ip, "ipv4_mapped", None):
-            ip = ip.ipv4_mapped
-        if any(ip in network for network in self._networks()):
-            return True
-        return ip.is_global and not ip.is_multicast
-
-    def check_url(self, url: str, *, field: str = "url") -> None:
-        """``UnsafeURL`` naming ``field`` unless ``url`` is http(s) and every address it resolves to may be used."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise UnsafeURL(field, f"Only http:// and https:// URLs are allowed, not “{parts.scheme or url}”.")
-        host = parts.hostname
-        if not host:
-            raise UnsafeURL(field, "The URL has no host.")
-        if parts.username or parts.password:
-            raise UnsafeURL(field, "Put credentials in the credential fields, not in the URL.")
-        if self._host_allowed(host):
-            return
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise UnsafeURL(field, "The URL's port is not a number between 0 and 65535.") from None
-        try:
-            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError):
-            raise UnsafeURL(field, f"The host “{host}” does not resolve.") from None
-        for info in infos:
-            address = info[4][0]
-            if not self.address_allowed(address):
-                raise UnsafeURL(
-                    field,
-                    f"“{host}” resolves to {address}, a private, loopback or link-local address; the operator "
-                    f"must allow-list it ({self.setting}) before {self.purpose} may use it.",
-                )
+    refusal: ClassVar[type[Exception]] = UnsafeURL
 
 
 @dataclass
@@ -127,12 +83,17 @@ class HttpClient:
     timeout: float = DEFAULT_TIMEOUT
     headers: dict[str, str] = field(default_factory=dict)
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    # TLS verification: True (the system's CAs), or an ``ssl.SSLContext`` that trusts a private CA.
+    verify: ssl.SSLContext | bool = True
     _client: httpx.Client | None = None
 
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
+            # Every request, each redirect hop included, is vetted by the policy and sent to the vetted address.
+            self._client = pinned_client(
+                self.policy,
+                verify=self.verify,
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
                 follow_redirects=False,
                 headers={"User-Agent": USER_AGENT, **self.headers},
@@ -147,7 +108,7 @@ class HttpClient:
     def _send(self, method: str, url: str, *, stream: bool, **kwargs: Any) -> httpx.Response:
         origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
-            self.policy.check_url(url)
+            # No check here: the client's transport vets this hop's URL as it connects (one lookup, pinned).
             try:
                 request = self.client.build_request(method, url, **kwargs)
                 if _origin(url) != origin:
