@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 
-from apps.core.querysets import RestrictedQuerySet
+from apps.core.access import CHANGE, RUN, VIEW
+from apps.core.querysets import RestrictedQuerySet, access_sql
 
 
 class ModelQuerySet(RestrictedQuerySet):
@@ -28,11 +30,34 @@ class ModelManager(models.Manager.from_queryset(ModelQuerySet)):
 
 class VersionQuerySet(RestrictedQuerySet):
     """Versions of models. ``restrict()`` leaves out versions of soft-deleted models; a grant on the model (to a
-    user or a team) reaches all its versions (``AccessPolicy(grants_via="model")``)."""
+    user or a team) reaches all its versions (``AccessPolicy(grants_via="model")``).
+
+    A draft is work in progress: it is seen (and run) only by those who may change the model, through their role or
+    a ``change`` grant, within a token's binding. Published and deprecated versions follow the model's visibility;
+    a yanked one stays visible with its reason (the views decide what a yank refuses)."""
 
     def restrict(self, user: Any, action: str = "view", *, within_organization: int | None = None):
-        return (
+        restricted = (
             super()
             .restrict(user, action, within_organization=within_organization)
             .filter(model__deleted_at__isnull=True)
         )
+        if action not in (VIEW, RUN):
+            return restricted
+        return restricted.filter(self.not_a_draft_or_changeable(user, within_organization=within_organization))
+
+    def not_a_draft_or_changeable(self, user: Any, *, within_organization: int | None = None) -> Q:
+        """True for a version that is not a draft, or that ``user`` may change (the draft rule above), as one
+        condition in the same query."""
+        from apps.marketplace.models import VersionStatus
+
+        visible = ~Q(status=VersionStatus.DRAFT)
+        if not (getattr(user, "is_authenticated", False) and getattr(user, "is_active", False)):
+            return visible
+        changeable = access_sql(self.model, CHANGE, self.db)
+        if changeable is None:
+            return visible
+        may_change = Q(changeable.bind(user.pk))
+        if within_organization is not None:
+            may_change &= Q(model__organization_id=within_organization)
+        return visible | may_change

@@ -125,6 +125,7 @@ class VersionFileDownloadView(ModelLookupMixin, DownloadMixin, APIView):
             version_file = self.fetch_missing(self.version_by_label(label), path)
         version = version_file.version
         version.model = self.catalog_model
+        self.hide_draft(version)
         self.refuse_yanked(version, pinned=True)
         return self.send_file(request, version, version_file, route="version", immutable=True)
 

@@ -74,14 +74,24 @@ class ModelLookupMixin(CatalogErrorsMixin):
         return locked
 
     def versions(self):
+        """The model's versions the caller may see (through restrict(): drafts only to those who may change the
+        model)."""
+        visible = ModelVersion.objects.restrict(
+            self.request.user, "view", within_organization=bound_organization_id(self.request)
+        )
         return (
-            ModelVersion.objects.filter(model=self.catalog_model)
+            visible.filter(model=self.catalog_model)
             .select_related("model__organization", "created_by", "validation_job")
             .prefetch_related(Prefetch("files", VersionFile.objects.select_related("blob")), "aliases")
         )
 
     def version_by_label(self, label: str) -> ModelVersion:
         return get_object_or_404(self.versions(), label=label)
+
+    def hide_draft(self, version: ModelVersion) -> None:
+        """404 for a draft the caller may not change (for versions found without ``versions()``)."""
+        if version.status == VersionStatus.DRAFT and not self.may("change"):
+            raise Http404
 
     def refuse_yanked(self, version: ModelVersion, *, pinned: bool) -> None:
         """The yank rule: a yanked version answers 410 unless the caller pinned its exact label and downloaded it
