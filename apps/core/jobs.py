@@ -8,18 +8,21 @@ inference job) link to a Job one-to-one for what more they need.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
+from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-from apps.core.access import AccessPolicy, Role
+from apps.core.access import VIEW, AccessPolicy, Role
 from apps.core.models import OwnedModel
+from apps.core.querysets import RestrictedQuerySet
 
 
 class JobStatus(models.TextChoices):
@@ -60,6 +63,38 @@ def first_resend_at():
     return timezone.now() + timedelta(seconds=resend_after_seconds())
 
 
+# Job kinds whose jobs are about another owned object (a prediction: the deployment or version it ran), and how to
+# say "that object is one the caller may view" as a condition on Job rows (``register_job_subject``).
+SubjectCondition = Callable[[Any, int], Q]
+_subject_conditions: dict[SubjectCondition, set[str]] = {}
+
+
+def register_job_subject(kinds: Iterable[str], condition: SubjectCondition) -> None:
+    """Declare what jobs of ``kinds`` are about: ``condition(user, bound_organization_id)`` is a ``Q`` on Job rows
+    true when the user, through a token bound to that organization, may view the job's subject (written with
+    ``restrict()`` of the subject's model). A bound token then sees such a job only when it may view its subject
+    (an org-bound token never reveals objects of an organization it cannot view), and sees its user's own jobs of
+    those kinds, wherever they were counted, when it may (the caller always sees their own)."""
+    _subject_conditions.setdefault(condition, set()).update(kinds)
+
+
+class JobQuerySet(RestrictedQuerySet):
+    """``restrict()`` of jobs: DESIGN.md's rule, plus the subjects of jobs under a token's binding (above)."""
+
+    def restrict(self, user: Any, action: str = VIEW, *, within_organization: int | None = None) -> JobQuerySet:
+        restricted = super().restrict(user, action, within_organization=within_organization)
+        if within_organization is None or not _subject_conditions or not getattr(user, "is_authenticated", False):
+            return restricted
+        about: Q = Q()
+        kinds: set[str] = set()
+        for condition, its_kinds in _subject_conditions.items():
+            about |= Q(kind__in=sorted(its_kinds)) & condition(user, within_organization)
+            kinds |= its_kinds
+        if action == VIEW and getattr(user, "is_active", False):
+            restricted = restricted | self.filter(Q(creator=user) & about)
+        return restricted.filter(~Q(kind__in=sorted(kinds)) | about)
+
+
 def job_file_path(job: Job, filename: str) -> str:
     """Where a job's result file lives in the default storage: ``jobs/<uuid>/<filename>``."""
     return f"jobs/{job.uuid}/{filename}"
@@ -86,6 +121,8 @@ class Job(OwnedModel):
         creator_while_member=True,
         creator_kept_field="creator_keeps_access",
     )
+
+    objects = JobQuerySet.as_manager()
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=100, db_index=True, help_text="What the job does, e.g. “audit.export”.")

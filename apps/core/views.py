@@ -86,7 +86,16 @@ def job_detail(request: HttpRequest, uuid: Any) -> HttpResponse:
     mfa = mfa_setup_redirect(request, job.organization)
     if mfa is not None:
         return mfa
-    context = {"job": job, "organization": job.organization, "may_cancel": _may_cancel(request, job)}
+    # The creator of a job counted against an organization they may not view (their run of another organization's
+    # public deployment) sees the job, not that organization's name.
+    from apps.organizations.models import Organization
+
+    viewable = Organization.objects.restrict(request.user, "view").filter(pk=job.organization_id).exists()
+    context = {
+        "job": job,
+        "organization": job.organization if viewable else None,
+        "may_cancel": _may_cancel(request, job),
+    }
     return render(request, "core/job_detail.html", context)
 
 

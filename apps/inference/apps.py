@@ -10,4 +10,16 @@ class InferenceConfig(AppConfig):
 
     def ready(self) -> None:
         # A deleted batch job takes its input, results and leftover parts with it (a post_delete receiver).
+        from apps.core.jobs import register_job_subject
         from apps.inference.batch import results  # noqa: F401
+        from apps.inference.batch.start import BATCH_KIND
+        from apps.inference.predictions import (
+            BATCHED_PREDICT_KIND,
+            PREDICT_KIND,
+            batch_subject,
+            prediction_subject,
+        )
+
+        # A token bound to an organization sees a prediction or batch job only when it may view what the job ran.
+        register_job_subject((PREDICT_KIND, BATCHED_PREDICT_KIND), prediction_subject)
+        register_job_subject((BATCH_KIND,), batch_subject)

@@ -8,8 +8,12 @@ reason; readable inputs (text, images) are checked for their form here and pre-p
 the version's tokenizer and manifest are.
 
 Predictions are not audit events (the Job rows are their record; "job.created" is for work people start by
-hand); the run counts against the organization the caller acts for: the token's bound organization, else the
-caller's personal one.
+hand). Whose a prediction is (DESIGN.md, "Inference"), ``prediction_organization``: one on a deployment belongs to
+the deployment's organization (its admins see it, it counts against that organization); a direct run of a version
+belongs to the organization the caller acts for (the token's bound organization, else the caller's personal one);
+the caller always sees their own. An answer names the model and version only to a caller who may view the model
+(``answer_of(..., shows_model=False)``: a public deployment of a private model answers with its own name and
+revision instead).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from apps.core.errors import field_error
+from apps.core.job_services import start_job
 from apps.core.jobs import Job, JobStatus
 from apps.inference.execution import arrays_to_npz, npz_to_arrays
 from apps.inference.models import Device, InferenceJob, Provider
@@ -194,6 +200,54 @@ def acting_organization(user: Any, bound_organization_id: int | None, fallback: 
 _personal_organizations: dict[int, int] = {}
 
 
+def prediction_organization(
+    user: Any, bound_organization_id: int | None, version: ModelVersion, deployment: Any
+) -> Any:
+    """Whom a prediction belongs to (an organization or its id): the deployment's organization for a run of a
+    deployment, else the organization the caller acts for (``acting_organization``)."""
+    if deployment is not None:
+        return deployment.organization_id
+    return acting_organization(user, bound_organization_id, version.model.organization_id)
+
+
+def prediction_subject(user: Any, bound_organization_id: int) -> Q:
+    """What a prediction job is about, as a condition on Job rows (``core.jobs.register_job_subject``): the
+    deployment it ran when it ran one, else the model of the version it ran; true when the caller, through a token
+    bound to ``bound_organization_id``, may view that."""
+    from apps.inference.models import Deployment
+    from apps.marketplace.models import Model
+
+    deployments = Deployment.objects.restrict(user, "view", within_organization=bound_organization_id)
+    models = Model.objects.restrict(user, "view", within_organization=bound_organization_id)
+    return Q(inference__deployment__isnull=False, inference__deployment__in=deployments.values("pk")) | Q(
+        inference__deployment__isnull=True, inference__version__model__in=models.values("pk")
+    )
+
+
+def batch_subject(user: Any, bound_organization_id: int) -> Q:
+    """What a batch job is about (as ``prediction_subject``): its deployment, else its version's model."""
+    from apps.inference.models import Deployment
+    from apps.marketplace.models import Model
+
+    deployments = Deployment.objects.restrict(user, "view", within_organization=bound_organization_id)
+    models = Model.objects.restrict(user, "view", within_organization=bound_organization_id)
+    return Q(batch__deployment__isnull=False, batch__deployment__in=deployments.values("pk")) | Q(
+        batch__deployment__isnull=True, batch__version__model__in=models.values("pk")
+    )
+
+
+def viewable_models(user: Any, bound_organization_id: int | None, model_ids: Any) -> set[int]:
+    """Which of ``model_ids`` the caller may view (``restrict(user, "view")`` under the token's binding), in one
+    query: what an answer may name."""
+    from apps.marketplace.models import Model
+
+    wanted = {model_id for model_id in model_ids if model_id is not None}
+    if not wanted:
+        return set()
+    visible = Model.objects.restrict(user, "view", within_organization=bound_organization_id)
+    return set(visible.filter(pk__in=wanted).values_list("pk", flat=True))
+
+
 def start_prediction(
     *,
     version: ModelVersion,
@@ -207,19 +261,20 @@ def start_prediction(
     webhook_url: str = "",
     time_limit: int | None = None,
 ) -> Job:
-    """Write the prediction's Job and InferenceJob and send it when the transaction commits."""
-    from apps.core.job_services import send_job
+    """Write the prediction's Job (through ``start_job``, on ``organization``: see ``prediction_organization``) and
+    InferenceJob; the job is sent when the transaction commits."""
     from apps.inference.routing import gpu_worker_up, queue_for
 
     if device == Device.GPU and not gpu_worker_up() and not getattr(settings, "INFERENCE_FORCE_QUEUE", None):
         raise NoWorker("This asks for a GPU and no GPU worker is up; try again later or ask for device “auto”.")
     batched = deployment is not None and deployment.max_batch_size > 1 and batch_axis(version.signature or {})
     with transaction.atomic():
-        job = Job.objects.create(
+        job = start_job(
             kind=BATCHED_PREDICT_KIND if batched else PREDICT_KIND,
             params={
-                "version": str(version.uuid),
-                "deployment": str(deployment.uuid) if deployment else None,
+                # A run of a deployment names the deployment: the version it served is on the InferenceJob, for
+                # those who may see the model (its uuid is not for every caller of a public deployment).
+                **({"deployment": str(deployment.uuid)} if deployment else {"version": str(version.uuid)}),
                 **request.options,
                 **(
                     {
@@ -233,8 +288,8 @@ def start_prediction(
                     else {}
                 ),
             },
-            organization_id=getattr(organization, "pk", organization),
-            creator=user if getattr(user, "is_authenticated", False) else None,
+            organization=organization,
+            creator=user,
             queue=queue_for(device),
             max_attempts=2,
             time_limit=time_limit or (deployment.timeout_seconds if deployment else 60),
@@ -253,7 +308,6 @@ def start_prediction(
             webhook_url=webhook_url,
             created_at=job.created_at,
         )
-        transaction.on_commit(lambda: send_job(job))
     job.inference = inference
     return job
 
@@ -263,21 +317,33 @@ class NoWorker(Exception):
 
 
 def answer_of(
-    job: Job, inference: InferenceJob | None = None, outcome: dict | None = None, payload: bytes = b""
+    job: Job,
+    inference: InferenceJob | None = None,
+    outcome: dict | None = None,
+    payload: bytes = b"",
+    *,
+    shows_model: bool = True,
 ) -> dict[str, Any]:
     """The API's view of a prediction job: status, outputs (in the request's encoding), readable answer,
-    provider, timings, errors by field when the input was refused."""
-    inference = inference or InferenceJob.objects.select_related("version__model__organization", "deployment").get(
-        job=job
-    )
+    provider, timings, errors by field when the input was refused.
+
+    A run of a deployment names the deployment and its revision. ``shows_model=False`` (the caller may not view the
+    deployment's model: an outsider on a public deployment of a private organization) leaves the model and version
+    out (``null``) and out of the error text: the deployment is what such a caller knows and may name."""
+    inference = inference or InferenceJob.objects.select_related(
+        "version__model__organization", "deployment__organization", "revision"
+    ).get(job=job)
     outcome = outcome or {}
     status = outcome.get("status", job.status)
+    deployment = inference.deployment if inference.deployment_id else None
+    shows_model = shows_model or deployment is None
     answer: dict[str, Any] = {
         "job": str(job.uuid),
         "status": status,
-        "model": str(inference.version.model),
-        "version": inference.version.label,
-        "deployment": str(inference.deployment) if inference.deployment_id else None,
+        "model": str(inference.version.model) if shows_model else None,
+        "version": inference.version.label if shows_model else None,
+        "deployment": str(deployment) if deployment is not None else None,
+        "revision": inference.revision.number if deployment is not None and inference.revision_id else None,
         "created_at": job.created_at,
     }
     if status == JobStatus.SUCCEEDED:
@@ -298,11 +364,19 @@ def answer_of(
         if readable is not None:
             answer["answer"] = readable
     elif status == JobStatus.FAILED:
-        answer["error"] = outcome.get("error", job.error)
+        error = outcome.get("error", job.error)
+        answer["error"] = error if shows_model else _without_model(error, inference, deployment)
         fields = outcome.get("error_fields", inference.error_fields)
         if fields:
             answer["errors"] = fields
     return answer
+
+
+def _without_model(text: str, inference: InferenceJob, deployment: Any) -> str:
+    """An error text with the model's name (and the version's label beside it) replaced by the deployment's name."""
+    model, label = str(inference.version.model), inference.version.label
+    text = (text or "").replace(f"“{label}” of {model}", f"of {deployment}")
+    return text.replace(f"{model}@{label}", str(deployment)).replace(model, str(deployment))
 
 
 def input_refusal(answer: dict[str, Any]) -> bool:

@@ -44,6 +44,7 @@ class Predict(JobTask):
     max_attempts = 2
     job_time_limit = 60
     progress_interval = 60.0
+    audit_creation = False  # predictions are Job rows, not audit events
 
     def run(self, job_id: int, **kwargs: Any) -> str:
         job = claim_job(job_id)
@@ -138,6 +139,7 @@ class PredictBatched(DeploymentBatches):
     required_role = JobTask.required_role
     required_scope = JobTask.required_scope
     clean_params = JobTask.clean_params
+    audit_creation = False
     acks_late = True
     ignore_result = True
     serializer = "json"

@@ -60,6 +60,7 @@ from apps.inference.predictions import (
     read_json_request,
     require_runnable,
     start_prediction,
+    viewable_models,
 )
 from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
 from apps.marketplace.views import ModelPageMixin
@@ -325,6 +326,13 @@ def job_rows(jobs: list[Job], user: Any) -> list[dict[str, Any]]:
         by_uuid = {str(v.uuid): v for v in versions.select_related("model__organization")}
         for row in rows:
             row["version"] = row["version"] or by_uuid.get(wanted.get(row["job"].pk, ""))
+    # A run of a deployment whose model the caller may not view (their own run of a public deployment of a private
+    # organization) names the deployment only, as the API does.
+    served = [row for row in rows if row["deployment"] is not None and row["version"] is not None]
+    viewable = viewable_models(user, None, [row["version"].model_id for row in served])
+    for row in served:
+        if row["version"].model_id not in viewable:
+            row["version"] = None
     return rows
 
 
@@ -372,7 +380,8 @@ def _job_context(job: Job, user: Any) -> dict[str, Any]:
         context["inputs"] = _inputs_summary(feature)
         context["revision"] = feature.revision
         if job.is_finished:
-            context["result"] = present_answer(answer_of(job, feature), job)
+            shows_model = row["version"] is not None or not feature.deployment_id
+            context["result"] = present_answer(answer_of(job, feature, shows_model=shows_model), job)
         else:
             context["result"] = {"job": job, "status": job.status, "pending": True}
     elif job.is_finished:

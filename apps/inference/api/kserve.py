@@ -53,6 +53,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
+from apps.core.api.views import bound_organization_id
 from apps.core.jobs import JobStatus
 from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference import services
@@ -68,9 +69,11 @@ from apps.inference.models import Deployment, DeploymentStatus
 from apps.inference.predictions import (
     NotRunnable,
     PredictionInput,
+    answer_of,
     require_runnable,
     sync_timeout,
     sync_timeout_maximum,
+    viewable_models,
 )
 from apps.inference.runtime.validation import InputValidationError, batch_axis, validate_inputs
 from apps.marketplace.api.mixins import ModelLookupMixin
@@ -741,6 +744,19 @@ class Target:
     versions: list[str]
     model: Model | None = None
     deployment: Deployment | None = None
+    # Whether the answers may name the model and its versions: a deployment's model the caller may not view (a
+    # public deployment of a private organization) is named by the deployment and its revision (``r<n>``) only.
+    shows_model: bool = True
+
+    def not_runnable(self, exc: NotRunnable) -> Conflict:
+        if self.shows_model:
+            return Conflict(str(exc))
+        return Conflict(f"The deployment {self.deployment} cannot serve now: its version has not passed validation.")
+
+
+def revision_name(number: int | None) -> str:
+    """How the v2 API names a deployment's revision to a caller who may not see its model's versions."""
+    return f"r{number or 0}"
 
 
 def _published(model: Model):
@@ -794,7 +810,10 @@ class ModelRouteView(ModelLookupMixin, DeploymentLookupMixin, KServeView):
             if version is None:
                 raise Conflict(f"{model} has no published version; name one (versions/{{label}}).")
             return Target(name, version, [item.label for item in published], model=model)
-        version = ModelVersion.objects.select_related("model__organization").filter(model=model, label=label).first()
+        visible = ModelVersion.objects.restrict(  # a draft: only for those who may change the model
+            self.request.user, "view", within_organization=bound_organization_id(self.request)
+        )
+        version = visible.select_related("model__organization").filter(model=model, label=label).first()
         if version is None:
             raise NotFoundV2(f"The model “{name}” has no version “{label}”.")
         if action == "run":
@@ -828,6 +847,11 @@ class ModelRouteView(ModelLookupMixin, DeploymentLookupMixin, KServeView):
             raise Conflict(f"The alias “{deployment.alias}” of {deployment.model} no longer exists.")
         else:
             version = main
+        shows_model = bool(
+            viewable_models(self.request.user, bound_organization_id(self.request), [deployment.model_id])
+        )
+        if not shows_model:
+            return Target(name, version, [revision_name(deployment.revision)], deployment=deployment, shows_model=False)
         served = [item.label for item in (main, deployment.canary_version) if item is not None]
         return Target(name, version, list(dict.fromkeys(served)), deployment=deployment)
 
@@ -856,7 +880,7 @@ class ModelMetadataView(ModelRouteView):
         try:
             require_runnable(target.version)
         except NotRunnable as exc:
-            raise Conflict(str(exc)) from exc
+            raise target.not_runnable(exc) from exc
         signature = target.version.signature or {}
         return json_response(
             {
@@ -888,11 +912,13 @@ class ModelReadyView(ModelRouteView):
         if target.deployment is not None and target.deployment.status == DeploymentStatus.PAUSED:
             raise Conflict(f"The deployment {target.deployment} is paused.")
         if target.version.status == VersionStatus.YANKED:
+            if not target.shows_model:
+                raise Conflict(f"The deployment {target.deployment} serves a version that was yanked.")
             raise Conflict(f"Version “{target.version.label}” of {target.version.model} was yanked.")
         try:
             require_runnable(target.version)
         except NotRunnable as exc:
-            raise Conflict(str(exc)) from exc
+            raise target.not_runnable(exc) from exc
         return json_response({"name": target.name, "ready": True})
 
 
@@ -922,7 +948,7 @@ class ModelInferView(ModelRouteView):
         try:
             require_runnable(version)
         except NotRunnable as exc:
-            raise Conflict(str(exc)) from exc
+            raise target.not_runnable(exc) from exc
         signature = version.signature or {}
         infer = read_infer_request(read_body(request), request.headers.get(HEADER_LENGTH), signature)
         prediction = PredictionInput(arrays=infer.arrays, encoding="json", items=items_of(signature, infer.arrays))
@@ -939,15 +965,17 @@ class ModelInferView(ModelRouteView):
             fields = outcome.get("error_fields") or job.inference.error_fields
             if fields:
                 raise exceptions.ValidationError(fields)
-            raise RunFailed(outcome.get("error") or job.error or "The prediction failed.")
+            answer = answer_of(job, job.inference, outcome, shows_model=target.shows_model)
+            raise RunFailed(answer.get("error") or "The prediction failed.")
         if status != JobStatus.SUCCEEDED:
             raise RunFailed(f"The prediction ended {status}.")
         result = outcome.get("result") if "result" in outcome else job.result or {}
         outputs = npz_to_arrays(payload or job.inference.outputs)
         order = [entry["name"] for entry in signature.get("outputs") or []]
+        revision = job.inference.revision
         return infer_response(
             model_name=target.name,
-            model_version=version.label,
+            model_version=version.label if target.shows_model else revision_name(revision and revision.number),
             request=infer,
             outputs=outputs,
             order=order,

@@ -20,10 +20,14 @@ from apps.inference.models import (
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
-    """A deployment as its organization's members see it."""
+    """A deployment as its organization's members see it. To a caller who may not view its model (an outsider on a
+    public deployment of a private organization) ``model``, ``version``, ``alias`` and ``canary_version`` are
+    ``null``: the deployment answers under its own name and ``revision`` (the context's ``viewable_models``)."""
+
+    MODEL_FIELDS = ("model", "version", "alias", "canary_version")
 
     organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.CharField(source="model.name", read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True, allow_null=True)
     version = serializers.CharField(source="version.label", read_only=True, allow_null=True, default=None)
     canary_version = serializers.CharField(source="canary_version.label", read_only=True, allow_null=True, default=None)
     url = serializers.SerializerMethodField()
@@ -41,6 +45,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
     def _absolute(self, path: str) -> str:
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
+
+    def to_representation(self, deployment: Deployment) -> dict:
+        data = super().to_representation(deployment)
+        viewable = self.context.get("viewable_models")
+        if viewable is not None and deployment.model_id not in viewable:
+            data.update(dict.fromkeys(self.MODEL_FIELDS))
+        return data
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, deployment: Deployment) -> str:
@@ -112,9 +123,10 @@ class PredictionSerializer(serializers.Serializer):
     job = serializers.UUIDField()
     url = serializers.URLField()
     status = serializers.CharField()
-    model = serializers.CharField()
-    version = serializers.CharField()
+    model = serializers.CharField(allow_null=True, help_text="Null when you may not view a deployment's model.")
+    version = serializers.CharField(allow_null=True, help_text="Null when you may not view a deployment's model.")
     deployment = serializers.CharField(allow_null=True)
+    revision = serializers.IntegerField(allow_null=True, help_text="The deployment's revision that served it.")
     provider = serializers.CharField(required=False)
     outputs = serializers.DictField(required=False)
     answer = serializers.JSONField(required=False)

@@ -42,14 +42,15 @@ from apps.inference.predictions import (
     NotRunnable,
     NoWorker,
     acquire_slot,
-    acting_organization,
     answer_of,
+    prediction_organization,
     read_json_request,
     read_npz_request,
     release_slot,
     require_runnable,
     start_prediction,
     sync_timeout,
+    viewable_models,
 )
 from apps.inference.webhooks import check_webhook_url, rotate_secret, secret_of
 from apps.marketplace.api.mixins import ModelLookupMixin
@@ -102,13 +103,14 @@ def submit_prediction(
 ) -> tuple[Job, tuple[dict, bytes] | None]:
     """Start a prediction for the API caller and, when ``wait``, wait up to ``timeout`` seconds for it to finish.
 
-    The run counts against the organization the caller acts for; a synchronous request on a deployment holds one of
+    The run belongs to the deployment's organization, or for a direct run of a version to the organization the
+    caller acts for (``prediction_organization``); a synchronous request on a deployment holds one of
     its ``concurrency`` slots while it waits (429 when none is free); 503 when no worker can take it. Returns the
     job and ``(outcome, payload)`` once it finished (the job and its ``inference`` re-read when the outcome did not
     carry the result), or ``None`` when not waiting or not finished in time. The REST predict views and the KServe
     v2 API (``apps/inference/api/kserve.py``) both run predictions through here.
     """
-    organization = acting_organization(request.user, bound_organization_id(request), version.model.organization_id)
+    organization = prediction_organization(request.user, bound_organization_id(request), version, deployment)
     revision = services.current_revision(deployment) if deployment is not None else None
     slot = False
     if deployment is not None and wait:
@@ -170,10 +172,22 @@ class PredictMixin:
         body = self.request.data
         return read_json_request(version, body), body if isinstance(body, dict) else {}
 
+    def shows_model(self, deployment: Deployment | None) -> bool:
+        """Whether answers may name the model behind ``deployment``: the caller may view it (always, for a version
+        the caller named)."""
+        if deployment is None:
+            return True
+        bound = bound_organization_id(self.request)
+        return bool(viewable_models(self.request.user, bound, [deployment.model_id]))
+
     def run_prediction(self, version: ModelVersion, *, deployment: Deployment | None = None) -> Response:
+        shows_model = self.shows_model(deployment)
         try:
             require_runnable(version)
         except NotRunnable as exc:
+            if not shows_model:
+                message = f"The deployment {deployment} cannot serve now: its version has not passed validation."
+                raise Conflict(message) from None
             raise Conflict(str(exc)) from exc
         prediction, body = self.read_request(version)
         webhook_url = check_webhook_url(body.get("webhook_url"))
@@ -193,7 +207,7 @@ class PredictMixin:
         if waited is None:
             return self.accepted(job)
         outcome, payload = waited
-        answer = answer_of(job, job.inference, outcome, payload)
+        answer = answer_of(job, job.inference, outcome, payload, shows_model=shows_model)
         answer["url"] = self.prediction_url(job)
         if answer["status"] == JobStatus.FAILED:
             if answer.get("errors"):
@@ -255,6 +269,8 @@ class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
                 raise Conflict(f"{model} has no published version to run; name one.")
         else:
             version = get_object_or_404(versions, label=label)
+            if version.status == VersionStatus.DRAFT:  # a draft runs only for those who may change the model
+                self.hide_draft(version)
         version.model = model
         self.refuse_yanked(version, pinned=label is not None)
         return self.run_prediction(version)
@@ -326,7 +342,10 @@ class PredictionViewSet(
     """Predictions you may see: yours, and those counted against organizations you administer."""
 
     queryset = Job.objects.filter(kind__in=PREDICTION_KINDS).select_related(
-        "organization", "inference__version__model__organization", "inference__deployment__organization"
+        "organization",
+        "inference__version__model__organization",
+        "inference__deployment__organization",
+        "inference__revision",
     )
     serializer_class = PredictionSerializer
     requires_signed_in = True
@@ -336,16 +355,25 @@ class PredictionViewSet(
 
     @extend_schema(summary="Predictions you may see", tags=["inference"])
     def list(self, request, *args, **kwargs) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        page = list(self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        self._viewable = self._models_viewable(page)
         items = [self._answer(job, full=False) for job in page]
         return self.get_paginated_response(items)
 
     @extend_schema(summary="One prediction: status, outputs, answer, provider, timings", tags=["inference"])
     def retrieve(self, request, *args, **kwargs) -> Response:
-        return Response(self._answer(self.get_object(), full=True))
+        job = self.get_object()
+        self._viewable = self._models_viewable([job])
+        return Response(self._answer(job, full=True))
+
+    def _models_viewable(self, jobs: list[Job]) -> set[int]:
+        """The models of these predictions the caller may view (one query): an answer names only those."""
+        models = [job.inference.version.model_id for job in jobs if job.inference.deployment_id]
+        return viewable_models(self.request.user, bound_organization_id(self.request), models)
 
     def _answer(self, job: Job, *, full: bool) -> dict:
-        answer = answer_of(job, job.inference)
+        shows_model = not job.inference.deployment_id or job.inference.version.model_id in self._viewable
+        answer = answer_of(job, job.inference, shows_model=shows_model)
         if not full:
             answer.pop("outputs", None)
         answer["url"] = self.request.build_absolute_uri(reverse("api:prediction-detail", kwargs={"uuid": job.uuid}))
@@ -384,6 +412,25 @@ class DeploymentViewSet(
     search_fields = ["slug", "description", "model__name"]
     ordering = ["slug"]
     filterset_fields = ["status", "device"]
+
+    def filter_to_parent(self, queryset):
+        # One deployment is judged on its own visibility, as its predict route and KServe judge it: a public
+        # deployment of a private organization answers its detail (without its model) and 403 to what the caller
+        # may not do; the organization's list stays its members'.
+        if self.detail:
+            return queryset.filter(organization__slug=self.kwargs["org_slug"])
+        return super().filter_to_parent(queryset)
+
+    def get_serializer(self, *args: Any, **kwargs: Any):
+        """The deployment serializer, told which of the deployments' models the caller may view (one query)."""
+        instance = args[0] if args else kwargs.get("instance")
+        items = [instance] if isinstance(instance, Deployment) else list(instance or [])
+        context = kwargs.setdefault("context", self.get_serializer_context())
+        if items:
+            context["viewable_models"] = viewable_models(
+                self.request.user, bound_organization_id(self.request), [item.model_id for item in items]
+            )
+        return super().get_serializer(*args, **kwargs)
 
     def _model(self, name: str) -> Model:
         model = Model.objects.filter(organization=self.organization, name=name).first()
@@ -463,6 +510,12 @@ class DeploymentViewSet(
     @action(detail=True, methods=["get"])
     def revisions(self, request, *args, **kwargs) -> Response:
         deployment = self.get_object()
+        if not viewable_models(request.user, bound_organization_id(request), [deployment.model_id]):
+            # The history names the versions it served: for those who may see the model behind it.
+            raise exceptions.PermissionDenied(
+                f"The revisions of {deployment} name the model it serves, which you may not view.",
+                code="model_not_viewable",
+            )
         revisions = deployment.revisions.select_related("created_by")
         if request.query_params.get("job"):
             inference = InferenceJob.objects.filter(
