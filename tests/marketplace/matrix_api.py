@@ -25,6 +25,10 @@ Decisions where the documents are silent:
   restoring it is refused to the others with 403 or 404, as for the matrix's admin-only objects;
 * upload sessions belong to the members who may change the model: a viewer, and anyone outside acme even on a
   public model, may not read one (403) — its bytes are not published;
+* a draft version is seen only by those who may change the model (docs/api/models.md, "Who sees which version"):
+  routes on one draft (its changelog, publishing, validating, its upload sessions) answer 404 to the viewer and
+  to outsiders, on a public model too; routes that check the right to change the model before they look the draft
+  up (uploading into it, listing its sessions) answer 403 as before;
 * an upload chunk (PATCH) writes no audit event: the session's start, completion and abort do
   (docs/api/models.md, "Audit trail").
 
@@ -92,6 +96,14 @@ MEMBER_READ = Access(  # reading what only those who may change the model use (o
 ORG_MEMBERS_READ = Access(  # the organization's storage usage: its members (viewers and up), even when it is public
     private=table(OK, OK, OK, OK, 404, HIDDEN_FROM_ANONYMOUS),
     public=table(OK, OK, OK, OK, 403, REFUSED_TO_ANONYMOUS),
+)
+DRAFT_WRITE = Access(  # changing one draft: those who may change the model see it; 404 to the others
+    private=table(OK, OK, OK, 404, 404, 401),
+    public=table(OK, OK, OK, 404, 404, 401),
+)
+DRAFT_READ = Access(  # reading one draft's upload session: likewise
+    private=table(OK, OK, OK, 404, 404, HIDDEN_FROM_ANONYMOUS),
+    public=table(OK, OK, OK, 404, 404, HIDDEN_FROM_ANONYMOUS),
 )
 LISTED_MODEL = Access(  # a model of acme in a list: members of acme, and anyone when the model is public
     private=table(True, True, True, True, False, False),
@@ -249,6 +261,7 @@ def model_routes(visibility: str) -> list[Route]:
     read, write = for_model(ORG_READ, visibility), for_model(MEMBER_WRITE, visibility)
     delete, restore = for_model(ADMIN_WRITE, visibility), for_model(ADMIN_OBJECT_WRITE, visibility)
     members_read, listed = for_model(MEMBER_READ, visibility), for_model(LISTED_MODEL, visibility)
+    draft_write, draft_read = for_model(DRAFT_WRITE, visibility), for_model(DRAFT_READ, visibility)
     query = {"model": visibility}
     the_model, draft = model_kwargs(visibility), version_kwargs(visibility, "draft")
     with_model, validated = version_kwargs(visibility, "with-model"), version_kwargs(visibility, "validated")
@@ -297,11 +310,11 @@ def model_routes(visibility: str) -> list[Route]:
         ),
         route("model-version-list", "POST", write, the_model, lambda s, p: {"label": "2.0.0"}),
         route("model-version-detail", "GET", read, published),
-        route("model-version-detail", "PATCH", write, draft, lambda s, p: {"changelog": "Fixed the labels."}),
-        route("model-version-publish", "POST", write, validated),
+        route("model-version-detail", "PATCH", draft_write, draft, lambda s, p: {"changelog": "Fixed the labels."}),
+        route("model-version-publish", "POST", draft_write, validated),
         route("model-version-deprecate", "POST", write, published, lambda s, p: {"message": "Use 2.0.0."}),
         route("model-version-yank", "POST", delete, published, lambda s, p: {"reason": "Wrong labels."}),
-        route("model-version-validate", "POST", write, with_model),
+        route("model-version-validate", "POST", draft_write, with_model),
         # files: list, upload (multipart), download, remove from a draft, signed links
         route(
             "model-version-file-list",
@@ -326,19 +339,19 @@ def model_routes(visibility: str) -> list[Route]:
             listed=for_model(LISTED_TO_CHANGERS, visibility),
         ),
         route("model-version-upload-list", "POST", write, draft, iris_declared),
-        route("model-upload-detail", "GET", members_read, upload_kwargs(visibility, "open")),
+        route("model-upload-detail", "GET", draft_read, upload_kwargs(visibility, "open")),
         route(
             "model-upload-detail",
             "PATCH",
-            write,
+            draft_write,
             upload_kwargs(visibility, "open"),
             lambda s, p: CHUNK,
             query={"offset": "0"},
             audited=False,
             note="a chunk writes no audit event: the session's start, completion and abort do",
         ),
-        route("model-upload-detail", "DELETE", write, upload_kwargs(visibility, "open")),
-        route("model-upload-complete", "POST", write, upload_kwargs(visibility, "full")),
+        route("model-upload-detail", "DELETE", draft_write, upload_kwargs(visibility, "open")),
+        route("model-upload-complete", "POST", draft_write, upload_kwargs(visibility, "full")),
         # aliases
         route(
             "model-alias-list",

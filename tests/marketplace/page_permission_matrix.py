@@ -2,7 +2,8 @@
 viewers view a model's pages; members create and change (new models, versions, card edits, uploads, publishing,
 deprecating, validating, removing a draft's files); admins yank. A private model answers 404 to outsiders; a
 public model may be viewed by anyone and changed by no one outside its organization (403). Anonymous visitors
-are sent to sign in, except to read a public model.
+are sent to sign in, except to read a public model. A draft version's pages are for those who may change the
+model (members and up): 404 to everyone else, on a public model too (docs/api/models.md, "Who sees which version").
 
 Model pages are not under /orgs/<slug>/: the model's own visibility decides, so each route is listed twice,
 once for a private model and once for a public one (the ``?model=`` query keeps their test ids apart; the pages
@@ -36,6 +37,8 @@ PAGE_ORG_MEMBER = Access(
     private=table(DONE, DONE, DONE, 403, 404, LOGIN),
     public=table(DONE, DONE, DONE, 403, 403, LOGIN),
 )
+PRIVATE_DRAFT_READ = _same(owner=DONE, admin=DONE, member=DONE, viewer=404, outsider=404, anonymous=LOGIN)
+PUBLIC_DRAFT_READ = _same(owner=DONE, admin=DONE, member=DONE, viewer=404, outsider=404, anonymous=404)
 EVERYONE = _same(owner=DONE, admin=DONE, member=DONE, viewer=DONE, outsider=DONE, anonymous=DONE)
 
 
@@ -101,6 +104,7 @@ def _routes_for(visibility: str) -> list[Route]:
     read = PRIVATE_MODEL_READ if private else PUBLIC_MODEL_READ
     change = PRIVATE_MODEL_CHANGE if private else PUBLIC_MODEL_CHANGE
     delete = PRIVATE_MODEL_DELETE if private else PUBLIC_MODEL_DELETE
+    draft_read = PRIVATE_DRAFT_READ if private else PUBLIC_DRAFT_READ
     query = {"model": visibility}
     model, draft = model_kwargs(visibility), version_kwargs(visibility)
     validated, published = version_kwargs(visibility, "validated"), version_kwargs(visibility, "published")
@@ -128,8 +132,10 @@ def _routes_for(visibility: str) -> list[Route]:
             query=query,
             under_org=False,
         ),
-        Route("catalog-version", "GET", read, draft, query=query, under_org=False),
-        Route("catalog-version-status", "GET", read, draft, query=query, under_org=False),
+        Route("catalog-version", "GET", read, published, query=query, under_org=False),
+        Route("catalog-version-status", "GET", read, published, query=query, under_org=False),
+        Route("catalog-version", "GET", draft_read, draft, query={**query, "version": "draft"}, under_org=False),
+        Route("catalog-version-status", "GET", draft_read, draft, query={**query, "version": "draft"}, under_org=False),
         Route("catalog-version-upload", "GET", change, draft, query=query, under_org=False),
         Route("catalog-version-publish", "POST", change, validated, query=query, under_org=False),
         Route("catalog-version-validate", "POST", change, validated, query=query, under_org=False),

@@ -35,7 +35,8 @@ def test_a_public_models_published_file_is_publicly_cacheable(catalog):
 def test_a_drafts_file_must_be_revalidated(catalog):
     model = catalog.model("iris")
     catalog.add(catalog.version(model, "0.1"), "labels.txt", b"a\n")
-    response = catalog.client("viewer").get(file_url(model, "0.1", "labels.txt"))
+    # A draft's files: seen by those who may change the model (a member).
+    response = catalog.client("member").get(file_url(model, "0.1", "labels.txt"))
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "private, no-cache"
 

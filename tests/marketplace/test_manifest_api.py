@@ -87,7 +87,8 @@ class Unchanged:
 def test_a_validated_version_exports_a_gpux_yml_the_gpux_cli_reads(catalog):
     version = validated_iris(catalog)
 
-    response = catalog.client("viewer", scope=TokenScope.READ).get(manifest_url(version.model, "1.0.0"))
+    # A validated draft: read by those who may change the model, with a read token.
+    response = catalog.client("member", scope=TokenScope.READ).get(manifest_url(version.model, "1.0.0"))
 
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/yaml; charset=utf-8"

@@ -23,6 +23,9 @@ PRIVATE_MEMBER = (OK, OK, OK, FORBIDDEN, NOT_FOUND, LOGIN)
 # public model of acme
 PUBLIC_READ = (OK, OK, OK, OK, OK, OK)
 PUBLIC_MEMBER = (OK, OK, OK, FORBIDDEN, FORBIDDEN, LOGIN)
+# a draft version: those who may change the model only, whatever the model's visibility
+PRIVATE_DRAFT_READ = (OK, OK, OK, NOT_FOUND, NOT_FOUND, LOGIN)
+PUBLIC_DRAFT_READ = (OK, OK, OK, NOT_FOUND, NOT_FOUND, NOT_FOUND)
 
 READ_PAGES = ("catalog-model", "catalog-version", "catalog-version-status")
 MEMBER_PAGES = ("catalog-model-edit", "catalog-version-create", "catalog-version-upload")
@@ -77,18 +80,34 @@ def scene(catalog):
 @pytest.mark.django_db
 @pytest.mark.parametrize("page", READ_PAGES)
 @pytest.mark.parametrize("persona", PERSONAS)
-def test_private_model_pages_are_for_the_organization_only(scene, page_client, page, persona):
+def test_private_model_pages_are_for_the_organization_only(scene, page_client, catalog, page, persona):
     model = scene(Visibility.PRIVATE)
-    # a draft: viewers see drafts of their own organization (restrict() on the version)
-    expect(page_client(persona).get(url_of(page, model)), PRIVATE_READ[PERSONAS.index(persona)])
+    published(catalog, model)
+    expect(page_client(persona).get(url_of(page, model, "0.9.0")), PRIVATE_READ[PERSONAS.index(persona)])
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("page", READ_PAGES)
 @pytest.mark.parametrize("persona", PERSONAS)
-def test_public_model_pages_are_for_everyone(scene, page_client, page, persona):
+def test_public_model_pages_are_for_everyone(scene, page_client, catalog, page, persona):
     model = scene(Visibility.PUBLIC)
-    expect(page_client(persona).get(url_of(page, model)), PUBLIC_READ[PERSONAS.index(persona)])
+    published(catalog, model)
+    expect(page_client(persona).get(url_of(page, model, "0.9.0")), PUBLIC_READ[PERSONAS.index(persona)])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ("catalog-version", "catalog-version-status"))
+@pytest.mark.parametrize("visibility", [Visibility.PRIVATE, Visibility.PUBLIC])
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_a_drafts_pages_are_for_those_who_may_change_the_model(scene, page_client, page, visibility, persona):
+    model = scene(visibility)
+    table = PRIVATE_DRAFT_READ if visibility == Visibility.PRIVATE else PUBLIC_DRAFT_READ
+    expect(page_client(persona).get(url_of(page, model)), table[PERSONAS.index(persona)])
+
+
+def published(catalog, model) -> ModelVersion:
+    """A published 0.9.0 beside the scene's draft 1.0.0."""
+    return catalog.published(model, "0.9.0")
 
 
 @pytest.mark.django_db

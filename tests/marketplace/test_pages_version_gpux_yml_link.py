@@ -27,7 +27,7 @@ def test_a_validated_version_page_links_its_gpux_yml_and_the_link_downloads_it(c
     version.refresh_from_db()
     run_validation(version.validation_job)
 
-    client, page = page_of(version, "viewer", world)
+    client, page = page_of(version, "member", world)  # a validated draft: those who may change the model
 
     assert page.status_code == 200
     link = reverse("api:model-version-manifest", args=["acme", "iris", "1.0.0"])
