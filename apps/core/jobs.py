@@ -90,7 +90,7 @@ class JobQuerySet(RestrictedQuerySet):
         for condition, its_kinds in _subject_conditions.items():
             about |= Q(kind__in=sorted(its_kinds)) & condition(user, within_organization)
             kinds |= its_kinds
-        if action == VIEW and getattr(user, "is_active", False):
+        if action in self.model.access.creator_actions and getattr(user, "is_active", False):
             restricted = restricted | self.filter(Q(creator=user) & about)
         return restricted.filter(~Q(kind__in=sorted(kinds)) | about)
 
