@@ -215,3 +215,21 @@ def test_the_outsiders_pages_of_their_prediction_name_neither_the_model_nor_acme
     admin = Client()
     admin.force_login(world.user("admin"))
     assert MODEL in admin.get(f"/inference/jobs/{job.uuid}/").content.decode()
+
+
+def test_a_token_bound_to_the_personal_organization_does_not_read_a_private_models_batch_job(world, deployment):
+    from tests.inference.batch_support import batch_url, iris_csv, job_url, results_url, upload
+
+    member = world.user("member")
+    response = api_client_for(member).post(
+        batch_url(deployment.version), {"file": upload("rows.csv", iris_csv()[:400])}, format="multipart"
+    )
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(uuid=response.json()["job"])
+    assert job.organization == personal(member)  # a direct run: the member's acting (personal) organization
+    bound = api_client_for(member, organization=personal(member))
+    for url in (job_url(job.uuid), results_url(job.uuid), f"/api/v1/jobs/{job.uuid}/"):
+        answer = bound.get(url)
+        assert answer.status_code == 404, (url, answer.content)
+    assert bound.get("/api/v1/batch-jobs/").json()["results"] == []
+    assert api_client_for(member).get(job_url(job.uuid)).status_code == 200
