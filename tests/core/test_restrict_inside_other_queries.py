@@ -10,7 +10,7 @@ from guardian.shortcuts import assign_perm
 
 from apps.core.access import Visibility
 from apps.core.querysets import access_sql
-from apps.marketplace.models import Model, ModelVersion
+from apps.marketplace.models import Model, ModelVersion, VersionStatus
 from apps.organizations.models import Organization
 from tests.factories import UserFactory
 
@@ -24,7 +24,8 @@ def catalog(world):
     granted = Model.objects.create(organization=world.org, name="granted-one")
     assign_perm("run_model", world.user("outsider"), granted)
     for model in (private, public, granted):
-        ModelVersion.objects.create(model=model, label="1.0")
+        ModelVersion.objects.create(model=model, label="1.0", status=VersionStatus.PUBLISHED)
+        ModelVersion.objects.create(model=model, label="2.0-dev")  # a draft: for those who may change the model
     return {"private": private, "public": public, "granted": granted}
 
 
@@ -69,7 +70,9 @@ def test_a_version_follows_its_model_through_the_join_to_visibility_organization
 
     assert {v.model.name for v in ModelVersion.objects.restrict(outsider, "view")} == {"public-one", "granted-one"}
     assert {v.model.name for v in ModelVersion.objects.restrict(outsider, "run")} == {"public-one", "granted-one"}
+    assert {v.label for v in ModelVersion.objects.restrict(outsider, "view")} == {"1.0"}  # no drafts
     assert {v.model.name for v in ModelVersion.objects.restrict(outsider, "change")} == set()
+    assert {v.label for v in ModelVersion.objects.restrict(member, "view")} == {"1.0", "2.0-dev"}
     assert {v.model.name for v in ModelVersion.objects.restrict(member, "change")} == {
         "private-one",
         "public-one",

@@ -88,10 +88,16 @@ def test_a_validated_version_is_ready_and_a_draft_that_was_never_validated_is_no
     assert client.is_model_ready("acme--iris", headers=auth)
     assert client.is_model_ready("acme--iris", model_version="1.0.0", headers=auth)
     assert not client.is_model_ready("acme--iris", model_version="2.0.0", headers=auth)
+    # A draft is described to those who may change the model (a member): not validated, 409 with the reason.
+    member = {"Authorization": f"Bearer {make_token(world.user('member'))}"}
+    assert not client.is_model_ready("acme--iris", model_version="2.0.0", headers=member)
     with pytest.raises(InferenceServerException) as refused:
-        client.get_model_metadata("acme--iris", model_version="2.0.0", headers=auth)
+        client.get_model_metadata("acme--iris", model_version="2.0.0", headers=member)
     assert refused.value.status() == "409"
     assert "has not passed validation" in refused.value.message()
+    with pytest.raises(InferenceServerException) as hidden:  # the viewer does not see drafts
+        client.get_model_metadata("acme--iris", model_version="2.0.0", headers=auth)
+    assert hidden.value.status() == "404"
 
 
 def test_a_paused_deployment_is_not_ready(runnable, client, auth, world, tmp_path):
