@@ -565,6 +565,31 @@ def versions_of(pipelines: list[Pipeline]) -> dict[str, ModelVersion]:
     return {str(version.uuid): version for version in found}
 
 
+def viewable_versions(versions: Any, *, actor: Any, bound_organization: int | None = None) -> set[int]:
+    """Which of ``versions`` the caller may view (one query): a pipeline or a run names only those. A pipeline's
+    author may use a version of another organization they were granted; the pipeline's other viewers see that step
+    without its version's name."""
+    pks = {version.pk for version in versions if version is not None}
+    if not pks:
+        return set()
+    visible = ModelVersion.objects.restrict(actor, "view", within_organization=bound_organization)
+    return set(visible.filter(pk__in=pks).values_list("pk", flat=True))
+
+
+def hide_unviewable_steps(answer: dict[str, Any], *, actor: Any, bound_organization: int | None = None) -> None:
+    """In a run's answer, blank the version (uuid and ``owner/name@label``) of each step the caller may not view."""
+    steps = answer.get("steps") or []
+    uuids = {step.get("version") for step in steps if step.get("version")}
+    if not uuids:
+        return
+    found = list(ModelVersion.objects.filter(uuid__in=uuids))
+    visible = viewable_versions(found, actor=actor, bound_organization=bound_organization)
+    shown = {str(version.uuid) for version in found if version.pk in visible}
+    for step in steps:
+        if step.get("version") and step["version"] not in shown:
+            step["version"], step["reference"] = None, None
+
+
 def pipeline_inputs(pipeline: Pipeline, versions: dict[str, ModelVersion] | None = None) -> list[PipelineInput]:
     """What the pipeline takes (each input's type and shape), from its versions' signatures as stored now."""
     versions = versions if versions is not None else versions_of([pipeline])

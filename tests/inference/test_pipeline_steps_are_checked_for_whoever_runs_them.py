@@ -108,6 +108,20 @@ def test_the_author_who_was_granted_the_step_starts_the_run(world):
     ).exists()  # a run: a Job row only
 
 
+@pytest.mark.django_db
+def test_the_pipeline_names_the_granted_step_to_its_author_only(world):
+    secret = _scene(world)
+    author = api_client_for(world.user("member")).get("/api/v1/orgs/acme/pipelines/species/").json()
+    assert author["steps"][0]["version"] == "globex/secret-iris@1.0.0"
+    for persona in ("viewer", "admin"):
+        shown = api_client_for(world.user(persona)).get("/api/v1/orgs/acme/pipelines/species/")
+        assert shown.status_code == 200
+        first, second = shown.json()["steps"]
+        assert first["version"] is None and first["version_uuid"] is None and first["name"] == "classify"
+        assert second["version"] == "acme/argmax@1.0.0"
+        assert "secret-iris" not in shown.content.decode() and str(secret.uuid) not in shown.content.decode()
+
+
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_grant_revoked_after_the_start_fails_the_run_on_the_worker_and_no_step_runs(world, inference_worker):
@@ -135,6 +149,13 @@ def test_a_run_by_the_granted_author_still_succeeds_on_the_worker(world, inferen
     response = api_client_for(world.user("member")).post(RUN, {"inputs": {"features": FLOWERS}}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["outputs"]["index"] == [0, 2]
+    assert response.json()["steps"][0]["reference"] == "globex/secret-iris@1.0.0"
+    # acme's admin sees the run (a job of acme), not the name of the step's version they may not view
+    seen = api_client_for(world.user("admin")).get(response.json()["url"])
+    assert seen.status_code == 200
+    assert seen.json()["steps"][0]["reference"] is None and seen.json()["steps"][0]["version"] is None
+    assert seen.json()["steps"][1]["reference"] == "acme/argmax@1.0.0"
+    assert "secret-iris" not in seen.content.decode()
 
 
 def _wait_finished(job: Job, timeout: float = 60.0) -> Job:

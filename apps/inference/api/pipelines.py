@@ -79,9 +79,16 @@ class PipelineSerializer(serializers.ModelSerializer):
 
     def get_steps(self, pipeline: Pipeline) -> list[dict[str, Any]]:
         versions = self._versions()
+        viewable = self.context.get("viewable_versions")
         shown = []
         for step in pipeline.steps:
             version = versions.get(step.get("version", ""))
+            if version is not None and viewable is not None and version.pk not in viewable:
+                # A version of another organization the author was granted: not named to the others.
+                shown.append(
+                    {"name": step.get("name"), "version": None, "version_uuid": None, "inputs": step.get("inputs", {})}
+                )
+                continue
             shown.append(
                 {
                     "name": step.get("name"),
@@ -156,10 +163,16 @@ class PipelineViewSet(
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
         context["versions"] = getattr(self, "_versions_in_view", {})
+        context["viewable_versions"] = getattr(self, "_viewable_in_view", None)
         return context
 
     def _serialized(self, items: list[Pipeline], *, many: bool) -> Any:
         self._versions_in_view = pipelines.versions_of(items)
+        self._viewable_in_view = pipelines.viewable_versions(
+            self._versions_in_view.values(),
+            actor=self.request.user,
+            bound_organization=bound_organization_id(self.request),
+        )
         return self.get_serializer(items if many else items[0], many=many).data
 
     @extend_schema(summary="The organization's pipelines", tags=["inference"])
@@ -321,6 +334,7 @@ class PipelineRunView(OrganizationNestedMixin, APIView):
             job.refresh_from_db()
         answer = pipelines.answer_of_run(job, outcome, payload)
         answer["url"] = run_url(request, job)
+        pipelines.hide_unviewable_steps(answer, actor=request.user, bound_organization=bound_organization_id(request))
         if answer["status"] == JobStatus.FAILED:
             raise RunFailed(answer.get("error") or "The pipeline failed.")
         return Response(answer)
@@ -349,4 +363,5 @@ class PipelineRunDetailView(APIView):
         job = get_object_or_404(visible.select_related("organization"), kind=pipelines.PIPELINE_KIND, uuid=uuid)
         answer = pipelines.answer_of_run(job)
         answer["url"] = run_url(request, job)
+        pipelines.hide_unviewable_steps(answer, actor=request.user, bound_organization=bound_organization_id(request))
         return Response(answer)
