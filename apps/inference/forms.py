@@ -32,6 +32,11 @@ from apps.inference.processing.text import TOKENIZER_INPUTS
 PAGE_WAIT_SECONDS = 10.0
 TENSOR_PREFIX = "tensor_"
 EXAMPLE_DIMENSION = 1  # a dynamic dimension in the example placeholder
+# What a text model's form starts with when its gpux.yml gives no example.
+DEFAULT_TEXT_EXAMPLE = "A man is playing the guitar."
+# A tensor input up to this many values starts filled in with zeros of its shape when the gpux.yml gives no example;
+# past it (an image-sized tensor) only the placeholder shows the nesting.
+MAX_EXAMPLE_VALUES = 4096
 
 
 def page_wait_seconds() -> float:
@@ -69,6 +74,38 @@ def example_tensor(entry: dict[str, Any]) -> str:
     return build(0)
 
 
+def zeros_example(entry: dict[str, Any]) -> str | None:
+    """Valid JSON zeros of the input's shape and type (a dynamic dimension as 1), or None past MAX_EXAMPLE_VALUES."""
+    shape = entry.get("shape")
+    dims = [dim if isinstance(dim, int) and dim > 0 else EXAMPLE_DIMENSION for dim in shape or []]
+    if isinstance(shape, list) and _count(dims) > MAX_EXAMPLE_VALUES:
+        return None
+    kind = entry.get("elem_type") or ""
+    zero: Any = 0.0 if kind.startswith(("float", "bfloat")) else ("" if kind == "string" else 0)
+    if kind == "bool":
+        zero = False
+    value: Any = zero
+    for dim in reversed(dims):
+        value = [value] * dim
+    if not isinstance(shape, list):
+        value = [zero]
+    return json.dumps(value)
+
+
+def manifest_example(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The first of the gpux.yml's ``examples`` (inputs as the API takes them), or ``{}``."""
+    examples = manifest.get("examples")
+    if isinstance(examples, list) and examples and isinstance(examples[0], dict):
+        return examples[0]
+    return {}
+
+
+def _example_text(value: Any) -> str | None:
+    if isinstance(value, list) and value:
+        value = value[0]
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def _count(dims: list[int]) -> int:
     total = 1
     for dim in dims:
@@ -80,13 +117,16 @@ def describe_version(version: Any) -> dict[str, Any]:
     """What the "try it" form of ``version`` asks for, from its manifest and signature alone (no file is read).
 
     ``{"kind": "text"|"image"|"tensors", "fields": [...], "answer": "classification"|"embeddings"|...|"tensors"}``,
-    the same shape as ``Processor.describe()``, which needs the tokenizer file loaded.
+    the same shape as ``Processor.describe()``, which needs the tokenizer file loaded. Each field's ``example`` is
+    what the form starts with: the gpux.yml's first example, else a sentence for text and zeros for a tensor.
     """
     manifest = (version.onnx_info or {}).get("manifest") or {}
     signature = version.signature or {}
     inputs = [entry for entry in signature.get("inputs") or [] if entry.get("name")]
     names = [entry["name"] for entry in inputs]
     preprocessing = manifest.get("preprocessing") or {}
+    example = manifest_example(manifest)
+    described = {entry.get("name"): entry for entry in manifest.get("inputs") or [] if isinstance(entry, dict)}
     kind = "tensors"
     fields: list[dict[str, Any]] = []
     if preprocessing.get("tokenizer") and "input_ids" in names and all(name in TOKENIZER_INPUTS for name in names):
@@ -101,6 +141,7 @@ def describe_version(version: Any) -> dict[str, Any]:
                 "label": "Text",
                 "max_tokens": max_tokens,
                 "help": f"Tokenized with the version's {preprocessing['tokenizer']}; {past}.",
+                "example": _example_text(example.get("text")) or DEFAULT_TEXT_EXAMPLE,
             }
         ]
     elif preprocessing.get("resize") and len(inputs) == 1:
@@ -120,10 +161,19 @@ def describe_version(version: Any) -> dict[str, Any]:
                 }
             ]
     if kind == "tensors":
-        fields = [
-            {"name": entry["name"], "type": entry.get("elem_type"), "shape": entry.get("shape"), "entry": entry}
-            for entry in inputs
-        ]
+        fields = []
+        for entry in inputs:
+            given = example.get(entry["name"])
+            fields.append(
+                {
+                    "name": entry["name"],
+                    "type": entry.get("elem_type"),
+                    "shape": entry.get("shape"),
+                    "entry": entry,
+                    "description": (described.get(entry["name"]) or {}).get("description", ""),
+                    "example": json.dumps(given) if given is not None else zeros_example(entry),
+                }
+            )
     try:
         answer = OutputDecoder(manifest=manifest, signature=signature, has_tokenizer=kind == "text").answer
     except ProcessingError:
@@ -161,6 +211,7 @@ class TryItForm(forms.Form):
                 max_length=settings.INFERENCE_MAX_REQUEST_BYTES,
                 widget=forms.Textarea(attrs={"rows": 3, "placeholder": "I play the guitar."}),
                 help_text=spec["help"],
+                initial=spec.get("example"),
             )
             self.input_fields["text"] = "text"
         elif kind == "image":
@@ -172,12 +223,15 @@ class TryItForm(forms.Form):
         else:
             for index, spec in enumerate(description["fields"]):
                 name = f"{TENSOR_PREFIX}{index}"
+                described = f" {spec['description']}." if spec.get("description") else ""
                 fields[name] = forms.CharField(
                     label=spec["name"],
                     widget=forms.Textarea(
                         attrs={"rows": 2, "class": "font-monospace", "placeholder": example_tensor(spec["entry"])}
                     ),
-                    help_text=f"{spec['type'] or 'a tensor'} {shape_text(spec['shape'])}: a JSON nested list.",
+                    help_text=f"{spec['type'] or 'a tensor'} {shape_text(spec['shape'])}: a JSON nested list."
+                    f"{described}",
+                    initial=spec.get("example"),
                 )
                 self.input_fields[spec["name"]] = name
         # The inputs first, the wait last.

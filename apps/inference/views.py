@@ -118,14 +118,30 @@ def _tensor_summary(name: str, value: Any, meta: dict[str, Any]) -> dict[str, An
 
 
 def _embedding_summary(vector: Any) -> dict[str, Any]:
+    """An embedding as the page shows it: its dimension, its first values to 4 decimals, and the whole vector as
+    JSON for "Copy vector", each value to float32's 7 significant digits (what the model computed, no noise)."""
     array = np.asarray(vector, dtype=np.float64)
     flat = array.reshape(-1)
     return {
         "dimension": " × ".join(str(dim) for dim in array.shape),
+        "size": flat.size,
         "head": [f"{item:.4f}" for item in flat[:EMBEDDING_HEAD]],
         "more": flat.size > EMBEDDING_HEAD,
-        "json": json.dumps(vector),
+        "json": json.dumps(_significant(array.tolist())),
     }
+
+
+def _significant(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_significant(item) for item in value]
+    return float(f"{value:.7g}")
+
+
+def score_text(score: float) -> str:
+    """A class score as people read it: two decimals (``0.98``), ``<0.01`` for a small one that is not zero."""
+    if 0 < score < 0.005:
+        return "<0.01"
+    return f"{score:.2f}"
 
 
 def total_ms(job: Job) -> float | None:
@@ -150,7 +166,14 @@ def present_answer(answer: dict[str, Any], job: Job) -> dict[str, Any]:
     predictions = []
     for item in readable.get("predictions") or []:
         scores = sorted((item.get("scores") or {}).items(), key=lambda pair: -pair[1])
-        predictions.append({"label": item.get("label"), "scores": [(label, f"{s:.4f}") for label, s in scores]})
+        top = dict(scores).get(item.get("label"))
+        predictions.append(
+            {
+                "label": item.get("label"),
+                "score": score_text(top) if top is not None else "",
+                "scores": [(label, score_text(s), round(max(0.0, min(1.0, s)) * 100, 1)) for label, s in scores],
+            }
+        )
     meta = (job.result or {}).get("outputs") or {}
     return {
         "job": job,

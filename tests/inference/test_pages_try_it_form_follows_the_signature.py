@@ -182,3 +182,22 @@ def test_the_model_page_tries_its_latest_published_version(runnable, world, tmp_
     card = card_of(client_for(world.user("member")).get("/models/acme/iris/"))
     assert "acme/iris @ 2.0.0" in card
     assert 'action="/models/acme/iris/versions/2.0.0/try/"' in card
+
+
+def test_every_field_starts_with_a_working_example_when_the_gpux_yml_gives_none(runnable, world, tmp_path):
+    runnable.version("scaler", {"model.onnx": two_input_model()}, None)
+    card = card_of(client_for(world.user("member")).get("/models/acme/scaler/"))
+    values = re.findall(r'<textarea name="(tensor_\d)"[^>]*>\s*([^<]*)</textarea>', card)
+    assert values == [("tensor_0", "[[0, 0, 0]]"), ("tensor_1", "[[0.0, 0.0, 0.0]]")]
+    runnable.minilm(name="minilm")
+    text = card_of(client_for(world.user("member")).get("/models/acme/minilm/"))
+    assert re.search(r'<textarea name="text"[^>]*>\s*A man is playing the guitar\.</textarea>', text)
+
+
+def test_the_gpux_yml_example_fills_the_form_in(runnable, world, tmp_path):
+    manifest = {**onnx_models.IRIS_MANIFEST, "examples": [{"float_input": [[6.2, 2.9, 4.3, 1.3]]}]}
+    manifest["inputs"] = [{**manifest["inputs"][0], "description": "sepal and petal sizes in cm"}]
+    runnable.version("iris", {"model.onnx": onnx_models.sklearn_iris_path(tmp_path)}, manifest)
+    card = card_of(client_for(world.user("member")).get("/models/acme/iris/"))
+    assert re.search(r'<textarea name="tensor_0"[^>]*>\s*\[\[6\.2, 2\.9, 4\.3, 1\.3\]\]</textarea>', card)
+    assert "sepal and petal sizes in cm" in card

@@ -110,7 +110,7 @@ preprocessing: {resize: [224], max_length: -1}
 runtme: {}
 """
     assert errors_of(text) == [
-        "runtme: unknown field; expected one of description, inputs, metadata, model, name, outputs, "
+        "runtme: unknown field; expected one of description, examples, inputs, metadata, model, name, outputs, "
         "postprocessing, preprocessing, runtime, serving, tags, version",
         "name: letters, digits, dots, dashes and underscores, starting with a letter or digit",
         "model.source: this field is required",
@@ -177,3 +177,29 @@ def test_bytes_that_are_not_utf8_or_too_many_are_refused():
     with pytest.raises(ManifestError) as too_big:
         parse_manifest(b"#" * 2000, max_bytes=1000)
     assert too_big.value.errors == ["gpux.yml: the file is 2000 bytes; the limit is 1000."]
+
+
+EXAMPLES_MANIFEST = """
+name: embedder
+model: {source: model.onnx}
+inputs:
+  - {name: input_ids, type: int64, shape: [batch, sequence]}
+outputs:
+  - {name: last_hidden_state, type: float32, shape: [batch, sequence, 384]}
+preprocessing: {tokenizer: tokenizer.json}
+"""
+
+
+def test_examples_are_kept_as_the_inputs_the_api_takes():
+    manifest = parse_manifest(EXAMPLES_MANIFEST + "examples:\n  - text: A man is playing the guitar.\n")
+    assert manifest["examples"] == [{"text": "A man is playing the guitar."}]
+
+
+def test_an_example_naming_something_the_model_does_not_take_is_refused_with_its_path():
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(EXAMPLES_MANIFEST + "examples:\n  - sentence: hello\n  - image: abc\n  - 3\n")
+    assert caught.value.errors == [
+        "examples[0].sentence: not an input this model takes (it takes text, input_ids)",
+        "examples[1].image: not an input this model takes (it takes text, input_ids)",
+        "examples[2]: expected a mapping of inputs, e.g. {text: ...} or {input_name: [[...]]}",
+    ]

@@ -67,3 +67,11 @@ def percent_number(fraction: Any) -> int:
 @register.filter
 def percent(fraction: Any) -> str:
     return f"{percent_number(fraction)} %"
+
+
+@register.filter
+def version_label(label: Any) -> str:
+    """A version label as the catalog shows it: one that starts with a digit gets a ``v`` (``1.0.0`` -> ``v1.0.0``);
+    any other (``v1.0``, ``beta``) stays as it is, so that ``v1.0`` never reads ``v v1.0``."""
+    text = str(label or "")
+    return f"v{text}" if text[:1].isdigit() else text

@@ -7,9 +7,11 @@ documented in its docs/tutorial/configuration.md): ``name``, ``version``, ``desc
 ``enable_profiling``}, ``serving``, ``preprocessing`` {``tokenizer``, ``max_length``, ``resize``, ``normalize``,
 ``custom``}, ``metadata``; the runtime's generator also writes ``tags``.
 
-One portal extension, which GPUX ignores as it ignores any unknown field: ``postprocessing`` {``pooling``
+Two portal extensions, which GPUX ignores as it ignores any unknown field: ``postprocessing`` {``pooling``
 (``mean``, ``cls``, ``max``, ``none``), ``normalize`` (L2), ``softmax``, ``output`` (the output it applies to)},
-how the portal turns a model's outputs into a readable answer (``apps.inference.processing``).
+how the portal turns a model's outputs into a readable answer (``apps.inference.processing``); and ``examples``, a
+list of request inputs as the API takes them (``{text: "..."}`` or ``{input_name: [[...]]}``), the first of which
+the "try it" form starts with.
 
 Differences, all on the lenient side for reading and the strict side for writing: a shape read here may hold
 names (``batch``) and ``-1``/``null`` for dynamic dimensions (GPUX wants integers), and an unknown field is an
@@ -51,7 +53,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DIM_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 
 TOP_FIELDS = {"name", "version", "description", "model", "inputs", "outputs", "runtime", "serving", "preprocessing",
-              "metadata", "tags", "postprocessing"}  # fmt: skip
+              "metadata", "tags", "postprocessing", "examples"}  # fmt: skip
 MODEL_FIELDS = {"source", "format", "version"}
 INPUT_FIELDS = {"name", "type", "shape", "required", "max_length", "description"}
 OUTPUT_FIELDS = {"name", "type", "shape", "labels", "description"}
@@ -61,6 +63,8 @@ SERVING_FIELDS = {"port", "host", "batch_size", "timeout", "max_workers"}
 PREPROCESSING_FIELDS = {"tokenizer", "max_length", "resize", "normalize", "custom"}
 POSTPROCESSING_FIELDS = {"pooling", "normalize", "softmax", "output"}
 POOLINGS = ("cls", "max", "mean", "none")
+MAX_EXAMPLES = 10
+READABLE_EXAMPLE_INPUTS = {"text": "tokenizer", "image": "resize"}  # what preprocessing makes them readable
 
 
 class ManifestError(ValueError):
@@ -331,6 +335,31 @@ def _postprocessing(checker: _Checker, value: Any, outputs: list[dict[str, Any]]
     return normalized
 
 
+def _examples(checker: _Checker, value: Any, manifest: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The portal's ``examples``: up to MAX_EXAMPLES mappings of inputs as the API takes them, each naming an input
+    of the manifest, or ``text`` / ``image`` when its preprocessing reads them."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_EXAMPLES:
+        checker.error("examples", f"expected a list of at most {MAX_EXAMPLES} examples (each a mapping of inputs)")
+        return None
+    preprocessing = manifest.get("preprocessing") or {}
+    names = [entry["name"] for entry in manifest.get("inputs") or [] if entry.get("name")]
+    readable = [key for key, needs in READABLE_EXAMPLE_INPUTS.items() if preprocessing.get(needs)]
+    examples = []
+    for index, example in enumerate(value):
+        where = f"examples[{index}]"
+        if not isinstance(example, dict) or not example:
+            checker.error(where, "expected a mapping of inputs, e.g. {text: ...} or {input_name: [[...]]}")
+            continue
+        for key in example:
+            if key not in names and key not in readable:
+                accepted = ", ".join([*readable, *names]) or "none"
+                checker.error(f"{where}.{key}", f"not an input this model takes (it takes {accepted})")
+        examples.append(example)
+    return examples
+
+
 def validate_manifest(data: Any) -> dict[str, Any]:
     """The normalized manifest (inputs and outputs as lists, types normalized), or ManifestError naming
     every bad field by its path."""
@@ -441,6 +470,10 @@ def validate_manifest(data: Any) -> dict[str, Any]:
     postprocessing = _postprocessing(checker, data.get("postprocessing"), manifest["outputs"])
     if postprocessing is not None:
         manifest["postprocessing"] = postprocessing
+
+    examples = _examples(checker, data.get("examples"), manifest)
+    if examples is not None:
+        manifest["examples"] = examples
 
     metadata = data.get("metadata")
     if metadata is not None:
@@ -588,6 +621,8 @@ def export_manifest(
         # The portal's extension: GPUX ignores an unknown field, and a portal that imports this file keeps it
         # (an empty section too: it turns the default pooling of a tokenizer model off).
         manifest["postprocessing"] = base["postprocessing"]
+    if base.get("examples"):
+        manifest["examples"] = base["examples"]
     if tags:
         manifest["tags"] = list(tags)
     meta = dict(base.get("metadata") or {})

