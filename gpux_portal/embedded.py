@@ -51,6 +51,7 @@ READY_TIMEOUT = 120  # seconds gunicorn gets to answer /healthz
 RESTART_DELAYS = (1, 2, 4, 8, 16, 32, 60)  # seconds before a child that exited is started again, by exits in a row
 STABLE_SECONDS = 60  # a child that ran this long before exiting starts a new count of exits in a row
 MAX_RESTARTS = 5  # exits in a row, each soon after its start, before the launcher gives up
+ADMIN_ACCOUNT = "owner@demo.local"  # seed_demo makes the demo's owner staff and superuser
 
 
 def log(message: str) -> None:
@@ -325,6 +326,8 @@ def main() -> int:
             accounts = " or ".join(f"{email} / {password}" for email, password in credentials.items())
             sign_in = f"sign in as {accounts}" if accounts else "sign in with your account"
             print(f"\nGPUX Portal is up: {url} — {sign_in}", flush=True)
+            if ADMIN_ACCOUNT in credentials:
+                print(f"{ADMIN_ACCOUNT} is also the operator: the admin site is {url}admin/", flush=True)
             pids = ", ".join(f"{child.name} {child.process.pid}" for child in children)
             print(f"(pids: {pids}; e-mails are printed here; Ctrl-C stops everything)\n", flush=True)
             status = _supervise(children)

@@ -55,7 +55,9 @@ DJANGO_ENV = env("DJANGO_ENV", "development")
 if DJANGO_ENV not in {"development", "test", "production"}:
     raise ImproperlyConfigured(f"DJANGO_ENV must be development, test or production, got {DJANGO_ENV!r}")
 PRODUCTION = DJANGO_ENV == "production"
-DEBUG = env_bool("DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
+# Off unless asked for (DEBUG=true, never in production): errors are the portal's own pages, in `make run` too. On,
+# Django shows its technical 404 and 500 pages (settings, traceback) instead: for a developer at their own machine.
+DEBUG = env_bool("DEBUG", default=False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must be off when DJANGO_ENV=production")
 
@@ -567,6 +569,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# Outside production WhiteNoise also serves the source folders, so `manage.py runserver` has its static files
+# without DEBUG and before collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
     # WhiteNoise warns about a missing STATIC_ROOT on every request until collectstatic has run once.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)

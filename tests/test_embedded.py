@@ -1,4 +1,5 @@
-"""`make run` cannot rot: start the embedded mode as the Makefile does and load the sign-in page.
+"""`make run` cannot rot: start the embedded mode as the Makefile does and load the sign-in page; the demo answers
+readably (class names, a sentence embedding), its models are public, its errors are the portal's own pages.
 
 The launcher runs in a fresh var/ folder (GPUX_VAR_DIR), without DATABASE_URL and REDIS_URL, on a free port;
 it migrates SQLite, seeds the demo organization, starts gunicorn, two Celery workers (interactive and
@@ -22,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -168,6 +170,31 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
             f"http://127.0.0.1:{port}", "owner@demo.local", credentials["owner@demo.local"]
         )
         assert exported.splitlines()[0].startswith("uuid,") and "organization.created" in exported
+        # The owner is the operator: the banner says where the admin site is.
+        assert f"owner@demo.local is also the operator: the admin site is http://127.0.0.1:{port}/admin/" in banner
+        # A visitor who is not signed in sees the public demo models on the landing page, and the first thing one
+        # runs answers in words and numbers (the gpux.yml, tokenizer and labels seed_demo ships).
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            landing = response.read().decode()
+        assert "demo / iris-classifier" in landing and "demo / all-minilm-l6-v2-int8" in landing
+        token = api_token(tmp_path / "var", "member@demo.local")
+        base = f"http://127.0.0.1:{port}/api/v1/models/demo"
+        flowers = {"float_input": [[5.1, 3.5, 1.4, 0.2]]}
+        iris = call_api(f"{base}/iris-classifier/versions/1.0.0/predict", token, flowers)
+        [flower] = iris["answer"]["predictions"]
+        assert flower["label"] == "setosa" and round(flower["scores"]["setosa"], 2) == 0.98, iris
+        minilm = call_api(f"{base}/all-minilm-l6-v2-int8/versions/1.0.0/predict", token, {"text": "I play the guitar."})
+        [embedding] = minilm["answer"]["embeddings"]
+        assert len(embedding) == 384 and abs(sum(value * value for value in embedding) - 1.0) < 1e-3, minilm
+        # Errors are the portal's own pages in make run too, not Django's technical ones.
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page/", timeout=10)
+        except urllib.error.HTTPError as error:
+            missing = error.read().decode()
+            assert error.code == 404
+        assert "Page not found" in missing and "GPUX Portal" in missing and "Traceback" not in missing
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/portal/favicon.svg", timeout=10) as response:
+            assert response.status == 200 and b"<svg" in response.read()
         # The demo registry's first sync ran on the embedded worker (SQLite: the engine's bulk_create path).
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -400,8 +427,19 @@ def api_token(var_dir: Path, email: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def call_api(url: str, token: str, inputs: dict) -> dict:
+    """POST ``{"inputs": inputs}`` with the token; the JSON answer (the prediction waits for the worker)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"inputs": inputs, "timeout": 40}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
 def predict(base: str, token: str, timeout: float) -> int:
-    body = json.dumps({"inputs": {"float_input": [[5.1, 3.5], [4.9, 3.0], [6.2, 3.4]]}, "timeout": timeout}).encode()
+    body = json.dumps({"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}, "timeout": timeout}).encode()
     request = urllib.request.Request(
         f"{base}/api/v1/models/demo/iris-classifier/versions/1.0.0/predict",
         data=body,

@@ -7,6 +7,8 @@ from apps.core import views
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
+    # Browsers and tools that ask for /favicon.ico get the portal's icon (pages name it in their <head>).
+    path("favicon.ico", views.favicon, name="favicon"),
     path("", views.home, name="home"),
     path("orgs/<str:org_slug>/jobs/", views.JobsView.as_view(), name="org-jobs"),
     path("jobs/<uuid:uuid>/", views.job_detail, name="job-detail"),

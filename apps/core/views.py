@@ -8,8 +8,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.db import connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
@@ -48,6 +49,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico: the portal's icon (a static SVG, hashed in production: resolved per request, not at import)."""
+    return HttpResponsePermanentRedirect(static("portal/favicon.svg"))
 
 
 def home(request: HttpRequest) -> HttpResponse:

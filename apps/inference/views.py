@@ -48,6 +48,7 @@ from apps.core.api.jobs import JobFilterSet
 from apps.core.forms import add_service_errors
 from apps.core.jobs import Job, JobStatus
 from apps.core.mixins import get_viewable_or_404, mfa_setup_redirect, paginate
+from apps.core.templatetags.portal import human_duration
 from apps.inference import services
 from apps.inference.completion import wait_finished
 from apps.inference.forms import DeploymentForm, TryItForm, add_input_errors, describe_version, messages_of
@@ -152,11 +153,15 @@ def total_ms(job: Job) -> float | None:
 
 
 def timing_rows(timings: dict[str, Any], job: Job) -> list[tuple[str, str]]:
-    """The stages the worker measured, in order, and the total, as ``(label, "1.23 ms")``."""
-    rows = [(label, f"{float(timings[key]):.2f} ms") for key, label in TIMING_LABELS if timings.get(key) is not None]
+    """The stages the worker measured, in order, and the total, as ``(label, "12 ms")`` (``1.15 s`` past a second)."""
+    rows = [
+        (label, human_duration(float(timings[key]) / 1000))
+        for key, label in TIMING_LABELS
+        if timings.get(key) is not None
+    ]
     total = total_ms(job)
     if total is not None:
-        rows.append(("total", f"{total:.2f} ms"))
+        rows.append(("total", human_duration(total / 1000)))
     return rows
 
 

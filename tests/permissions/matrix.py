@@ -580,6 +580,8 @@ EXEMPT: dict[str, str] = {
     "healthz": "liveness probe for load balancers: public by design, shows nothing",
     "metrics": "Prometheus' scrape endpoint: no session or role, a bearer token or network rule decides "
     "(tests/core/test_metrics_endpoint_is_only_for_the_operators_prometheus.py)",
+    "favicon": "a redirect to the portal's static icon: public by design, shows nothing "
+    "(tests/pages/test_error_pages_are_the_portals_own.py)",
 }
 
 

@@ -7,8 +7,9 @@ ValidationError and IntegrityError-free service errors raised in views become 40
 
 Errors Django answers before or after any API view (a URL no pattern matches, such as a detail URL whose UUID is
 not one; a bad Host header; an unexpected exception) have the same shape under ``/api/``: the
-``handler*`` views below, named in gpux_portal/urls.py. With ``DEBUG`` on, Django shows its technical 404 and 500
-pages instead, for developers.
+``handler*`` views below, named in gpux_portal/urls.py. Elsewhere they answer the portal's error pages
+(templates/400.html, 403.html, 404.html, 500.html: inside the layout, saying who may do what, with a way back). With
+``DEBUG=true`` (off unless set), Django shows its technical 404 and 500 pages instead, for developers.
 """
 
 from __future__ import annotations

@@ -75,3 +75,44 @@ def version_label(label: Any) -> str:
     any other (``v1.0``, ``beta``) stays as it is, so that ``v1.0`` never reads ``v v1.0``."""
     text = str(label or "")
     return f"v{text}" if text[:1].isdigit() else text
+
+
+def human_duration(seconds: Any) -> str:
+    """A duration as people read it: ``8.4 ms``, ``350 ms``, ``2.4 s``, ``4 min 27 s``, ``74 h 4 min``; ``—`` when
+    unknown. Below a second in milliseconds, below a minute in seconds, then minutes and hours."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if value != value or value < 0:  # NaN or negative: not a duration
+        return "—"
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 10:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    whole = round(value)
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+@register.filter
+def duration(seconds: Any) -> str:
+    """``{{ job.duration_seconds|duration }}``: see ``human_duration``."""
+    return human_duration(seconds)
+
+
+@register.filter
+def duration_ms(milliseconds: Any) -> str:
+    """``{{ row.total_ms|duration_ms }}``: milliseconds, shown as ``human_duration`` shows seconds."""
+    try:
+        return human_duration(float(milliseconds) / 1000)
+    except (TypeError, ValueError):
+        return "—"
