@@ -176,7 +176,8 @@ def test_make_run_starts_serves_the_login_page_and_stops_with_its_children(tmp_p
         # runs answers in words and numbers (the gpux.yml, tokenizer and labels seed_demo ships).
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             landing = response.read().decode()
-        assert "demo / iris-classifier" in landing and "demo / all-minilm-l6-v2-int8" in landing
+        assert 'href="/models/demo/iris-classifier/#try-it"' in landing
+        assert 'href="/models/demo/all-minilm-l6-v2-int8/#try-it"' in landing
         token = api_token(tmp_path / "var", "member@demo.local")
         base = f"http://127.0.0.1:{port}/api/v1/models/demo"
         flowers = {"float_input": [[5.1, 3.5, 1.4, 0.2]]}
