@@ -14,7 +14,7 @@ from django.test import Client
 from PIL import Image
 
 from apps.core.jobs import Job, JobStatus
-from apps.inference.predictions import PREDICT_KIND
+from apps.inference.predictions import PREDICT_KIND, sync_timeout_maximum
 from tests import jobs_support
 from tests.inference import onnx_models
 
@@ -56,7 +56,7 @@ def test_iris_answers_setosa_with_its_scores_provider_and_timings(runnable, infe
 def test_minilm_answers_an_embedding_with_its_dimension_and_a_copy_button(runnable, inference_worker, world):
     version = runnable.minilm()
     response = client_for(world.user("member")).post(
-        try_url(version), {"text": "I play the guitar.", "timeout": "60"}, **HTMX
+        try_url(version), {"text": "I play the guitar.", "timeout": str(sync_timeout_maximum())}, **HTMX
     )
     assert response.status_code == 200, response.content.decode()[:2000]
     html = response.content.decode()
