@@ -26,6 +26,7 @@ from apps.inference.processing.errors import ProcessingError
 from apps.inference.processing.image import ACCEPT, MAX_IMAGE_BYTES, image_input, image_input_problem
 from apps.inference.processing.outputs import OutputDecoder
 from apps.inference.processing.text import TOKENIZER_INPUTS
+from apps.inference.runtime.signature import shape_text
 
 # What the page waits for an answer before it links to the job instead (the API's own default is longer: a
 # page is a person watching a spinner).
@@ -42,13 +43,6 @@ MAX_EXAMPLE_VALUES = 4096
 def page_wait_seconds() -> float:
     """The seconds a "try it" submission waits by default (``INFERENCE_PAGE_WAIT_SECONDS``)."""
     return float(getattr(settings, "INFERENCE_PAGE_WAIT_SECONDS", PAGE_WAIT_SECONDS))
-
-
-def shape_text(shape: Any) -> str:
-    """``[None, 4]`` -> ``[?, 4]``; anything not a list -> ``any shape``."""
-    if not isinstance(shape, list):
-        return "any shape"
-    return "[" + ", ".join(str(dim) if isinstance(dim, int) else "?" for dim in shape) + "]"
 
 
 def example_tensor(entry: dict[str, Any]) -> str:

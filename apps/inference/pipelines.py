@@ -47,6 +47,7 @@ from apps.inference.completion import notify_finished
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, run_version
 from apps.inference.models import SLUG_VALIDATOR, Pipeline, PipelineRun
 from apps.inference.runtime.codecs import ENCODINGS, TensorCodecError, decode_inputs, decode_npz, encode_outputs
+from apps.inference.runtime.signature import shape_text, tensor_type
 from apps.inference.runtime.validation import InputValidationError, validate_inputs
 from apps.marketplace.models import Alias, ModelVersion, ValidationStatus, VersionStatus
 
@@ -85,18 +86,6 @@ class _Problems:
     def raise_if_any(self) -> None:
         if self.errors:
             raise field_errors(self.errors, code=self.first_code or "invalid")
-
-
-def _tensor_type(elem_type: Any) -> str | None:
-    if not isinstance(elem_type, str) or "(" in elem_type:
-        return None
-    return elem_type
-
-
-def _shape_text(shape: Any) -> str:
-    if shape is None:
-        return "[unknown rank]"
-    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
 
 
 def _shape_conflict(source: Any, target: Any) -> str | None:
@@ -369,7 +358,7 @@ def _check_step_inputs(
         )
         if parsed is None:
             continue
-        wanted_type = _tensor_type(entry.get("elem_type"))
+        wanted_type = tensor_type(entry.get("elem_type"))
         if wanted_type is None:
             problems.add(
                 path, f"The input is a {entry.get('elem_type')}, not a tensor; it cannot be fed.", "unsupported"
@@ -392,7 +381,7 @@ def _check_step_inputs(
                 "no_such_output",
             )
             continue
-        have_type = _tensor_type(output.get("elem_type"))
+        have_type = tensor_type(output.get("elem_type"))
         if have_type is None:
             problems.add(
                 path,
@@ -407,8 +396,8 @@ def _check_step_inputs(
         if conflict:
             problems.add(
                 path,
-                f'"{reference}" has shape {_shape_text(output.get("shape"))}, the input wants '
-                f"{_shape_text(entry.get('shape'))} ({conflict})",
+                f'"{reference}" has shape {shape_text(output.get("shape"))}, the input wants '
+                f"{shape_text(entry.get('shape'))} ({conflict})",
                 "wrong_shape",
             )
 
@@ -432,8 +421,8 @@ def _bind_pipeline_input(
     if conflict:
         problems.add(
             path,
-            f'"input.{name}" also feeds {first}, which wants shape {_shape_text(known.shape)}; this input wants '
-            f"{_shape_text(shape)} ({conflict})",
+            f'"input.{name}" also feeds {first}, which wants shape {shape_text(known.shape)}; this input wants '
+            f"{shape_text(shape)} ({conflict})",
             "wrong_shape",
         )
         return
@@ -604,7 +593,7 @@ def pipeline_inputs(pipeline: Pipeline, versions: dict[str, ModelVersion] | None
             entry = declared.get(model_input)
             if entry is None or not isinstance(reference, str) or not reference.startswith(f"{INPUT}."):
                 continue
-            elem_type = _tensor_type(entry.get("elem_type"))
+            elem_type = tensor_type(entry.get("elem_type"))
             if elem_type is not None:
                 name = reference.removeprefix(f"{INPUT}.")
                 _bind_pipeline_input(

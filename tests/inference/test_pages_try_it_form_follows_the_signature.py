@@ -61,7 +61,8 @@ def test_a_tensor_model_gets_one_json_field_per_input_with_its_type_and_shape(ru
     assert fields == [("tensor_0", "[[0, 0, 0]]"), ("tensor_1", "[[0.0, 0.0, 0.0]]")]
     labels = [label.strip() for label in re.findall(r'<label class="form-label" for="[^"]+">([^<]+)<', card)]
     assert labels[:2] == ["ids", "weights"]
-    assert "int64 [?, 3]: a JSON nested list." in card and "float32 [?, 3]: a JSON nested list." in card
+    # The shape reads as the model page and the refusal of a wrong shape write it: symbolic dimensions by name.
+    assert "int64 [batch, 3]: a JSON nested list." in card and "float32 [batch, 3]: a JSON nested list." in card
     assert 'data-kind="tensors"' in card
 
 

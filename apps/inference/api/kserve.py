@@ -75,6 +75,7 @@ from apps.inference.predictions import (
     sync_timeout_maximum,
     viewable_models,
 )
+from apps.inference.runtime.signature import shape_text, tensor_type
 from apps.inference.runtime.validation import InputValidationError, batch_axis, validate_inputs
 from apps.marketplace.api.mixins import ModelLookupMixin
 from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
@@ -143,15 +144,6 @@ def v2_name_of_deployment(deployment: Deployment) -> str:
 
 
 # --- metadata -----------------------------------------------------------------------------------------------------
-def _tensor_elem_type(elem_type: Any) -> str | None:
-    """The element type of a tensor value (``optional(tensor(T))`` unwrapped); None for sequences, maps..."""
-    if not isinstance(elem_type, str):
-        return None
-    if elem_type.startswith("optional(tensor(") and elem_type.endswith("))"):
-        elem_type = elem_type[len("optional(tensor(") : -2]
-    return None if "(" in elem_type else elem_type
-
-
 def v2_shape(shape: list | None) -> list[int]:
     """A signature shape in the protocol's terms: fixed sizes as they are, symbolic or unknown ones -1; an unknown
     rank is written ``[-1]``."""
@@ -165,7 +157,7 @@ def tensor_metadata(entries: list[dict]) -> list[dict[str, Any]]:
     datatype (sequences, maps) are left out: a v2 client can neither send nor read them."""
     described = []
     for entry in entries or []:
-        datatype = DATATYPES.get(_tensor_elem_type(entry.get("elem_type")) or "")
+        datatype = DATATYPES.get(tensor_type(entry.get("elem_type")) or "")
         if datatype is not None:
             described.append({"name": entry["name"], "datatype": datatype, "shape": v2_shape(entry.get("shape"))})
     return described
@@ -252,16 +244,12 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:length], body[length:]
 
 
-def _shape_text(shape: list[int]) -> str:
-    return "[" + ", ".join(str(dim) for dim in shape) + "]"
-
-
 def _read_shape(key: str, shape: Any, problems: _Problems) -> list[int] | None:
     if not isinstance(shape, list) or not all(isinstance(dim, int) and not isinstance(dim, bool) for dim in shape):
         problems.add(key, f"shape must be a list of integers, received {json.dumps(shape)}", "wrong_shape")
         return None
     if any(dim < 0 for dim in shape):
-        problems.add(key, f"shape {_shape_text(shape)} has a negative dimension", "wrong_shape")
+        problems.add(key, f"shape {shape_text(shape)} has a negative dimension", "wrong_shape")
         return None
     return shape
 
@@ -288,7 +276,7 @@ def _from_binary(key: str, datatype: str, shape: list[int], chunk: bytes, proble
                 return None
         if len(elements) != count:
             problems.add(
-                key, f"shape {_shape_text(shape)} holds {count} elements, but the binary data has {len(elements)}"
+                key, f"shape {shape_text(shape)} holds {count} elements, but the binary data has {len(elements)}"
             )
             return None
         array = np.empty(count, dtype=np.object_)
@@ -299,7 +287,7 @@ def _from_binary(key: str, datatype: str, shape: list[int], chunk: bytes, proble
     if len(chunk) != wanted:
         problems.add(
             key,
-            f"shape {_shape_text(shape)} of {datatype} needs {wanted} bytes ({count} × {dtype.itemsize}), "
+            f"shape {shape_text(shape)} of {datatype} needs {wanted} bytes ({count} × {dtype.itemsize}), "
             f"but binary_data_size is {len(chunk)}",
         )
         return None
@@ -346,7 +334,7 @@ def _from_json(key: str, datatype: str, shape: list[int], data: Any, problems: _
         if array.dtype.kind not in "biuf":  # an empty list: any element type fits
             array = array.astype(np.float64)
     if array.size != count:
-        problems.add(key, f"shape {_shape_text(shape)} holds {count} elements, but data has {array.size}")
+        problems.add(key, f"shape {shape_text(shape)} holds {count} elements, but data has {array.size}")
         return None
     return array.reshape(shape)
 
@@ -429,7 +417,7 @@ def read_infer_request(body: bytes, header_length: str | None, signature: dict) 
 
 def _model_datatypes(signature: dict) -> dict[str, str | None]:
     return {
-        entry["name"]: DATATYPES.get(_tensor_elem_type(entry.get("elem_type")) or "")
+        entry["name"]: DATATYPES.get(tensor_type(entry.get("elem_type")) or "")
         for entry in signature.get("inputs") or []
     }
 

@@ -45,12 +45,6 @@ def readable_keys_of(version: ModelVersion) -> set[str]:
     return keys
 
 
-def shape_text(shape: Any) -> str:
-    if not isinstance(shape, list):
-        return "any shape"
-    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
-
-
 def vector_input(inputs: list[dict[str, Any]]) -> tuple[str, int] | None:
     """(name, k) when the model has one numeric input of shape [batch, k] with k fixed: a CSV row is k numbers."""
     if len(inputs) != 1:

@@ -20,11 +20,11 @@ from apps.inference.batch.formats import (
     max_batch_file_bytes,
     open_binary,
     readable_keys_of,
-    shape_text,
     vector_input,
 )
 from apps.inference.models import BatchFormat
 from apps.inference.predictions import READABLE_KEYS
+from apps.inference.runtime.signature import shape_text
 from apps.marketplace.models import ModelVersion
 
 # --- checking a file at upload ------------------------------------------------------------------------------------

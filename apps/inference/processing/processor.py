@@ -19,14 +19,9 @@ from apps.inference.processing.errors import BAD_MANIFEST, MISSING_FILE, UNSUPPO
 from apps.inference.processing.image import ACCEPT, ImageEncoder, image_input, image_input_problem
 from apps.inference.processing.outputs import OutputDecoder
 from apps.inference.processing.text import TOKENIZER_INPUTS, TextEncoder
+from apps.inference.runtime.signature import shape_text
 
 READABLE_INPUTS = ("text", "image")
-
-
-def _shape_text(shape: Any) -> str:
-    if not isinstance(shape, list):
-        return "any shape"
-    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
 
 
 class Processor:
@@ -92,7 +87,7 @@ class Processor:
             takes = "it takes an image: send inputs.image (a base64-encoded PNG or JPEG file)"
         else:
             tensors = ", ".join(
-                f"{entry['name']} ({entry.get('elem_type')} {_shape_text(entry.get('shape'))})" for entry in self.inputs
+                f"{entry['name']} ({entry.get('elem_type')} {shape_text(entry.get('shape'))})" for entry in self.inputs
             )
             takes = f"it takes tensors by input name: {tensors}"
         return f"this model does not {what} ({declared}); {takes}"

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from apps.inference.runtime.signature import shape_text
+
 ENCODINGS = ("json", "b64", "npy")
 
 # JSON cannot spell these; clients send them as strings inside numeric lists (what JavaScript's
@@ -274,13 +276,13 @@ def _decode_raw_buffer(value: dict, budget: _Budget) -> np.ndarray:
     shape = _shape_from_json(value["shape"])
     expected = math.prod(shape) * dtype.itemsize
     # Checked before base64 decoding, so a huge declared shape or a huge string costs nothing.
-    budget.take(expected, f"shape {_shape_text(shape)} of {dtype_name}")
+    budget.take(expected, f"shape {shape_text(shape)} of {dtype_name}")
     text = _b64_text(value["b64"], "the b64 data")
     # A string far longer than the shape needs is refused before it is decoded.
     held = _b64_length(text) if len(text) > 4 * math.ceil(expected / 3) else len(_b64decode(text))
     if held != expected:
         raise _Refused(
-            f"shape {_shape_text(shape)} of {dtype_name} needs {expected} bytes, the b64 data holds {held}",
+            f"shape {shape_text(shape)} of {dtype_name} needs {expected} bytes, the b64 data holds {held}",
             "shape_mismatch",
         )
     raw = _b64decode(text)
@@ -293,7 +295,7 @@ def _shape_from_json(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, list) or any(isinstance(dim, bool) or not isinstance(dim, int) for dim in shape):
         raise _Refused(f"shape must be a list of integers, received {_json_kind(shape)}", "invalid")
     if any(dim < 0 for dim in shape):
-        raise _Refused(f"shape {_shape_text(shape)} has a negative dimension", "invalid")
+        raise _Refused(f"shape {shape_text(shape)} has a negative dimension", "invalid")
     if len(shape) > MAX_RANK:
         raise _Refused(f"shape has {len(shape)} dimensions, at most {MAX_RANK} are allowed", "invalid")
     return tuple(shape)
@@ -344,11 +346,11 @@ def _decode_npy(data: bytes, budget: _Budget) -> np.ndarray:
     if len(shape) > MAX_RANK:
         raise _Refused(f"the .npy has {len(shape)} dimensions, at most {MAX_RANK} are allowed", "invalid")
     nbytes = math.prod(shape) * dtype.itemsize
-    budget.take(nbytes, f"the .npy's shape {_shape_text(shape)} of {dtype.name}")
+    budget.take(nbytes, f"the .npy's shape {shape_text(shape)} of {dtype.name}")
     held = len(data) - stream.tell()
     if held < nbytes:
         raise _Refused(
-            f"the .npy declares shape {_shape_text(shape)} of {dtype.name} ({nbytes} bytes) but holds {held}",
+            f"the .npy declares shape {shape_text(shape)} of {dtype.name} ({nbytes} bytes) but holds {held}",
             "shape_mismatch",
         )
     order = "F" if fortran_order else "C"
@@ -660,10 +662,6 @@ def _item(position: tuple[int, ...]) -> str:
 
 def _count(items: int) -> str:
     return f"{items} item" if items == 1 else f"{items} items"
-
-
-def _shape_text(shape: Any) -> str:
-    return "[" + ", ".join(str(dim) for dim in shape) + "]"
 
 
 def _key_list(keys: Any) -> str:

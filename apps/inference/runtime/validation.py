@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from apps.inference.runtime.codecs import NON_FINITE_SPELLINGS
+from apps.inference.runtime.signature import shape_text, tensor_type
 
 # Element types of the signature -> the NumPy type ONNX Runtime takes for them. String tensors go in as
 # object arrays of ``str``: ONNX Runtime accepts them, and unlike ``<U`` arrays their memory does not grow
@@ -126,22 +127,13 @@ def validate_inputs(
     return result
 
 
-def _tensor_type(elem_type: Any) -> str | None:
-    """The element type of a tensor input (``optional(tensor(T))`` unwrapped); ``None`` for other values."""
-    if not isinstance(elem_type, str):
-        return None
-    if elem_type.startswith("optional(tensor(") and elem_type.endswith("))"):
-        elem_type = elem_type[len("optional(tensor(") : -2]
-    return None if "(" in elem_type else elem_type
-
-
 def _source_name(array: np.ndarray) -> str:
     return "string" if array.dtype.kind in "UOS" else array.dtype.name
 
 
 def _cast(key: str, array: np.ndarray, elem_type: Any, problems: _Problems) -> np.ndarray | None:
     """``array`` in the model's element type, or ``None`` after recording why it cannot be."""
-    target_name = _tensor_type(elem_type)
+    target_name = tensor_type(elem_type)
     if target_name is None:
         problems.add(
             key, f"the model's input is a {elem_type}, not a tensor; it cannot be fed here", "unsupported_input"
@@ -256,10 +248,10 @@ def _check_shape(
             problems.add(key, f"dimension {axis} is empty (0); empty tensors are refused for this model", "empty")
             return False
         return True
-    wanted = _shape_text(declared)
+    wanted = shape_text(declared)
     if len(shape) != len(declared):
         problems.add(
-            key, f"expected shape {wanted} (rank {len(declared)}), received {_shape_text(shape)}", "wrong_shape"
+            key, f"expected shape {wanted} (rank {len(declared)}), received {shape_text(shape)}", "wrong_shape"
         )
         return False
     ok = True
@@ -269,7 +261,7 @@ def _check_shape(
                 problems.add(
                     key,
                     f"dimension {axis} is {size}, the model wants {dim} (expected shape {wanted}, received "
-                    f"{_shape_text(shape)})",
+                    f"{shape_text(shape)})",
                     "wrong_shape",
                 )
                 ok = False
@@ -294,10 +286,6 @@ def _check_shape(
     return ok
 
 
-def _shape_text(shape: Any) -> str:
-    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
-
-
 # Batching ------------------------------------------------------------------------------------------------
 
 
@@ -310,7 +298,7 @@ def batch_axis(signature: dict) -> bool:
         return False
     for entry in (*inputs, *outputs):
         shape = entry.get("shape")
-        if _tensor_type(entry.get("elem_type")) is None or not shape or isinstance(shape[0], int):
+        if tensor_type(entry.get("elem_type")) is None or not shape or isinstance(shape[0], int):
             return False
     return True
 
