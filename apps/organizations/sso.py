@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -25,6 +26,7 @@ from django.utils import timezone
 from apps.audit.services import changes, record_event
 from apps.core.access import Role
 from apps.core.errors import field_error
+from apps.core.outbound import AddressPolicy, UnsafeAddress, pinned_client
 from apps.organizations.models import GroupMapping, Organization, SamlSettings, Team, VerifiedDomain
 from apps.organizations.services import _UNSET, _lock_organization, _require_role, as_role
 
@@ -121,37 +123,60 @@ def _fingerprint(certificate: str) -> str:
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
-def metadata_url_policy():
+def metadata_url_policy() -> AddressPolicy:
     """Where IdP metadata URLs may point: public addresses, and what the operator allow-lists."""
-    from apps.registries.sdk.http import NetworkPolicy
-
-    return NetworkPolicy(
+    return AddressPolicy(
         allowed=tuple(settings.SSO_METADATA_ALLOWED_NETWORKS),
         setting="GPUX_SSO_ALLOWED_NETWORKS",
         purpose="identity-provider metadata URLs",
     )
 
 
-def fetch_idp_metadata(url: Any, *, field: str = "idp_metadata_url") -> str:
-    """The XML at ``url``, fetched through the SSRF guard (each redirect hop checked); a ValidationError naming
-    ``field`` for an unsafe URL or a failed fetch."""
-    from apps.registries.sdk.errors import RegistryError, UnsafeURL
-    from apps.registries.sdk.http import HttpClient
+METADATA_MAX_REDIRECTS = 5
 
+
+def fetch_idp_metadata(url: Any, *, field: str = "idp_metadata_url") -> str:
+    """The XML at ``url``, fetched through ``apps.core.outbound``: every hop (redirects included) vetted by
+    ``metadata_url_policy()`` and connected to the vetted address, the body read up to ``MAX_METADATA_BYTES``.
+    A ValidationError naming ``field`` for an unsafe URL, a failed fetch or a body too large."""
     url = url.strip() if isinstance(url, str) else ""
     if not url:
         raise field_error(field, "Give the URL of the identity provider's metadata.", "blank")
-    client = HttpClient(policy=metadata_url_policy(), timeout=settings.SSO_METADATA_TIMEOUT_SECONDS)
-    client.max_json_bytes = MAX_METADATA_BYTES
+    policy = metadata_url_policy()
     try:
-        response = client.request("GET", url)
-    except UnsafeURL as exc:
-        raise field_error(field, exc.message if hasattr(exc, "message") else str(exc), "unsafe_url") from None
-    except RegistryError as exc:
-        raise field_error(field, f"The metadata could not be fetched: {exc}", "fetch_failed") from None
-    finally:
-        client.close()
-    return response.content.decode("utf-8", errors="replace")
+        with (
+            pinned_client(
+                policy,
+                field=field,
+                timeout=settings.SSO_METADATA_TIMEOUT_SECONDS,
+                follow_redirects=True,
+                max_redirects=METADATA_MAX_REDIRECTS,
+                headers={"Accept": "application/samlmetadata+xml, application/xml, text/xml"},
+            ) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise field_error(
+                    field, f"The metadata could not be fetched: the server answered {response.status_code}.",
+                    "fetch_failed",
+                )  # fmt: skip
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_METADATA_BYTES:
+                    raise field_error(
+                        field, f"The metadata is larger than {MAX_METADATA_BYTES // 1024} KiB.", "too_large"
+                    )
+    except UnsafeAddress as exc:
+        raise field_error(field, exc.message, "unsafe_url") from None
+    except httpx.TooManyRedirects:
+        raise field_error(
+            field, f"The metadata could not be fetched: more than {METADATA_MAX_REDIRECTS} redirects.", "fetch_failed"
+        ) from None
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise field_error(field, f"The metadata could not be fetched: {reason}", "fetch_failed") from None
+    return bytes(body).decode("utf-8", errors="replace")
 
 
 # -- SAML settings --------------------------------------------------------------------------------------------
