@@ -31,8 +31,10 @@ class Visibility(models.TextChoices):
     PUBLIC = "public", "public"
 
 
-# Actions restrict() understands. "view", "change", "delete" and "run" may also be granted per object.
-VIEW, CHANGE, DELETE, RUN = "view", "change", "delete", "run"
+# Actions restrict() understands. "view", "change", "delete" and "run" may also be granted per object; "share"
+# (manage an object's grants) comes from the role in the owning organization only: a grant never passes on the
+# right to grant.
+VIEW, CHANGE, DELETE, RUN, SHARE = "view", "change", "delete", "run", "share"
 GRANTABLE_ACTIONS = (VIEW, CHANGE, DELETE, RUN)
 
 DEFAULT_ROLES = {
@@ -40,7 +42,14 @@ DEFAULT_ROLES = {
     CHANGE: Role.MEMBER,
     RUN: Role.MEMBER,
     DELETE: Role.ADMIN,
+    SHARE: Role.ADMIN,
 }
+
+# What a grant to a whole organization gives each of its members: an action of the grant, when the member's role
+# there is at least the role table's for that action (a viewer of the grantee organization views what was granted
+# to run, a member runs it). DESIGN.md's role table, not the object's own policy: the grantee organization's
+# roles mean what they mean everywhere.
+ORGANIZATION_GRANT_ROLES = {VIEW: Role.VIEWER, RUN: Role.MEMBER, CHANGE: Role.MEMBER, DELETE: Role.ADMIN}
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,11 @@ class AccessPolicy:
     stays its creator's own; an audit export of the organization does not).
     ``grants_via`` names a foreign key whose target's grants apply instead of grants of the object's own (a model
     version has no grant tables: a grant on its model reaches it).
+
+    Grants are django-guardian's direct-FK tables ``<Model>UserObjectPermission`` and
+    ``<Model>GroupObjectPermission`` (a team is an auth group), plus, where the app defines it,
+    ``<Model>OrganizationObjectPermission`` (apps/organizations/models.py): a grant to every member of another
+    organization, each as their role there allows (``ORGANIZATION_GRANT_ROLES``).
     """
 
     organization_field: str | None = "organization"

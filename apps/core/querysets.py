@@ -5,11 +5,14 @@ restrict(user, action) =
  OR (action is run, the user is signed in and the visibility allows viewing)
  OR the user's role in the owner organization allows the action
  OR a user or team grant (django-guardian, direct-FK tables) of that permission
+ OR a grant of that permission to an organization in which the user's role allows the action (the role table's
+    role for it: a viewer there views, a member runs and changes; ``ORGANIZATION_GRANT_ROLES``)
  OR (the user is the object's creator and the policy gives creators the action: a Job's creator views and
      cancels it while a member of its organization, or for good when the job is theirs alone, a prediction).
 
 Organizations named in ``user.access_excluded_organizations`` (set per request, e.g. by enforced SSO) give the user
-no role or grant for that request: only what their visibility shows to anyone stays.
+no role or grant for that request: only what their visibility shows to anyone stays; a grant to such an
+organization reaches none of its members for that request.
 
 It compiles to one SQL query with EXISTS subqueries. A grant of change, delete or run implies view.
 An API token bound to an organization narrows it further: that organization's objects, plus public ones for
@@ -35,7 +38,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections, models
 from django.db.models import Expression, F, Q
 
-from apps.core.access import GRANTABLE_ACTIONS, RUN, VIEW, AccessPolicy, Visibility
+from apps.core.access import GRANTABLE_ACTIONS, ORGANIZATION_GRANT_ROLES, RUN, VIEW, AccessPolicy, Visibility
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -62,8 +65,23 @@ def grant_models(model: type[models.Model]) -> tuple[type[models.Model], type[mo
     )
 
 
+def organization_grant_model(model: type[models.Model]) -> type[models.Model] | None:
+    """``<Model>OrganizationObjectPermission``, the grants of ``model`` to whole organizations, where it has one."""
+    try:
+        return apps.get_model(model._meta.app_label, f"{model.__name__}OrganizationObjectPermission")
+    except LookupError:
+        return None
+
+
 # The user's own values in ``AccessSQL.params``: replaced by the user's id at each call.
 USER = object()
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """The ``index``-th organization of ``user.access_excluded_organizations`` in ``AccessSQL.params``."""
+
+    index: int
 
 
 @dataclass(frozen=True)
@@ -75,12 +93,28 @@ class AccessSQL:
     columns: tuple[str, ...]
     params: tuple[Any, ...]
 
-    def bind(self, user_id: Any) -> AccessCondition:
+    def bind(self, user_id: Any, excluded: Sequence[Any] = ()) -> AccessCondition:
+        """The condition for the user ``user_id``; ``excluded``: the organizations it was written for (as many as
+        ``access_sql``'s ``excluded`` said), in whose name no grant reaches the user."""
+
+        def value(param: Any) -> Any:
+            if param is USER:
+                return user_id
+            if isinstance(param, Excluded):
+                return excluded[param.index]
+            return param
+
         return AccessCondition(
-            self.template,
-            [user_id if value is USER else value for value in self.params],
-            [F(path) for path in self.columns],
+            self.template, [value(param) for param in self.params], [F(path) for path in self.columns]
         )
+
+
+def access_condition(model: type[models.Model], action: str, using: str, user: Any) -> AccessCondition | None:
+    """restrict()'s condition on ``model`` for ``action`` bound to a signed-in ``user`` (None: nothing allows it),
+    with the organizations this request excludes (``user.access_excluded_organizations``) left out of grants."""
+    excluded = sorted(getattr(user, "access_excluded_organizations", None) or ())
+    condition = access_sql(model, action, using, len(excluded))
+    return condition.bind(user.pk, excluded) if condition is not None else None
 
 
 class AccessCondition(Expression):
@@ -120,10 +154,11 @@ def _column(model: type[models.Model], field_name: str) -> str:
 
 
 @functools.cache
-def access_sql(model: type[models.Model], action: str, using: str) -> AccessSQL | None:
+def access_sql(model: type[models.Model], action: str, using: str, excluded: int = 0) -> AccessSQL | None:
     """The condition of ``restrict()`` on ``model`` for ``action`` (None: nothing can allow it), for the database
     ``using``. Its parts, OR-ed, are DESIGN.md's definition (module docstring); aliases in its subqueries are
-    ``gpux_access_*`` so that they never hide an alias of the query around them."""
+    ``gpux_access_*`` so that they never hide an alias of the query around them. ``excluded``: how many
+    organizations the request excludes (their ids are bound with the user's), whose grants then reach no one."""
     connection = connections[using]
     policy: AccessPolicy = model.access
     parts: list[str] = []
@@ -155,7 +190,7 @@ def access_sql(model: type[models.Model], action: str, using: str) -> AccessSQL 
             f" AND gpux_access_m.{_q(connection, _column(membership, 'role'))} >= %s)"
         )
         params += [USER, int(role)]
-    if policy.grants:
+    if policy.grants and action in GRANTABLE_ACTIONS:
         granted = policy.grants_model(model)
         target = column(f"{policy.grants_via}_id" if policy.grants_via else "pk")
         codenames = grant_codenames(granted, action)
@@ -188,6 +223,30 @@ def access_sql(model: type[models.Model], action: str, using: str) -> AccessSQL 
             f" AND gpux_access_tp.{codename} IN ({placeholders}))"
         )
         params += [USER, *codenames]
+        organization_grants = organization_grant_model(granted)
+        if organization_grants is not None:
+            membership = apps.get_model("organizations", "Membership")
+            not_excluded = ""
+            if excluded:
+                not_excluded = (
+                    f" AND gpux_access_om.{_q(connection, _column(membership, 'organization'))}"
+                    f" NOT IN ({', '.join(['%s'] * excluded)})"
+                )
+            parts.append(
+                f"EXISTS (SELECT 1 FROM {_q(connection, organization_grants._meta.db_table)} gpux_access_og"  # noqa: S608 - quoted names from the models, values bound
+                f" INNER JOIN {permission_table} gpux_access_op"
+                f" ON gpux_access_op.{_q(connection, permission._meta.pk.column)}"
+                f" = gpux_access_og.{_q(connection, _column(organization_grants, 'permission'))}"
+                f" INNER JOIN {_q(connection, membership._meta.db_table)} gpux_access_om"
+                f" ON gpux_access_om.{_q(connection, _column(membership, 'organization'))}"
+                f" = gpux_access_og.{_q(connection, _column(organization_grants, 'organization'))}"
+                f" WHERE gpux_access_og.{_q(connection, _column(organization_grants, 'content_object'))} = {target}"
+                f" AND gpux_access_om.{_q(connection, _column(membership, 'user'))} = %s"
+                f" AND gpux_access_om.{_q(connection, _column(membership, 'role'))} >= %s"
+                f" AND gpux_access_op.{codename} IN ({placeholders}){not_excluded})"
+            )
+            params += [USER, int(ORGANIZATION_GRANT_ROLES[action]), *codenames]
+            params += [Excluded(index) for index in range(excluded)]
     if policy.creator_field and action in policy.creator_actions:
         # Only these actions: what the creator may do beyond them still comes from their role or grants.
         creator = f"{column(policy.creator_field + '_id')} = %s"
@@ -227,10 +286,10 @@ class RestrictedQuerySet(models.QuerySet):
             if action == VIEW and policy.visibility_field:
                 return self.filter(**{policy.visibility_field: Visibility.PUBLIC})
             return self.none()
-        condition = access_sql(self.model, action, self.db)
+        condition = access_condition(self.model, action, self.db, user)
         if condition is None:
             return self.none()
-        restricted = self.filter(condition.bind(user.pk))
+        restricted = self.filter(condition)
         if within_organization is not None:
             # A bound token acts only inside its organization; elsewhere it may at most view or run what is public.
             scope = Q(**{policy.organization_id_path(): within_organization})

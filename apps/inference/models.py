@@ -21,13 +21,20 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.core.access import AccessPolicy, Role, Visibility
 from apps.core.models import OwnedModel
+from apps.organizations.models import OrganizationObjectPermissionBase
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,49}$",
     "1 to 50 characters: lowercase letters, digits and single hyphens between them.",
     code="invalid_slug",
 )
-DEPLOYMENT_ROLES = {"view": Role.VIEWER, "run": Role.MEMBER, "change": Role.MEMBER, "delete": Role.ADMIN}
+DEPLOYMENT_ROLES = {
+    "view": Role.VIEWER,
+    "run": Role.MEMBER,
+    "change": Role.MEMBER,
+    "delete": Role.ADMIN,
+    "share": Role.ADMIN,
+}
 
 
 class Device(models.TextChoices):
@@ -123,6 +130,10 @@ class DeploymentUserObjectPermission(UserObjectPermissionBase):
 
 
 class DeploymentGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Deployment, on_delete=models.CASCADE)
+
+
+class DeploymentOrganizationObjectPermission(OrganizationObjectPermissionBase):
     content_object = models.ForeignKey(Deployment, on_delete=models.CASCADE)
 
 

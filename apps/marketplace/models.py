@@ -21,6 +21,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from apps.core.access import AccessPolicy, Role, Visibility
 from apps.core.models import OwnedModel
 from apps.marketplace.querysets import ModelManager, ModelQuerySet, VersionQuerySet
+from apps.organizations.models import OrganizationObjectPermissionBase
 
 MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9]|[-._](?=[a-z0-9])){0,95}$")
 MODEL_NAME_RULES = "1 to 96 characters: lowercase letters, digits, and single hyphens, dots or underscores between them"
@@ -93,7 +94,13 @@ class Model(OwnedModel):
     access: ClassVar[AccessPolicy] = AccessPolicy(
         organization_field="organization",
         visibility_field="visibility",
-        roles={"view": Role.VIEWER, "change": Role.MEMBER, "run": Role.MEMBER, "delete": Role.ADMIN},
+        roles={
+            "view": Role.VIEWER,
+            "change": Role.MEMBER,
+            "run": Role.MEMBER,
+            "delete": Role.ADMIN,
+            "share": Role.ADMIN,
+        },
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -156,6 +163,10 @@ class ModelUserObjectPermission(UserObjectPermissionBase):
 
 
 class ModelGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Model, on_delete=models.CASCADE)
+
+
+class ModelOrganizationObjectPermission(OrganizationObjectPermissionBase):
     content_object = models.ForeignKey(Model, on_delete=models.CASCADE)
 
 

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.access import CHANGE, RUN, VIEW
-from apps.core.querysets import RestrictedQuerySet, access_sql
+from apps.core.querysets import RestrictedQuerySet, access_condition
 
 
 class ModelQuerySet(RestrictedQuerySet):
@@ -30,11 +30,12 @@ class ModelManager(models.Manager.from_queryset(ModelQuerySet)):
 
 class VersionQuerySet(RestrictedQuerySet):
     """Versions of models. ``restrict()`` leaves out versions of soft-deleted models; a grant on the model (to a
-    user or a team) reaches all its versions (``AccessPolicy(grants_via="model")``).
+    user, a team or an organization) reaches all its versions (``AccessPolicy(grants_via="model")``).
 
     A draft is work in progress: it is seen (and run) only by those who may change the model, through their role or
-    a ``change`` grant, within a token's binding. Published and deprecated versions follow the model's visibility;
-    a yanked one stays visible with its reason (the views decide what a yank refuses)."""
+    a ``change`` grant (to them, a team of theirs or an organization of theirs), within a token's binding. Published
+    and deprecated versions follow the model's visibility; a yanked one stays visible with its reason (the views
+    decide what a yank refuses)."""
 
     def restrict(self, user: Any, action: str = "view", *, within_organization: int | None = None):
         restricted = (
@@ -54,10 +55,10 @@ class VersionQuerySet(RestrictedQuerySet):
         visible = ~Q(status=VersionStatus.DRAFT)
         if not (getattr(user, "is_authenticated", False) and getattr(user, "is_active", False)):
             return visible
-        changeable = access_sql(self.model, CHANGE, self.db)
+        changeable = access_condition(self.model, CHANGE, self.db, user)
         if changeable is None:
             return visible
-        may_change = Q(changeable.bind(user.pk))
+        may_change = Q(changeable)
         if within_organization is not None:
             may_change &= Q(model__organization_id=within_organization)
         return visible | may_change

@@ -65,6 +65,31 @@ class Organization(OwnedModel):
         return self.slug
 
 
+class OrganizationObjectPermissionBase(models.Model):
+    """A grant of one permission on one object to every member of an organization, as their role there allows.
+
+    The sibling of django-guardian's direct-FK tables (``UserObjectPermissionBase``, ``GroupObjectPermissionBase``):
+    an app declares ``<Model>OrganizationObjectPermission(OrganizationObjectPermissionBase)`` with its
+    ``content_object`` foreign key, and ``restrict()`` reads it (apps/core/querysets.py). The permission is one of
+    guardian's (``view_model``, ``run_model``, ...); a viewer of the grantee organization gets view from any grant,
+    a member gets run and change from grants of those (apps/core/access.py, ``ORGANIZATION_GRANT_ROLES``).
+    """
+
+    permission = models.ForeignKey("auth.Permission", on_delete=models.CASCADE)
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_object", "organization", "permission"], name="%(app_label)s_%(class)s_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.permission.codename} on {self.content_object_id} to organization {self.organization_id}"
+
+
 class OrganizationUserObjectPermission(UserObjectPermissionBase):
     content_object = models.ForeignKey(Organization, on_delete=models.CASCADE)
 

@@ -17,16 +17,19 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.core.access import AccessPolicy, Role, Visibility
 from apps.core.models import OwnedModel
+from apps.organizations.models import OrganizationObjectPermissionBase
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,49}$",
     "1 to 50 characters: lowercase letters, digits and single hyphens between them.",
     code="invalid_slug",
 )
-ADMIN_ONLY = {"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN, "run": Role.ADMIN}
+# A registry is an organization setting: its admins manage it; grants (view, change) open one to others.
+ADMIN_ONLY = {"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN, "run": Role.ADMIN, "share": Role.ADMIN}
 
 
 class RegistryMode(models.TextChoices):
@@ -42,7 +45,7 @@ class Registry(OwnedModel):
     tags, licenses) decide what enters the catalog. ``sync_interval_minutes`` 0 means manual syncs only.
     """
 
-    access: ClassVar[AccessPolicy] = AccessPolicy(organization_field="organization", roles=ADMIN_ONLY, grants=False)
+    access: ClassVar[AccessPolicy] = AccessPolicy(organization_field="organization", roles=ADMIN_ONLY)
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="registries")
@@ -81,6 +84,18 @@ class Registry(OwnedModel):
         return f"{self.organization.slug}/{self.slug}"
 
 
+class RegistryUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Registry, on_delete=models.CASCADE)
+
+
+class RegistryGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Registry, on_delete=models.CASCADE)
+
+
+class RegistryOrganizationObjectPermission(OrganizationObjectPermissionBase):
+    content_object = models.ForeignKey(Registry, on_delete=models.CASCADE)
+
+
 class SyncTrigger(models.TextChoices):
     MANUAL = "manual", "Started by someone"
     SCHEDULE = "schedule", "The schedule"
@@ -94,8 +109,9 @@ class RegistrySync(OwnedModel):
     longer listed marked as removed upstream. ``errors`` keeps the first per-model errors (capped).
     """
 
+    # A grant on the registry reaches its sync runs.
     access: ClassVar[AccessPolicy] = AccessPolicy(
-        organization_field="registry__organization", roles=ADMIN_ONLY, grants=False
+        organization_field="registry__organization", roles=ADMIN_ONLY, grants_via="registry"
     )
 
     registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="syncs")
