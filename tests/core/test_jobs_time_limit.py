@@ -20,15 +20,16 @@ def test_a_job_that_runs_past_its_time_limit_is_stopped_and_failed(worker_proces
         kind="test.sleep",
         organization=world.org,
         creator=world.user("admin"),
-        params={"steps": 100, "pause": 0.05},
-        time_limit=1,
+        # 12 s of work against a 3 s limit: long enough that a loaded machine still reports progress first.
+        params={"steps": 240, "pause": 0.05},
+        time_limit=3,
         queue="sync",
     )
 
-    failed = wait_for(job_in(job, JobStatus.FAILED, JobStatus.SUCCEEDED), timeout=30, what="the job to end")
+    failed = wait_for(job_in(job, JobStatus.FAILED, JobStatus.SUCCEEDED), timeout=40, what="the job to end")
 
     assert failed.status == JobStatus.FAILED
-    assert failed.error == "Ran past its time limit of 1 s and was stopped."
+    assert failed.error == "Ran past its time limit of 3 s and was stopped."
     assert "SoftTimeLimitExceeded" in failed.traceback
     assert 0 < failed.progress < 1
     assert failed.attempts == 1
