@@ -42,6 +42,8 @@ DEFINITIONS = _definitions()
 ONE_OF_EACH = {
     "shape_text": "apps/inference/runtime/signature.py",
     "tensor_type": "apps/inference/runtime/signature.py",
+    "mergeable": "apps/inference/runtime/validation.py",
+    "split_outputs": "apps/inference/runtime/codecs.py",
 }
 
 # the copies that were folded into the helpers above
@@ -49,6 +51,10 @@ GONE = [
     "_shape_text",
     "_tensor_type",
     "_tensor_elem_type",
+    "_mergeable",
+    "_compatible",
+    "_split_outputs",
+    "_tensor_and_other",
 ]
 
 

@@ -46,7 +46,14 @@ from apps.core.jobs import Job, JobStatus
 from apps.inference.completion import notify_finished
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, run_version
 from apps.inference.models import SLUG_VALIDATOR, Pipeline, PipelineRun
-from apps.inference.runtime.codecs import ENCODINGS, TensorCodecError, decode_inputs, decode_npz, encode_outputs
+from apps.inference.runtime.codecs import (
+    ENCODINGS,
+    TensorCodecError,
+    decode_inputs,
+    decode_npz,
+    encode_outputs,
+    split_outputs,
+)
 from apps.inference.runtime.signature import shape_text, tensor_type
 from apps.inference.runtime.validation import InputValidationError, validate_inputs
 from apps.marketplace.models import Alias, ModelVersion, ValidationStatus, VersionStatus
@@ -784,12 +791,6 @@ class StepFailed(Exception):
         self.memory = memory
 
 
-def _split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    tensors = {name: value for name, value in outputs.items() if isinstance(value, np.ndarray)}
-    others = {name: value for name, value in outputs.items() if not isinstance(value, np.ndarray)}
-    return tensors, (encode_outputs(others, encoding="json") if others else {})
-
-
 def _check_still_allowed(
     job: Job, run: PipelineRun, steps: list[dict[str, Any]], versions: dict[str, ModelVersion]
 ) -> None:
@@ -889,7 +890,7 @@ def run_pipeline(job: Job) -> str:
         logger.exception("Pipeline run %s failed", job.uuid)
         error = f"{type(exc).__name__}: {exc}"
         return JobStatus.FAILED if _record_failure(job, run, error, timings, trace=traceback.format_exc()) else "lost"
-    tensors, others = _split_outputs(outputs)
+    tensors, others = split_outputs(outputs)
     payload = arrays_to_npz(tensors)
     job.result_file.save(OUTPUTS_FILE, ContentFile(payload), save=False)
     result = {

@@ -33,8 +33,8 @@ from apps.inference import metrics as inference_metrics
 from apps.inference.completion import notify_finished, notify_finished_many
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, prepare_inputs, run_version
 from apps.inference.models import InferenceJob
-from apps.inference.runtime.codecs import TensorCodecError, encode_outputs
-from apps.inference.runtime.validation import InputValidationError, merge_batch, split_batch
+from apps.inference.runtime.codecs import TensorCodecError, split_outputs
+from apps.inference.runtime.validation import InputValidationError, merge_batch, mergeable, split_batch
 
 logger = logging.getLogger(__name__)
 MEMORY_MARKERS = ("bad_alloc", "bad allocation", "failed to allocate", "out of memory", "std::bad_alloc")
@@ -81,12 +81,6 @@ class Prepared:
     inputs: dict[str, np.ndarray]
 
 
-def _tensor_and_other(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    tensors = {name: value for name, value in outputs.items() if isinstance(value, np.ndarray)}
-    others = {name: value for name, value in outputs.items() if not isinstance(value, np.ndarray)}
-    return tensors, (encode_outputs(others, encoding="json") if others else {})
-
-
 def _success_of(
     prepared: Prepared, *, outputs: dict[str, Any], answer: Any, provider: str, timings: dict, batch_size: int
 ) -> tuple[dict[str, Any], bytes]:
@@ -95,7 +89,7 @@ def _success_of(
         # The caller named the outputs it wants (``[]``: the readable answer alone): only those are encoded, kept
         # with the job and sent back; an embedding model's hidden state is most of a request's bytes otherwise.
         outputs = {name: value for name, value in outputs.items() if name in chosen}
-    tensors, others = _tensor_and_other(outputs)
+    tensors, others = split_outputs(outputs)
     result = {
         "provider": provider,
         "timings": timings,
@@ -320,23 +314,12 @@ def _mergeable_chunks(ready: list[Prepared], loaded: Any) -> list[list[Prepared]
     chunks: list[list[Prepared]] = []
     for item in ready:
         for chunk in chunks:
-            if _compatible(chunk[0].inputs, item.inputs, pad):
+            if mergeable(chunk[0].inputs, item.inputs, pad=pad):
                 chunk.append(item)
                 break
         else:
             chunks.append([item])
     return chunks
-
-
-def _compatible(a: dict[str, np.ndarray], b: dict[str, np.ndarray], pad: bool) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for name in a:
-        if a[name].dtype != b[name].dtype or a[name].ndim != b[name].ndim:
-            return False
-        if not pad and a[name].shape[1:] != b[name].shape[1:]:
-            return False
-    return True
 
 
 def _run_chunk(chunk: list[Prepared], loaded: Any, counts: dict[str, int]) -> None:

@@ -34,6 +34,7 @@ from apps.inference.runtime.validation import (
     InputValidationError,
     batch_axis,
     merge_batch,
+    mergeable,
     split_batch,
     validate_inputs,
 )
@@ -221,17 +222,6 @@ class RowResult:
     error: dict[str, list[str]] | None = None
 
 
-def _mergeable(a: dict[str, np.ndarray], b: dict[str, np.ndarray], pad: bool) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for name in a:
-        if a[name].dtype != b[name].dtype or a[name].ndim != b[name].ndim:
-            return False
-        if not pad and a[name].shape[1:] != b[name].shape[1:]:
-            return False
-    return True
-
-
 def _fatal(exc: BaseException) -> bool:
     """Failures that are the job's, not a row's: memory, a run past the time limit."""
     from apps.inference.serving import memory_failure
@@ -269,7 +259,7 @@ def run_chunk(loaded: Any, rows: list[Row], *, time_limit: float, readable: bool
     if batch_axis(loaded.signature):
         for item in ready:
             for group in groups:
-                if _mergeable(group[0][1], item[1], pad):
+                if mergeable(group[0][1], item[1], pad=pad):
                     group.append(item)
                     break
             else:

@@ -508,6 +508,13 @@ def _flatten(value: Any, rank: int) -> list:
 # Encoding -------------------------------------------------------------------------------------------------
 
 
+def split_outputs(outputs: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A run's outputs as (the tensors, to keep as they are; the other values (sequences, maps) encoded as JSON)."""
+    tensors = {name: value for name, value in outputs.items() if isinstance(value, np.ndarray)}
+    others = {name: value for name, value in outputs.items() if not isinstance(value, np.ndarray)}
+    return tensors, (encode_outputs(others, encoding="json") if others else {})
+
+
 def encode_outputs(outputs: dict[str, Any], *, encoding: str = "json") -> dict[str, Any]:
     """Model outputs as a JSON-ready dict, each tensor in ``encoding``:
 

@@ -329,6 +329,19 @@ class BatchSizes(list):
         self.padded_length = padded_length
 
 
+def mergeable(a: dict[str, np.ndarray], b: dict[str, np.ndarray], *, pad: bool = False) -> bool:
+    """Whether :func:`merge_batch` takes the (validated) items ``a`` and ``b`` together: the same input names,
+    dtypes and ranks, and, unless ``pad``, the same dimensions beyond axis 0."""
+    if a.keys() != b.keys():
+        return False
+    for name in a:
+        if a[name].dtype != b[name].dtype or a[name].ndim != b[name].ndim:
+            return False
+        if not pad and a[name].shape[1:] != b[name].shape[1:]:
+            return False
+    return True
+
+
 def merge_batch(items: list[dict[str, np.ndarray]], *, pad: bool = False) -> tuple[dict[str, np.ndarray], BatchSizes]:
     """Concatenate several requests' (validated) inputs along axis 0, for one ``session.run``.
 
