@@ -475,6 +475,32 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- usage analytics and quotas (docs/admin/analytics.md, docs/admin/quotas.md) ---------------------------------
+# Recording appends each event to a Redis stream (USAGE_REDIS_URL, else REDIS_URL); the drain copies it into the
+# database every USAGE_DRAIN_INTERVAL_SECONDS, the rollup recomputes changed hours and days every
+# USAGE_ROLLUP_INTERVAL_SECONDS. USAGE_RECORDING=false turns recording off.
+USAGE_RECORDING = env_bool("USAGE_RECORDING", True)
+USAGE_REDIS_URL = env("USAGE_REDIS_URL")
+USAGE_REDIS_TIMEOUT_SECONDS = float(env("USAGE_REDIS_TIMEOUT_SECONDS", "0.5"))
+USAGE_REDIS_RETRY_SECONDS = float(env("USAGE_REDIS_RETRY_SECONDS", "5"))
+# Past this many entries waiting (the drain stopped for long), Redis trims the oldest: a bound on its memory.
+USAGE_STREAM_MAX_LENGTH = env_int("USAGE_STREAM_MAX_LENGTH", 2_000_000)
+USAGE_DRAIN_INTERVAL_SECONDS = env_int("USAGE_DRAIN_INTERVAL_SECONDS", 5)
+USAGE_DRAIN_BATCH_SIZE = env_int("USAGE_DRAIN_BATCH_SIZE", 5000)
+USAGE_DRAIN_LOCK_SECONDS = env_int("USAGE_DRAIN_LOCK_SECONDS", 30)
+USAGE_ROLLUP_INTERVAL_SECONDS = env_int("USAGE_ROLLUP_INTERVAL_SECONDS", 60)
+# A day still receiving events is rolled up again at most this often (hours: every rollup run).
+USAGE_DAY_ROLLUP_REFRESH_SECONDS = env_int("USAGE_DAY_ROLLUP_REFRESH_SECONDS", 600)
+# Raw events are kept this many days (0: for good); hourly rollups this many; daily rollups for good.
+USAGE_RAW_RETENTION_DAYS = env_int("USAGE_RAW_RETENTION_DAYS", 90)
+USAGE_HOURLY_ROLLUP_RETENTION_DAYS = env_int("USAGE_HOURLY_ROLLUP_RETENTION_DAYS", 400)
+CELERY_BEAT_SCHEDULE["drain-usage-events"] = {
+    "task": "analytics.drain_usage_events",
+    "schedule": USAGE_DRAIN_INTERVAL_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["roll-up-usage"] = {"task": "analytics.roll_up_usage", "schedule": USAGE_ROLLUP_INTERVAL_SECONDS}
+CELERY_BEAT_SCHEDULE["prune-usage-events"] = {"task": "analytics.prune_usage_events", "schedule": 3600}
+
 # --- monitoring (docs/operator/monitoring.md) ------------------------------------------------------------------
 # Metric files of the multiprocess mode: <METRICS_DIR>/web for gunicorn, <METRICS_DIR>/worker-<port> for a Celery
 # worker with a metrics port (PROMETHEUS_MULTIPROC_DIR, when the operator sets it per service, wins).

@@ -53,3 +53,11 @@ def api_client():
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_usage_stream():
+    """Each test starts with an empty usage stream (tests/usage_support.py)."""
+    from tests.usage_support import clear_usage_stream
+
+    clear_usage_stream()

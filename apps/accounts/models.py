@@ -109,6 +109,14 @@ def hash_token_secret(secret: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
 
 
+class TokenKind(models.TextChoices):
+    """Who holds a token, so that usage analytics can tell CI and service traffic from people's."""
+
+    PERSONAL = "personal", "personal"
+    CI = "ci", "CI"
+    SERVICE = "service", "service"
+
+
 class ApiTokenQuerySet(RestrictedQuerySet):
     def usable(self) -> ApiTokenQuerySet:
         now = timezone.now()
@@ -147,6 +155,12 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True, help_text="The visible start of the token, for lookup.")
     secret_hash = models.CharField(max_length=64)
     scope = models.PositiveSmallIntegerField(choices=TokenScope.choices, default=TokenScope.READ)
+    kind = models.CharField(
+        max_length=10,
+        choices=TokenKind.choices,
+        default=TokenKind.PERSONAL,
+        help_text="Who uses it: a person, CI or a service; usage analytics tell their traffic apart by it.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

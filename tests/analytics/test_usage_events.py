@@ -1,19 +1,149 @@
-"""Usage events: recorded per use, and "has this user used it before" for the yank rule."""
+"""Usage events: recorded once per use through the stream, drained into the database, and "has this user used it
+before" for the yank rule."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from apps.analytics.models import UsageEvent
-from apps.analytics.services import has_used, record_usage
-from tests.factories import UserFactory
+from apps.analytics import usage
+from apps.analytics.models import PendingRollup, UsageEvent
+from apps.analytics.services import has_used
+from tests.factories import OrganizationFactory, UserFactory
+from tests.jobs_support import a_closed_port
+from tests.usage_support import drain_now
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_recorded_use_is_found_for_its_actor_only(world):
+def _download(world, user=None, **fields):
+    defaults = {
+        "organization_id": world.org.pk,
+        "user_id": getattr(user, "pk", None),
+        "subject_type": world.org._meta.label_lower,
+        "subject_id": str(world.org.uuid),
+    }
+    return usage.record("download", **{**defaults, **fields})
+
+
+def test_recording_writes_nothing_to_the_database(world, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        _download(world, world.user("member"))
+    assert not UsageEvent.objects.exists()
+    assert usage.client().xlen(usage.STREAM) == 1
+
+
+def test_a_drained_event_keeps_every_field(world):
+    member = world.user("member")
+    event_id = usage.record(
+        "prediction",
+        organization_id=world.org.pk,
+        user_id=member.pk,
+        token_id=7,
+        token_kind="ci",
+        model_id=11,
+        version_id=12,
+        deployment_id=13,
+        items=32,
+        bytes=4096,
+        latency_ms=12.5,
+        outcome="error",
+        status_code=500,
+        compute_seconds=0.25,
+        device="gpu",
+        subject_label="acme/iris@1.0",
+        metadata={"provider": "CUDAExecutionProvider"},
+    )
+    assert drain_now().inserted == 1
+    event = UsageEvent.objects.get()
+    assert event.event_id == uuid.UUID(event_id)
+    assert (event.kind, event.organization, event.actor, event.token_id, event.token_kind) == (
+        "prediction", world.org, member, 7, "ci",
+    )  # fmt: skip
+    assert (event.model_id, event.version_id, event.deployment_id) == (11, 12, 13)
+    assert (event.items, event.bytes, event.latency_ms, event.outcome, event.status_code) == (
+        32,
+        4096,
+        12.5,
+        "error",
+        500,
+    )
+    assert (event.compute_seconds, event.device) == (0.25, "gpu")
+    assert event.metadata == {"provider": "CUDAExecutionProvider"}
+
+
+def test_the_same_event_recorded_twice_is_stored_once(world):
+    event_id = uuid.uuid4().hex
+    _download(world, event_id=event_id)
+    _download(world, event_id=event_id)
+    report = drain_now()
+    assert (report.inserted, report.duplicates) == (1, 1)
+    _download(world, event_id=event_id)
+    assert drain_now().inserted == 0
+    assert UsageEvent.objects.count() == 1
+
+
+def test_draining_empties_the_stream_and_marks_the_hour_and_day_for_the_rollup(world):
+    for _ in range(3):
+        _download(world)
+    drain_now()
+    assert usage.client().xlen(usage.STREAM) == 0
+    assert sorted(PendingRollup.objects.values_list("granularity", flat=True)) == ["day", "hour"]
+
+
+def test_events_of_an_organization_deleted_before_the_drain_are_dropped(world):
+    gone = OrganizationFactory()
+    usage.record("download", organization_id=gone.pk)
+    _download(world)
+    gone.delete()
+    report = drain_now()
+    assert (report.inserted, report.dropped) == (1, 1)
+
+
+def test_a_user_deleted_before_the_drain_leaves_an_anonymous_event(world):
+    user = UserFactory()
+    _download(world, user)
+    user.delete()
+    drain_now()
+    assert UsageEvent.objects.get().actor is None
+
+
+def test_unknown_arguments_are_refused_at_the_call(world):
+    with pytest.raises(TypeError, match="colour"):
+        usage.record("download", organization_id=world.org.pk, colour="blue")
+
+
+def test_recording_off_records_nothing(world, settings):
+    settings.USAGE_RECORDING = False
+    assert _download(world) is None
+    drain_now()
+    assert not UsageEvent.objects.exists()
+
+
+def test_without_redis_the_event_is_written_directly(world, settings):
+    settings.REDIS_URL = None
+    settings.USAGE_REDIS_URL = None
+    _download(world, world.user("member"))
+    assert UsageEvent.objects.get().actor == world.user("member")
+    assert PendingRollup.objects.count() == 2
+
+
+def test_when_redis_does_not_answer_the_event_is_written_directly(world, settings):
+    settings.USAGE_REDIS_URL = f"redis://127.0.0.1:{a_closed_port()}/0"
+    settings.USAGE_REDIS_TIMEOUT_SECONDS = 0.2
+    _download(world)
+    assert UsageEvent.objects.count() == 1
+    _download(world)  # Redis is not tried again for a while
+    assert UsageEvent.objects.count() == 2
+
+
+def test_a_recorded_download_is_found_for_its_actor_only_before_and_after_the_drain(world):
     user, other = UserFactory(), UserFactory()
-    record_usage(kind="download", organization=world.org, subject=world.org, actor=user, bytes_sent=10)
+    _download(world, user, bytes=10)
+    assert has_used(actor=user, subject=world.org)
+    drain_now()
+    usage.client().delete(f"{usage.RECENT_DOWNLOADS_PREFIX}{world.org.uuid}")
     assert has_used(actor=user, subject=world.org)
     assert not has_used(actor=other, subject=world.org)
 
@@ -21,7 +151,9 @@ def test_a_recorded_use_is_found_for_its_actor_only(world):
 def test_anonymous_use_is_recorded_without_an_actor_and_never_counts_as_pinned(world):
     from django.contrib.auth.models import AnonymousUser
 
-    event = record_usage(kind="download", organization=world.org.pk, subject=world.org, actor=AnonymousUser())
+    _download(world)
+    drain_now()
+    event = UsageEvent.objects.get()
     assert event.actor is None
     assert event.subject_id == str(world.org.uuid)
     assert not has_used(actor=AnonymousUser(), subject=world.org)
@@ -29,12 +161,14 @@ def test_anonymous_use_is_recorded_without_an_actor_and_never_counts_as_pinned(w
 
 def test_a_not_modified_answer_does_not_count_as_a_download(world):
     user = UserFactory()
-    record_usage(kind="download", organization=world.org, subject=world.org, actor=user, status_code=304)
+    _download(world, user, status_code=304)
+    drain_now()
     assert not has_used(actor=user, subject=world.org)
 
 
 def test_usage_events_are_for_the_organizations_admins(world):
-    record_usage(kind="download", organization=world.org, subject=world.org)
+    _download(world)
+    drain_now()
     assert UsageEvent.objects.restrict(world.user("admin"), "view").count() == 1
     assert UsageEvent.objects.restrict(world.user("member"), "view").count() == 0
     assert UsageEvent.objects.restrict(world.user("outsider"), "view").count() == 0

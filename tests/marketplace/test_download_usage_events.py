@@ -6,6 +6,7 @@ import pytest
 
 from apps.analytics.models import UsageEvent
 from tests.marketplace.conftest import file_url, iris_bytes, sha256_of
+from tests.usage_support import drained
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ def test_a_download_writes_one_usage_event_with_the_bytes_sent(catalog):
     model = catalog.model("iris")
     version = catalog.published(model, "1.0")
     catalog.client("viewer").get(file_url(model, "1.0", "model.onnx"))
-    event = UsageEvent.objects.get()
+    event = drained(UsageEvent).get()
     assert event.kind == "download"
     assert event.organization == catalog.world.org
     assert event.actor == catalog.world.user("viewer")
@@ -33,7 +34,7 @@ def test_ranged_and_conditional_downloads_count_what_they_sent(catalog):
     client = catalog.client("viewer")
     client.get(file_url(model, "1.0", "model.onnx"), HTTP_RANGE="bytes=0-99")
     client.get(file_url(model, "1.0", "model.onnx"), HTTP_IF_NONE_MATCH=f'"{sha256_of(iris_bytes())}"')
-    events = list(UsageEvent.objects.order_by("id").values_list("status_code", "bytes"))
+    events = list(drained(UsageEvent).order_by("id").values_list("status_code", "bytes"))
     assert events == [(206, 100), (304, 0)]
 
 
@@ -41,7 +42,7 @@ def test_anonymous_downloads_of_public_models_count_without_an_actor(catalog):
     model = catalog.model("iris", visibility="public")
     catalog.published(model, "1.0")
     catalog.client("anonymous").get(file_url(model, "1.0", "model.onnx"))
-    event = UsageEvent.objects.get()
+    event = drained(UsageEvent).get()
     assert event.actor is None
     assert event.organization == catalog.world.org
 
@@ -52,4 +53,4 @@ def test_refused_requests_and_head_write_no_usage(catalog):
     catalog.client("outsider").get(file_url(model, "1.0", "model.onnx"))
     catalog.client("viewer").head(file_url(model, "1.0", "model.onnx"))
     catalog.client("viewer").get(file_url(model, "1.0", "model.onnx"), HTTP_RANGE="bytes=999999-")
-    assert not UsageEvent.objects.exists()
+    assert not drained(UsageEvent).exists()

@@ -12,8 +12,9 @@ from django.shortcuts import get_object_or_404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from apps.analytics import usage
 from apps.analytics.models import UsageKind
-from apps.analytics.services import has_used, record_usage
+from apps.analytics.services import has_used
 from apps.core.api.views import bound_organization_id
 from apps.marketplace import downloads
 from apps.marketplace.api.serializers import UploadSessionSerializer
@@ -139,16 +140,22 @@ class DownloadMixin(AnyContentMixin):
         def served(status_code: int, sent: int) -> None:
             if request.method == "HEAD" or status_code == 416:
                 return
-            record_usage(
-                kind=UsageKind.DOWNLOAD,
-                organization=version.model.organization_id,
-                subject=version,
-                actor=actor,
+            who = usage.caller(request)
+            who["user_id"] = actor.pk if getattr(actor, "is_authenticated", False) else None
+            usage.record(
+                UsageKind.DOWNLOAD,
+                organization_id=version.model.organization_id,
+                **who,
+                model_id=version.model_id,
+                version_id=version.pk,
+                subject_type=version._meta.label_lower,
+                subject_id=str(version.uuid),
                 subject_label=f"{version.model}@{version.label}",
                 path=version_file.path,
                 blob_sha256=version_file.blob.sha256,
-                bytes_sent=sent if status_code != 304 else 0,
+                bytes=sent if status_code != 304 else 0,
                 status_code=status_code,
+                outcome="ok" if status_code < 400 else "error",
                 metadata={"route": route, "range": request.headers.get("Range", "")[:200]},
             )
 
