@@ -44,6 +44,7 @@ ONE_OF_EACH = {
     "tensor_type": "apps/inference/runtime/signature.py",
     "mergeable": "apps/inference/runtime/validation.py",
     "split_outputs": "apps/inference/runtime/codecs.py",
+    "SLUG_VALIDATOR": "apps/core/validators.py",
 }
 
 # the copies that were folded into the helpers above

@@ -20,7 +20,8 @@ from django.core.exceptions import ValidationError
 
 from apps.core.access import Visibility
 from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
-from apps.inference.models import SLUG_VALIDATOR, Deployment, Device, Provider
+from apps.core.validators import SLUG_VALIDATOR
+from apps.inference.models import Deployment, Device, Provider
 from apps.inference.predictions import sync_timeout_maximum
 from apps.inference.processing.errors import ProcessingError
 from apps.inference.processing.image import ACCEPT, MAX_IMAGE_BYTES, image_input, image_input_problem

@@ -14,20 +14,16 @@ import uuid
 from typing import ClassVar
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.core.access import AccessPolicy, Role, Visibility
 from apps.core.models import OwnedModel
+from apps.core.validators import SLUG_VALIDATOR
 from apps.organizations.models import OrganizationObjectPermissionBase
 
-SLUG_VALIDATOR = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,49}$",
-    "1 to 50 characters: lowercase letters, digits and single hyphens between them.",
-    code="invalid_slug",
-)
 DEPLOYMENT_ROLES = {
     "view": Role.VIEWER,
     "run": Role.MEMBER,

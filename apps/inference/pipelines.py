@@ -43,9 +43,10 @@ from apps.audit.services import record_event
 from apps.core.errors import field_error, field_errors
 from apps.core.job_services import JobClaimLost, ProgressReporter, fail_job, finish_job, start_job
 from apps.core.jobs import Job, JobStatus
+from apps.core.validators import SLUG_VALIDATOR
 from apps.inference.completion import notify_finished
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, run_version
-from apps.inference.models import SLUG_VALIDATOR, Pipeline, PipelineRun
+from apps.inference.models import Pipeline, PipelineRun
 from apps.inference.runtime.codecs import (
     ENCODINGS,
     TensorCodecError,

@@ -21,7 +21,6 @@ The rules (DESIGN.md's role table):
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import uuid
 from datetime import timedelta
@@ -41,6 +40,7 @@ from django.utils import timezone
 from apps.audit.services import changes, record_event
 from apps.core.access import Role, Visibility
 from apps.core.errors import field_errors
+from apps.core.validators import SLUG_RULES, SLUG_VALIDATOR
 from apps.organizations.models import Invitation, Membership, Organization, Team, hash_invitation_key
 from apps.organizations.validators import namespace_is_taken, validate_namespace_slug
 
@@ -51,8 +51,7 @@ _UNSET: Any = object()
 NAME_MAX_LENGTH = 100
 DESCRIPTION_MAX_LENGTH = 2000
 EMAIL_MAX_LENGTH = 254
-TEAM_SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,49}$")
-TEAM_SLUG_RULES = "1 to 50 characters: lowercase letters, digits and single hyphens, not at the start or end"
+TEAM_SLUG_PATTERN = SLUG_VALIDATOR.regex  # a team's slug follows the rule of the other slugs inside an organization
 # Team slugs that would shadow a page such as /orgs/<slug>/teams/new/.
 RESERVED_TEAM_SLUGS = frozenset({"new", "edit", "members", "delete"})
 
@@ -469,7 +468,7 @@ def _revoke_bound_tokens(*, organization: Organization, user: Any, by: Any) -> N
 def _clean_team_slug(slug: Any, organization: Organization, errors: dict, *, exclude_team_id: int | None = None) -> str:
     slug = slug.strip().lower() if isinstance(slug, str) else ""
     if not TEAM_SLUG_PATTERN.match(slug):
-        _add_error(errors, "slug", f"Enter a valid team name: {TEAM_SLUG_RULES}.", "invalid_slug")
+        _add_error(errors, "slug", f"Enter a valid team name: {SLUG_RULES}.", "invalid_slug")
     elif slug in RESERVED_TEAM_SLUGS:
         _add_error(errors, "slug", f"“{slug}” is reserved; choose another team name.", "reserved")
     else:

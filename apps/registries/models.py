@@ -14,20 +14,16 @@ import uuid
 from typing import ClassVar
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.core.access import AccessPolicy, Role, Visibility
 from apps.core.models import OwnedModel
+from apps.core.validators import SLUG_VALIDATOR
 from apps.organizations.models import OrganizationObjectPermissionBase
 
-SLUG_VALIDATOR = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,49}$",
-    "1 to 50 characters: lowercase letters, digits and single hyphens between them.",
-    code="invalid_slug",
-)
 # A registry is an organization setting: its admins manage it; grants (view, change) open one to others.
 ADMIN_ONLY = {"view": Role.ADMIN, "change": Role.ADMIN, "delete": Role.ADMIN, "run": Role.ADMIN, "share": Role.ADMIN}
 

@@ -20,9 +20,10 @@ from apps.core.access import Visibility
 from apps.core.errors import field_error
 from apps.core.job_services import start_job
 from apps.core.jobs import JobQueue, JobStatus
+from apps.core.validators import SLUG_VALIDATOR
 from apps.marketplace.models import Model
 from apps.registries.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
-from apps.registries.models import SLUG_VALIDATOR, Registry, RegistryMode, RegistrySync, SyncTrigger
+from apps.registries.models import Registry, RegistryMode, RegistrySync, SyncTrigger
 from apps.registries.sdk import ConfigurationError, RegistryBackend, RegistryError, available_backends
 from apps.registries.sdk.discovery import backend_class
 from apps.registries.sync import SyncRun, SyncStopped, backend_for, describe_error, portal_context
