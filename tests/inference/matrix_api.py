@@ -44,6 +44,11 @@ RUN_PUBLIC = Access(private=table(OK, OK, OK, OK, OK, 401), public=table(OK, OK,
 DEPLOYMENT_READ = _same_in_both(ORG_READ)
 DEPLOYMENT_WRITE = _same_in_both(MEMBER_WRITE)
 DEPLOYMENT_DELETE = _same_in_both(ADMIN_WRITE)
+LISTED_TO_CHANGERS = _same_in_both(Access(private=table(True, True, True, False, False, False), public={}))
+DEPLOYMENT_CHANGERS_READ = Access(  # who may change the deployment reads its grants
+    private=table(OK, OK, OK, 403, 404, HIDDEN_FROM_ANONYMOUS),
+    public=table(OK, OK, OK, 403, 404, HIDDEN_FROM_ANONYMOUS),
+)
 CREATOR_ONLY = Access(  # the member's own prediction; it counted against the member's personal organization
     private=table(404, 404, OK, 404, 404, HIDDEN_FROM_ANONYMOUS),
     public=table(404, 404, OK, 404, 404, HIDDEN_FROM_ANONYMOUS),
@@ -140,6 +145,28 @@ def of_deployment(scene: Scene, persona: str) -> dict:
     return {"org_slug": scene.org.slug, "slug": deployment(scene).slug}
 
 
+def deployment_grant(scene: Scene):
+    """A grant of run on the deployment to acme's team ``core``, made by acme's owner."""
+    from apps.organizations.grants import grant_access
+
+    return scene.once(
+        "inference-deployment-grant",
+        lambda s: grant_access(
+            obj=deployment(s), actor=s.owner, grantee_type="team", grantee=s.team.slug, permission="run"
+        ),
+    )
+
+
+def of_deployment_grant(scene: Scene, persona: str) -> dict:
+    deployment_grant(scene)
+    return {
+        **of_deployment(scene, persona),
+        "grantee_type": "team",
+        "grantee": f"{scene.org.slug}/{scene.team.slug}",
+        "permission": "run",
+    }
+
+
 def of_prediction(scene: Scene, persona: str) -> dict:
     return {"uuid": str(prediction(scene).uuid)}
 
@@ -169,6 +196,23 @@ API_ROUTES = [
     Route("api:deployment-detail", "DELETE", DEPLOYMENT_DELETE, of_deployment),
     Route("api:deployment-rollback", "POST", DEPLOYMENT_WRITE, of_deployment, lambda s, p: {}),
     Route("api:deployment-revisions", "GET", DEPLOYMENT_READ, of_deployment),
+    # grants: those who may change the deployment read them; acme's admins and owners grant and revoke
+    Route(
+        "api:deployment-grant-list",
+        "GET",
+        DEPLOYMENT_CHANGERS_READ,
+        of_deployment,
+        lists=lambda s: deployment_grant(s) and "acme/core",
+        listed=LISTED_TO_CHANGERS,
+    ),
+    Route(
+        "api:deployment-grant-list",
+        "POST",
+        DEPLOYMENT_DELETE,
+        of_deployment,
+        lambda s, p: {"grantee_type": "team", "grantee": s.team.slug, "permission": "run"},
+    ),
+    Route("api:deployment-grant-detail", "DELETE", DEPLOYMENT_DELETE, of_deployment_grant),
     Route("api:deployment-predict", "POST", DEPLOYMENT_WRITE, of_deployment, lambda s, p: INPUTS, query=ASYNC,
           audited=False, note="a prediction is a job, not an audit event"),
     Route("api:org-webhook-secret", "GET", ADMIN_READ),

@@ -370,7 +370,52 @@ def model_routes(visibility: str) -> list[Route]:
         ),
         route("model-alias-detail", "GET", read, alias_kwargs(visibility)),
         route("model-alias-file-detail", "GET", read, alias_kwargs(visibility, path="model.onnx")),
+        # grants: those who may change the model read them; its admins and owners grant and revoke
+        route(
+            "model-grant-list",
+            "GET",
+            members_read,
+            the_model,
+            lists=lambda s: granted(s, visibility) and "acme/core",
+            listed=for_model(LISTED_TO_CHANGERS, visibility),
+        ),
+        route("model-grant-list", "POST", delete, the_model, grant_to_team("run")),
+        route("model-grant-detail", "DELETE", delete, grant_kwargs(visibility)),
     ]
+
+
+def granted(scene: Scene, visibility: str):
+    """A grant of run on the model to acme's team ``core``, made by acme's owner."""
+    from apps.organizations.grants import grant_access
+
+    return scene.once(
+        f"api-model-grant-{visibility}",
+        lambda s: grant_access(
+            obj=model(s, visibility), actor=s.owner, grantee_type="team", grantee=s.team.slug, permission="run"
+        ),
+    )
+
+
+def grant_to_team(permission: str):
+    def body(scene: Scene, persona: str) -> dict:
+        return {"grantee_type": "team", "grantee": scene.team.slug, "permission": permission}
+
+    return body
+
+
+def grant_kwargs(visibility: str):
+    def kwargs(scene: Scene, persona: str) -> dict:
+        made = model(scene, visibility)
+        granted(scene, visibility)
+        return {
+            "owner": made.organization.slug,
+            "name": made.name,
+            "grantee_type": "team",
+            "grantee": f"{scene.org.slug}/{scene.team.slug}",
+            "permission": "run",
+        }
+
+    return kwargs
 
 
 # --- routes of the organization (under /orgs/{org_slug}/: acme's own visibility decides) ---------------------------

@@ -12,12 +12,16 @@ from apps.registries.models import RegistrySync
 from tests.permissions.matrix import (
     ADMIN_READ,
     ADMIN_WRITE,
+    HIDDEN_FROM_ANONYMOUS,
     LISTED_TO_ADMINS,
+    OK,
     ORG_READ,
     SIGNED_IN_SELF,
+    Access,
     Route,
     Scene,
     no_kwargs,
+    table,
 )
 from tests.registries.page_permission_matrix import PAGE_ROUTES
 
@@ -48,6 +52,34 @@ def of_sync(scene: Scene, persona: str) -> dict:
     return {**of_registry(scene, persona), "sync_id": sync(scene).pk}
 
 
+def registry_grant(scene: Scene):
+    """A grant of view on the registry to acme's team ``core``, made by acme's owner."""
+    from apps.organizations.grants import grant_access
+
+    return scene.once(
+        "registry-grant",
+        lambda s: grant_access(
+            obj=registry(s), actor=s.owner, grantee_type="team", grantee=s.team.slug, permission="view"
+        ),
+    )
+
+
+def of_registry_grant(scene: Scene, persona: str) -> dict:
+    registry_grant(scene)
+    grantee = {"grantee_type": "team", "grantee": f"{scene.org.slug}/{scene.team.slug}", "permission": "view"}
+    return {**of_registry(scene, persona), **grantee}
+
+
+# A registry's grants: its admins and owners read and manage them; to anyone else the registry is not there (404),
+# in a public organization too (a registry is never visible beyond its admins and grantees).
+#                                   owner admin member viewer outsider anonymous
+REGISTRY_GRANTS_READ = Access(
+    private=table(OK, OK, 404, 404, 404, HIDDEN_FROM_ANONYMOUS),
+    public=table(OK, OK, 404, 404, 404, HIDDEN_FROM_ANONYMOUS),
+)
+REGISTRY_GRANTS_WRITE = Access(private=table(OK, OK, 404, 404, 404, 401), public=table(OK, OK, 404, 404, 404, 401))
+
+
 def new_registry(scene: Scene, persona: str) -> dict:
     return {"slug": f"new-{persona}", "name": "New", "backend": "example-catalog", "config": {"page_size": 3}}
 
@@ -57,6 +89,22 @@ API_ROUTES = [
     Route("api:org-registry-list", "GET", ADMIN_READ, lists=lambda s: registry(s).slug, listed=LISTED_TO_ADMINS),
     Route("api:org-registry-list", "POST", ADMIN_WRITE, body=new_registry),
     Route("api:org-registry-detail", "GET", ADMIN_READ, of_registry),
+    Route(
+        "api:org-registry-grant-list",
+        "GET",
+        REGISTRY_GRANTS_READ,
+        of_registry,
+        lists=lambda s: registry_grant(s) and "acme/core",
+        listed=LISTED_TO_ADMINS,
+    ),
+    Route(
+        "api:org-registry-grant-list",
+        "POST",
+        REGISTRY_GRANTS_WRITE,
+        of_registry,
+        lambda s, p: {"grantee_type": "team", "grantee": s.team.slug, "permission": "view"},
+    ),
+    Route("api:org-registry-grant-detail", "DELETE", REGISTRY_GRANTS_WRITE, of_registry_grant),
     Route("api:org-registry-detail", "PATCH", ADMIN_WRITE, of_registry, lambda s, p: {"name": "Renamed"}),
     Route("api:org-registry-detail", "DELETE", ADMIN_WRITE, of_registry),
     Route(

@@ -10,6 +10,8 @@
 /orgs/{org_slug}/deployments/{slug}/rollback/           deployment-rollback          POST
 /orgs/{org_slug}/deployments/{slug}/revisions/          deployment-revisions         GET (?at=, ?job=)
 /orgs/{org_slug}/deployments/{slug}/predict             deployment-predict           POST
+/orgs/{org_slug}/deployments/{slug}/grants/             deployment-grant-list        GET, POST (grant access)
+/orgs/{org_slug}/deployments/{slug}/grants/{type}/{grantee}/{permission}/  deployment-grant-detail  DELETE (revoke)
 /orgs/{org_slug}/webhook-secret                         org-webhook-secret           GET, POST (rotate)
 /orgs/{org_slug}/pipelines/                             pipeline-list                GET, POST
 /orgs/{org_slug}/pipelines/{slug}/                      pipeline-detail              GET, PATCH, DELETE
@@ -29,6 +31,7 @@ from rest_framework.routers import SimpleRouter
 
 from apps.inference.api import batch as batch_api
 from apps.inference.api import performance, pipelines, views
+from apps.inference.api.grants import DeploymentGrantDetailView, DeploymentGrantListView
 
 router = SimpleRouter()
 router.register("predictions", views.PredictionViewSet, basename="prediction")
@@ -57,6 +60,16 @@ urlpatterns = [
         "orgs/<str:org_slug>/deployments/<str:slug>/predict",
         views.DeploymentPredictView.as_view(),
         name="deployment-predict",
+    ),
+    path(
+        "orgs/<str:org_slug>/deployments/<str:slug>/grants/",
+        DeploymentGrantListView.as_view(),
+        name="deployment-grant-list",
+    ),
+    path(
+        "orgs/<str:org_slug>/deployments/<str:slug>/grants/<str:grantee_type>/<path:grantee>/<str:permission>/",
+        DeploymentGrantDetailView.as_view(),
+        name="deployment-grant-detail",
     ),
     path("orgs/<str:org_slug>/webhook-secret", views.WebhookSecretView.as_view(), name="org-webhook-secret"),
     path("orgs/<str:org_slug>/pipelines/<str:slug>/run", pipelines.PipelineRunView.as_view(), name="pipeline-run"),

@@ -21,6 +21,8 @@
 /models/{owner}/{name}/aliases/                             model-alias-list               GET, PUT
 /models/{owner}/{name}/aliases/{alias}/                     model-alias-detail             GET
 /models/{owner}/{name}/aliases/{alias}/files/{path}         model-alias-file-detail        GET, HEAD
+/models/{owner}/{name}/grants/                              model-grant-list               GET, POST (grant access)
+/models/{owner}/{name}/grants/{type}/{grantee}/{permission}/  model-grant-detail           DELETE (revoke)
 /blobs/sha256/{sha256}                                      model-blob-download            GET, HEAD
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 
 from apps.marketplace.api import files, manifest, uploads, views
+from apps.marketplace.api.grants import ModelGrantDetailView, ModelGrantListView
 
 MODEL = "models/<str:owner>/<str:name>"
 VERSION = f"{MODEL}/versions/<str:label>"
@@ -71,6 +74,12 @@ urlpatterns = [
         f"{MODEL}/aliases/<str:alias>/files/<path:path>",
         views.AliasFileDownloadView.as_view(),
         name="model-alias-file-detail",
+    ),
+    path(f"{MODEL}/grants/", ModelGrantListView.as_view(), name="model-grant-list"),
+    path(
+        f"{MODEL}/grants/<str:grantee_type>/<path:grantee>/<str:permission>/",
+        ModelGrantDetailView.as_view(),
+        name="model-grant-detail",
     ),
     re_path(r"^blobs/sha256/(?P<sha256>[0-9a-f]{64})$", files.BlobDownloadView.as_view(), name="model-blob-download"),
 ]
