@@ -70,6 +70,7 @@ class ExportAuditTrail(JobTask):
 
     name = "audit.export_audit_trail"
     kind = "audit.export"
+    label = "Audit trail export"
     job_queue = "default"
     job_time_limit = 3600
     progress_interval = 0.5

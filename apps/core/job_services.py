@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,64 @@ def job_kinds() -> dict[str, Task]:
     """Every registered job kind and its task."""
     _discover_job_kinds()
     return dict(_job_tasks)
+
+
+def kind_label(kind: str) -> str:
+    """What pages call a job of ``kind``: its task's ``label`` ("Validation", "Prediction"), else the kind's last
+    part made readable (``audit.export`` -> "Export"), so that no page shows a kind as code."""
+    task = job_task_for(kind) if kind else None
+    label = str(getattr(task, "label", "") or "")
+    if label:
+        return label
+    tail = str(kind or "").rsplit(".", 1)[-1].replace("_", " ").strip()
+    return tail[:1].upper() + tail[1:] if tail else "Job"
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """The kinds a jobs page offers in its select, one per label (kinds that share a label, the two prediction
+    kinds, are one choice: ``kinds_like`` gives them all), sorted by label."""
+    by_label: dict[str, str] = {}
+    for kind in sorted(job_kinds()):
+        by_label.setdefault(kind_label(kind), kind)
+    return sorted(((kind, label) for label, kind in by_label.items()), key=lambda choice: choice[1].lower())
+
+
+def kinds_like(kind: str) -> list[str]:
+    """``kind`` and every registered kind that pages call by the same label."""
+    label = kind_label(kind)
+    return sorted({kind, *(other for other in job_kinds() if kind_label(other) == label)})
+
+
+# Features say what their jobs are about for the jobs pages: ``describer(rows, user)`` fills, in each row of
+# ``describe_jobs`` it knows, ``subject`` (what the job ran on, readable), ``subject_url`` and ``url`` (the job's own
+# page when a feature has a better one than /jobs/<uuid>/), naming only what ``user`` may view.
+JobDescriber = Callable[[list[dict[str, Any]], Any], None]
+_job_describers: list[JobDescriber] = []
+
+
+def register_job_describer(describer: JobDescriber) -> None:
+    """Add a feature's describer of job rows (see ``describe_jobs``); registering one twice keeps one."""
+    if describer not in _job_describers:
+        _job_describers.append(describer)
+
+
+def describe_jobs(jobs: list[Job], user: Any) -> list[dict[str, Any]]:
+    """One row per job for the jobs pages: the job, its kind's label, what it is about and where its page is."""
+    from django.urls import reverse
+
+    rows = [
+        {
+            "job": job,
+            "label": kind_label(job.kind),
+            "subject": "",
+            "subject_url": "",
+            "url": reverse("job-detail", kwargs={"uuid": job.uuid}),
+        }
+        for job in jobs
+    ]
+    for describer in _job_describers:
+        describer(rows, user)
+    return rows
 
 
 # --- starting and sending --------------------------------------------------------------------------------------

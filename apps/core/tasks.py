@@ -74,6 +74,8 @@ class JobTask(Task):
     """
 
     kind: ClassVar[str] = ""
+    # What people call a job of this kind in pages ("Validation", "Prediction"): see ``job_services.kind_label``.
+    label: ClassVar[str] = ""
     job_queue: ClassVar[str] = JobQueue.DEFAULT
     max_attempts: ClassVar[int] = DEFAULT_MAX_ATTEMPTS
     job_time_limit: ClassVar[int] = DEFAULT_TIME_LIMIT

@@ -94,15 +94,51 @@ def job_detail(request: HttpRequest, uuid: Any) -> HttpResponse:
         return mfa
     # The creator of a job counted against an organization they may not view (their run of another organization's
     # public deployment) sees the job, not that organization's name.
+    from apps.core.job_services import describe_jobs
     from apps.organizations.models import Organization
 
     viewable = Organization.objects.restrict(request.user, "view").filter(pk=job.organization_id).exists()
     context = {
         "job": job,
+        "row": describe_jobs([job], request.user)[0],
+        "result_facts": result_facts(job.result),
         "organization": job.organization if viewable else None,
         "may_cancel": _may_cancel(request, job),
     }
     return render(request, "core/job_detail.html", context)
+
+
+# Result keys that name where the server keeps things (or what a worker read): never shown on a page.
+_INTERNAL_RESULT_KEYS = ("output", "file", "files", "path", "main_file", "cursor", "traceback")
+
+
+def result_facts(result: Any) -> list[tuple[str, str]]:
+    """A job's result as a few readable facts (its top-level numbers, words and yes/no), never raw JSON nor a
+    server path: nested values, long texts and keys that name files are left out (a download link offers those)."""
+    from apps.core.templatetags.portal import human_duration
+
+    if not isinstance(result, dict):
+        return []
+    facts = []
+    for key, value in result.items():
+        if key in _INTERNAL_RESULT_KEYS or key.endswith(("_path", "_file")) or isinstance(value, dict | list):
+            continue
+        if value is None or (isinstance(value, str) and (len(value) > 120 or "/" in value)):
+            continue
+        label = str(key).replace("_", " ").capitalize()
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif key in ("seconds", "total_ms", "ms") and isinstance(value, int | float):
+            text = human_duration(value / 1000 if key.endswith("ms") else value)
+            label = "Time"
+        elif isinstance(value, float):
+            text = f"{value:,.4g}"
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        facts.append((label, text))
+    return facts[:12]
 
 
 def job_progress(request: HttpRequest, uuid: Any) -> HttpResponse:
@@ -145,12 +181,15 @@ def job_cancel(request: HttpRequest, uuid: Any) -> HttpResponse:
 
 
 class JobsView(OrganizationPageMixin, TemplateView):
-    """/orgs/<slug>/jobs/: the organization's jobs the caller may see (their own; admins: all)."""
+    """/orgs/<slug>/jobs/: the organization's jobs the caller may see (their own; admins: all), every kind in one
+    list with a select for the kind and one for the status, each job named by what it is ("Validation") and what
+    it ran on, with its progress and duration."""
 
     template_name = "core/jobs.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        from apps.core.api.jobs import JobFilterSet
+        from apps.core.filtersets import JobPageFilterSet
+        from apps.core.job_services import describe_jobs
         from apps.core.jobs import Job
 
         context = super().get_context_data(**kwargs)
@@ -159,9 +198,13 @@ class JobsView(OrganizationPageMixin, TemplateView):
             .filter(organization=self.organization)
             .select_related("organization", "creator")
         )
-        filterset = JobFilterSet(self.request.GET or None, queryset=jobs)
+        filterset = JobPageFilterSet(self.request.GET or None, queryset=jobs)
+        valid = not filterset.is_bound or filterset.is_valid()
+        page = paginate(self.request, (filterset.qs if valid else jobs.none()).order_by("-created_at", "-id"))
+        page.object_list = describe_jobs(list(page.object_list), self.request.user)
         context["filter"] = filterset
-        context["page_obj"] = paginate(self.request, filterset.qs.order_by("-created_at"))
+        context["page_obj"] = page
+        context["filtering"] = any(self.request.GET.get(key) for key in ("status", "kind"))
         return context
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -23,3 +23,9 @@ class InferenceConfig(AppConfig):
         # A token bound to an organization sees a prediction or batch job only when it may view what the job ran.
         register_job_subject((PREDICT_KIND, BATCHED_PREDICT_KIND), prediction_subject)
         register_job_subject((BATCH_KIND,), batch_subject)
+
+        # The jobs pages name what an inference job (or a validation, a benchmark) ran on.
+        from apps.core.job_services import register_job_describer
+        from apps.inference.views import describe_inference_jobs
+
+        register_job_describer(describe_inference_jobs)

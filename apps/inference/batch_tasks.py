@@ -20,6 +20,7 @@ class RunBatchInference(JobTask):
 
     name = "inference.batch"
     kind = BATCH_KIND
+    label = "Batch prediction"
     creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 3

@@ -19,6 +19,7 @@ class MeasurePerformance(JobTask):
 
     name = "inference.performance"
     kind = performance.PERFORMANCE_KIND
+    label = "Benchmark"
     job_queue = JobQueue.CHECKS
     max_attempts = 2
     job_time_limit = 120  # start_performance_card passes INFERENCE_PERFORMANCE_TIME_LIMIT_SECONDS

@@ -19,6 +19,7 @@ class RunPipeline(JobTask):
 
     name = "inference.pipeline"
     kind = pipelines.PIPELINE_KIND
+    label = "Pipeline run"
     creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 2

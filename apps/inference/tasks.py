@@ -39,6 +39,7 @@ class Predict(JobTask):
 
     name = "inference.predict"
     kind = PREDICT_KIND
+    label = "Prediction"
     creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 2
@@ -130,6 +131,7 @@ class PredictBatched(DeploymentBatches):
 
     name = "inference.predict_batched"
     kind = BATCHED_PREDICT_KIND
+    label = "Prediction"
     creator_keeps_access = True  # a prediction stays its creator's own (docs/api/jobs.md)
     job_queue = JobQueue.INFERENCE_CPU
     max_attempts = 2

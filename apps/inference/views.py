@@ -364,6 +364,46 @@ def job_rows(jobs: list[Job], user: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def describe_inference_jobs(rows: list[dict[str, Any]], user: Any) -> None:
+    """The jobs pages' describer (``core.job_services.register_job_describer``) for inference jobs and any job
+    whose parameters name a version (a validation, a benchmark): the model@version it ran, or the deployment or
+    pipeline; a prediction's own page is its answer page. Names only what ``user`` may view (``job_rows``)."""
+    from django.db.models import prefetch_related_objects
+
+    mine = [row for row in rows if row["job"].kind.startswith(INFERENCE_KINDS) or _names_a_version(row["job"])]
+    if not mine:
+        return
+    jobs = [row["job"] for row in mine]
+    inference = [job for job in jobs if job.kind.startswith(INFERENCE_KINDS)]
+    if inference:
+        prefetch_related_objects(
+            inference,
+            "inference__version__model__organization",
+            "inference__deployment__organization",
+            "batch__version__model__organization",
+            "pipeline_run__pipeline__organization",
+        )
+    for row, described in zip(mine, job_rows(jobs, user), strict=True):
+        job, version, deployment = row["job"], described["version"], described["deployment"]
+        if version is not None:
+            owner = version.model.organization.slug
+            row["subject"] = f"{owner}/{version.model.name}@{version.label}"
+            row["subject_url"] = reverse("catalog-version", args=[owner, version.model.name, version.label])
+            if deployment is not None:
+                row["subject"] += f" · deployment {deployment.slug}"
+        elif deployment is not None:
+            row["subject"] = f"deployment {deployment.organization.slug}/{deployment.slug}"
+        elif described["pipeline"] is not None:
+            pipeline = described["pipeline"]
+            row["subject"] = f"pipeline {pipeline.organization.slug}/{pipeline.slug}"
+        if job.kind.startswith(INFERENCE_KINDS) and isinstance(_feature_row(job), InferenceJob):
+            row["url"] = reverse("inference-job", kwargs={"uuid": job.uuid})
+
+
+def _names_a_version(job: Job) -> bool:
+    return isinstance(job.params, dict) and isinstance(job.params.get("version"), str)
+
+
 def _inference_jobs(user: Any):
     return Job.objects.restrict(user, "view").filter(kind__startswith=INFERENCE_KINDS)
 
@@ -413,8 +453,11 @@ def _job_context(job: Job, user: Any) -> dict[str, Any]:
         else:
             context["result"] = {"job": job, "status": job.status, "pending": True}
     elif job.is_finished:
-        raw = json.dumps(job.result, indent=2, default=str) if job.result is not None else ""
-        context["result"] = {"job": job, "status": job.status, "error": job.error, "raw_text": raw}
+        # No raw JSON here (a batch job's result names where the server keeps its file): its facts, and the job's
+        # own page, which offers the downloads.
+        from apps.core.views import result_facts
+
+        context["result"] = {"job": job, "status": job.status, "error": job.error, "facts": result_facts(job.result)}
     else:
         context["result"] = {"job": job, "status": job.status, "pending": True}
     return context

@@ -86,6 +86,7 @@ class PurgeCatalog(JobTask):
 
     name = "marketplace.purge_catalog"
     kind = "marketplace.purge"
+    label = "Catalog purge"
     job_queue = "default"
     job_time_limit = 3600
     user_startable = True

@@ -19,6 +19,7 @@ class ValidateVersion(JobTask):
 
     name = "marketplace.validate_version"
     kind = VALIDATE_JOB_KIND
+    label = "Validation"
     job_queue = JobQueue.CHECKS
     job_time_limit = 1800
     progress_interval = 1.0

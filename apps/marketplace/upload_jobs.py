@@ -22,6 +22,7 @@ class CompleteUpload(JobTask):
 
     name = "marketplace.complete_upload"
     kind = COMPLETE_JOB_KIND
+    label = "Upload processing"
     job_queue = "default"
     progress_interval = 1.0
     user_startable = False

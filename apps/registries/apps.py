@@ -15,3 +15,9 @@ class RegistriesConfig(AppConfig):
 
         if fetch_on_first_use not in downloads.missing_file_sources:
             downloads.missing_file_sources.append(fetch_on_first_use)
+
+        # The jobs pages name the registry a sync ran for, and link its run's page.
+        from apps.core.job_services import register_job_describer
+        from apps.registries.views import describe_sync_jobs
+
+        register_job_describer(describe_sync_jobs)

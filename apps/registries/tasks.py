@@ -18,6 +18,7 @@ class SyncRegistry(JobTask):
 
     name = "registries.sync_registry"
     kind = services.SYNC_KIND
+    label = "Registry sync"
     job_queue = JobQueue.SYNC
     progress_interval = 0.5
 

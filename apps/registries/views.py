@@ -37,6 +37,23 @@ def _shown(value: Any) -> Any:
     return ", ".join(str(item) for item in value) if isinstance(value, list) else value
 
 
+def describe_sync_jobs(rows: list[dict[str, Any]], user: Any) -> None:
+    """The jobs pages' describer for registry syncs: the registry's name, and the sync's own page for those who may
+    read it (the organization's admins)."""
+    mine = {row["job"].pk: row for row in rows if row["job"].kind == services.SYNC_KIND}
+    if not mine:
+        return
+    syncs = RegistrySync.objects.filter(job_id__in=mine).select_related("registry__organization")
+    readable = set(RegistrySync.objects.restrict(user, "view").filter(job_id__in=mine).values_list("pk", flat=True))
+    for sync in syncs:
+        row = mine[sync.job_id]
+        row["subject"] = f"registry {sync.registry.name}"
+        if sync.pk in readable:
+            registry = sync.registry
+            row["url"] = reverse("org-registry-sync-detail", args=[registry.organization.slug, registry.slug, sync.pk])
+            row["subject_url"] = reverse("org-registry", args=[registry.organization.slug, registry.slug])
+
+
 class RegistryPageMixin:
     """Resolves ``self.registry`` of the page's organization through restrict() (404 when not viewable)."""
 

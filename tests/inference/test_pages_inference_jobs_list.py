@@ -76,20 +76,20 @@ def test_a_prediction_is_listed_with_its_model_deployment_status_provider_and_ti
         organization=world.org, model=version.model, actor=member, slug="iris-prod", version=version
     )
     succeed(predict(version, member, world.org, deployment=deployment), total_ms=42.0)
-    rows = [row for row in rows_of(client_for(member).get("/inference/jobs/")) if "predict" in row]
+    rows = [row for row in rows_of(client_for(member).get("/inference/jobs/")) if "Prediction" in row]
     assert len(rows) == 1
     assert "acme/iris@1.0.0" in rows[0] and "iris-prod" in rows[0] and "succeeded" in rows[0]
     assert "CPUExecutionProvider" in rows[0]
-    assert "1.5 ms" in rows[0] and "0.25 ms" in rows[0] and "42.0 ms" in rows[0]
+    assert "1.5 ms" in rows[0] and "0.2 ms" in rows[0] and "42 ms" in rows[0]  # durations as people read them
 
 
 def test_others_predictions_are_not_listed_but_an_admins_organization_ones_are(runnable, world, tmp_path):
     version = runnable.iris(tmp_path)
     predict(version, world.user("member"), world.org)  # counted against acme
     predict(version, world.user("outsider"), world.org)  # counted against acme too: acme's admins see it
-    assert len([r for r in rows_of(client_for(world.user("viewer")).get("/inference/jobs/")) if "predict" in r]) == 0
-    assert len([r for r in rows_of(client_for(world.user("member")).get("/inference/jobs/")) if "predict" in r]) == 1
-    assert len([r for r in rows_of(client_for(world.user("admin")).get("/inference/jobs/")) if "predict" in r]) == 2
+    assert len([r for r in rows_of(client_for(world.user("viewer")).get("/inference/jobs/")) if "Prediction" in r]) == 0
+    assert len([r for r in rows_of(client_for(world.user("member")).get("/inference/jobs/")) if "Prediction" in r]) == 1
+    assert len([r for r in rows_of(client_for(world.user("admin")).get("/inference/jobs/")) if "Prediction" in r]) == 2
 
 
 def test_the_list_filters_by_status(runnable, world, tmp_path):
@@ -100,9 +100,9 @@ def test_the_list_filters_by_status(runnable, world, tmp_path):
     fail_job(failed, error="The model needed more memory than the worker's limit.")
     predict(version, member, world.org)  # still queued
     client = client_for(member)
-    statuses = [row for row in rows_of(client.get("/inference/jobs/", {"status": "failed"})) if "predict" in row]
+    statuses = [row for row in rows_of(client.get("/inference/jobs/", {"status": "failed"})) if "Prediction" in row]
     assert len(statuses) == 1 and "failed" in statuses[0]
-    queued = [row for row in rows_of(client.get("/inference/jobs/", {"status": "queued"})) if "predict" in row]
+    queued = [row for row in rows_of(client.get("/inference/jobs/", {"status": "queued"})) if "Prediction" in row]
     assert len(queued) == 1 and "queued" in queued[0] and "—" in queued[0]
     nothing = client.get("/inference/jobs/", {"status": "cancelled"}).content.decode()
     assert "No inference jobs match" in nothing

@@ -116,3 +116,11 @@ def duration_ms(milliseconds: Any) -> str:
         return human_duration(float(milliseconds) / 1000)
     except (TypeError, ValueError):
         return "—"
+
+
+@register.filter
+def job_kind(kind: Any) -> str:
+    """``{{ job.kind|job_kind }}``: what people call a job of that kind ("Validation", "Prediction")."""
+    from apps.core.job_services import kind_label
+
+    return kind_label(str(kind or ""))
