@@ -384,6 +384,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        # the per-minute API quota of the caller's organization and token (apps/analytics/quotas.py)
+        "apps.analytics.quotas.ApiRateQuota",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", "600/minute"),
@@ -494,6 +496,8 @@ USAGE_DAY_ROLLUP_REFRESH_SECONDS = env_int("USAGE_DAY_ROLLUP_REFRESH_SECONDS", 6
 # Raw events are kept this many days (0: for good); hourly rollups this many; daily rollups for good.
 USAGE_RAW_RETENTION_DAYS = env_int("USAGE_RAW_RETENTION_DAYS", 90)
 USAGE_HOURLY_ROLLUP_RETENTION_DAYS = env_int("USAGE_HOURLY_ROLLUP_RETENTION_DAYS", 400)
+# Quotas (plans and per-organization limits in the Django admin) are re-read at most this often per process.
+QUOTA_CACHE_SECONDS = env_int("QUOTA_CACHE_SECONDS", 10)
 CELERY_BEAT_SCHEDULE["drain-usage-events"] = {
     "task": "analytics.drain_usage_events",
     "schedule": USAGE_DRAIN_INTERVAL_SECONDS,

@@ -186,3 +186,61 @@ class PendingRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:00}"
+
+
+class Plan(models.Model):
+    """A set of default limits. Every organization is on one (``OrganizationQuota.plan``, else the plan marked
+    ``is_default``); an operator overrides single limits per organization. Empty: unlimited."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    is_default = models.BooleanField(default=False, help_text="The plan of organizations that name none.")
+    api_requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Per organization.")
+    predictions_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Per organization.")
+    token_api_requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Per API token.")
+    token_predictions_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Per API token.")
+    gpu_seconds_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    cpu_seconds_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    storage_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Empty: DEFAULT_STORAGE_QUOTA_BYTES. An organization's own quota wins."
+    )
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True), name="one_default_plan")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+QUOTA_LIMITS = (
+    "api_requests_per_minute",
+    "predictions_per_minute",
+    "token_api_requests_per_minute",
+    "token_predictions_per_minute",
+    "gpu_seconds_per_month",
+    "cpu_seconds_per_month",
+)
+
+
+class OrganizationQuota(models.Model):
+    """An organization's plan and its own limits, set by operators (Django admin; every change is audited in the
+    organization's chain). An empty limit takes the plan's; storage stays ``Organization.storage_quota_bytes``."""
+
+    organization = models.OneToOneField("organizations.Organization", on_delete=models.CASCADE, related_name="quota")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="organizations")
+    api_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    predictions_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    token_api_requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    token_predictions_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    gpu_seconds_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    cpu_seconds_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization"]
+
+    def __str__(self) -> str:
+        return f"quota of {self.organization}"

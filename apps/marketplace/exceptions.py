@@ -6,9 +6,10 @@ from rest_framework import exceptions, status
 
 
 class QuotaExceeded(exceptions.APIException):
-    """The organization's storage quota cannot take the file: 413, nothing stored."""
+    """The organization's storage quota cannot take the file: 403 naming the quota (as every quota refusal that
+    waiting does not cure), nothing stored."""
 
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    status_code = status.HTTP_403_FORBIDDEN
     default_code = "quota_exceeded"
     default_detail = "This upload would exceed the organization's storage quota."
 

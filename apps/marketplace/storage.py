@@ -259,9 +259,15 @@ def delete_blob_file(blob: Blob) -> None:
 
 
 def quota_for(organization: Any) -> int | None:
-    """The organization's quota in bytes, None for unlimited."""
+    """The organization's quota in bytes, None for unlimited: its own, else its plan's
+    (apps.analytics.quotas), else ``DEFAULT_STORAGE_QUOTA_BYTES``."""
     if organization.storage_quota_bytes is not None:
         return organization.storage_quota_bytes
+    from apps.analytics.quotas import plan_storage_bytes
+
+    planned = plan_storage_bytes(organization.pk)
+    if planned is not None:
+        return planned or None
     default = getattr(settings, "DEFAULT_STORAGE_QUOTA_BYTES", 0)
     return default or None
 
@@ -300,7 +306,7 @@ def quota_left(organization: Any, *, exclude_session: UploadSession | None = Non
 def check_quota(
     organization: Any, *, size: int, sha256: str | None = None, exclude_session: UploadSession | None = None
 ) -> None:
-    """Refuse (QuotaExceeded, 413) a file of ``size`` bytes the organization has no room for."""
+    """Refuse (QuotaExceeded, 403 naming the quota) a file of ``size`` bytes the organization has no room for."""
     if sha256 and organization_references(organization, sha256):
         return
     left = quota_left(organization, exclude_session=exclude_session)

@@ -301,7 +301,7 @@ def run_completion_job(job: Job, progress: Callable[[float, str], None]) -> dict
         version_file = finish_upload_session(session=session, actor=actor, progress=report, in_job=True)
     except ValidationError as exc:
         raise UploadVerificationFailed(" ".join(exc.messages)) from exc
-    except exceptions.APIException as exc:  # the quota (413), the session gone (410)
+    except exceptions.APIException as exc:  # the quota (403), the session gone (410)
         raise UploadVerificationFailed(str(exc.detail)) from exc
     except JobClaimLost:
         raise  # another attempt has the job (and the session) now

@@ -127,7 +127,7 @@ class OrganizationAdmin(AuditedAdmin):
     ]
     inlines = [MembershipInline, TeamInline]
     date_hierarchy = "created_at"
-    audited_fields = ("slug", "name", "description", "visibility", "require_mfa")
+    audited_fields = ("slug", "name", "description", "visibility", "require_mfa", "storage_quota_bytes")
 
     def organization_of(self, obj) -> Organization | None:
         return obj

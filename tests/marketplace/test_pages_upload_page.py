@@ -140,6 +140,6 @@ def test_an_upload_refused_by_the_api_answers_a_message_the_script_shows(world, 
         content_type="application/json",
         headers={"X-CSRFToken": csrf_token_of(html)},
     )
-    assert response.status_code == 413
+    assert response.status_code == 403
     assert response.json()["detail"]  # upload.js shows ``detail`` (or the field messages) under the file
     assert not VersionFile.objects.exists()

@@ -1,5 +1,5 @@
 """The organization's storage quota is enforced before an upload is accepted and again once its bytes are in:
-an upload over quota answers 413 and leaves nothing (no blob, no stored file, no spool file)."""
+an upload over quota answers 403 naming the quota and leaves nothing (no blob, no stored file, no spool file)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def small_quota(catalog):
     return catalog.world.org
 
 
-def test_a_multipart_upload_over_quota_answers_413_and_stores_nothing(catalog, small_quota, catalog_storage):
+def test_a_multipart_upload_over_quota_answers_403_naming_the_quota_and_stores_nothing(
+    catalog, small_quota, catalog_storage
+):
     model = catalog.model("big")
     catalog.version(model, "0.1")
     response = catalog.client("member").post(
@@ -28,7 +30,7 @@ def test_a_multipart_upload_over_quota_answers_413_and_stores_nothing(catalog, s
         {"file": SimpleUploadedFile("weights.bin", random_bytes(20_000))},
         format="multipart",
     )
-    assert response.status_code == 413
+    assert response.status_code == 403
     assert response.json()["code"] == "quota_exceeded"
     assert "quota" in response.json()["detail"]
     assert not Blob.objects.exists()
@@ -69,7 +71,7 @@ def test_an_upload_session_over_quota_is_refused_when_it_is_declared(catalog, sm
     response = catalog.client("member").post(
         version_url(model, "0.1", "uploads/"), {"path": "w.bin", "size": 10_001, "sha256": "0" * 64}, format="json"
     )
-    assert response.status_code == 413
+    assert response.status_code == 403
     assert not UploadSession.objects.exists()
 
 
@@ -84,7 +86,7 @@ def test_open_sessions_reserve_their_declared_size(catalog, small_quota):
     second = client.post(
         version_url(model, "0.1", "uploads/"), {"path": "b.bin", "size": 6_000, "sha256": "2" * 64}, format="json"
     )
-    assert second.status_code == 413
+    assert second.status_code == 403
     assert client.delete(first.json()["upload_url"]).status_code == 204
     third = client.post(
         version_url(model, "0.1", "uploads/"), {"path": "b.bin", "size": 6_000, "sha256": "2" * 64}, format="json"
@@ -153,7 +155,7 @@ def test_the_default_quota_applies_when_the_organization_has_none(catalog, setti
         {"file": SimpleUploadedFile("w.bin", random_bytes(2_000))},
         format="multipart",
     )
-    assert response.status_code == 413
+    assert response.status_code == 403
 
 
 def test_outsider_gets_404_on_an_organizations_storage(catalog):

@@ -20,6 +20,7 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
+from apps.analytics.quotas import check_prediction, compute_device
 from apps.core.access import Role
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
 from apps.core.job_services import QueueUnavailable, broker_errors, ensure_sent
@@ -111,6 +112,11 @@ def submit_prediction(
     v2 API (``apps/inference/api/kserve.py``) both run predictions through here.
     """
     organization = prediction_organization(request.user, bound_organization_id(request), version, deployment)
+    check_prediction(
+        request,
+        organization_id=getattr(organization, "pk", organization),
+        device=compute_device(deployment.device if deployment else "auto"),
+    )
     revision = services.current_revision(deployment) if deployment is not None else None
     slot = False
     if deployment is not None and wait:

@@ -44,7 +44,7 @@ from apps.marketplace.models import SHA256_PATTERN, ModelVersion, VersionFile, V
     create=extend_schema(
         summary="Upload a (small) file to a draft as multipart form data (members); large ones: upload sessions",
         request={"multipart/form-data": FileUploadSerializer},
-        responses={201: VersionFileSerializer, 413: OpenApiResponse(description="Over the storage quota.")},
+        responses={201: VersionFileSerializer, 403: OpenApiResponse(description="Over the storage quota.")},
     ),
 )
 class VersionFileViewSet(ModelLookupMixin, viewsets.GenericViewSet):

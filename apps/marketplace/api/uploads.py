@@ -29,7 +29,7 @@ from apps.marketplace.models import LIVE_UPLOAD_STATUSES, UploadSession
     summary="Start a resumable upload into a draft (members): the declared size is checked against the quota",
     parameters=[OWNER, NAME, LABEL],
     request=UploadSessionCreateSerializer,
-    responses={201: UploadSessionSerializer, 413: OpenApiResponse(description="Over the storage quota.")},
+    responses={201: UploadSessionSerializer, 403: OpenApiResponse(description="Over the storage quota.")},
 )
 class UploadSessionCreateView(ModelLookupMixin, APIView):
     """POST starts a resumable upload; GET lists the version's open ones (to resume after losing their URL)."""

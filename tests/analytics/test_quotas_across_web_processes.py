@@ -1,0 +1,101 @@
+"""The per-minute quota holds exactly at its boundary across web processes: two gunicorn servers (one process each)
+on the test database and the test run's Redis, hit at the same time, let exactly the limit through between them;
+every other request answers 429 with Retry-After."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from apps.analytics import quotas, usage
+from apps.analytics.models import OrganizationQuota
+from tests import jobs_support
+from tests.factories import OrganizationFactory, UserFactory, make_token
+from tests.metrics_support import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+BASE_DIR = Path(__file__).resolve().parents[2]
+LIMIT = 25
+
+
+def _serve(tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": jobs_support.database_url_of_this_test_run(),
+        "DATABASE_TEST_NAME": "",
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "DJANGO_ENV": "test",
+        "GPUX_VAR_DIR": str(tmp_path / name),
+        "GPUX_WEB_WORKERS": "1",
+        "GPUX_WEB_THREADS": "4",
+        "PYTHONPATH": str(BASE_DIR),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        sys.executable, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf",
+        "gpux_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _get(url: str, token: str) -> tuple[int, str | None]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, None
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Retry-After")
+
+
+def test_two_web_processes_let_exactly_the_limit_through(tmp_path):
+    if not settings.REDIS_URL:
+        pytest.skip("rate limits are shared through Redis")
+    for key in usage.client().scan_iter(f"{quotas.RATE_PREFIX}*"):
+        usage.client().delete(key)
+    org = OrganizationFactory()
+    OrganizationQuota.objects.create(organization=org, api_requests_per_minute=LIMIT)
+    token = make_token(UserFactory(), organization=org)
+    servers = [_serve(tmp_path, "a"), _serve(tmp_path, "b")]
+    try:
+        for _, url in servers:
+
+            def up(url=url) -> bool:
+                try:
+                    urllib.request.urlopen(f"{url}/healthz", timeout=5)
+                    return True
+                except OSError:
+                    return False
+
+            jobs_support.wait_for(up, timeout=90, interval=0.2, what="gunicorn to answer")
+        urls = [f"{servers[i % 2][1]}/api/v1/user/" for i in range(2 * LIMIT + 10)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda url: _get(url, token), urls))
+        statuses = [code for code, _ in answers]
+        assert statuses.count(200) == LIMIT, statuses
+        assert statuses.count(429) == len(urls) - LIMIT, statuses
+        assert all(retry and 1 <= int(retry) <= 60 for code, retry in answers if code == 429)
+        # Both processes answered some of each: the count is shared, not per process.
+        by_server = {
+            url: [code for u, (code, _) in zip(urls, answers, strict=True) if u.startswith(url)] for _, url in servers
+        }
+        assert all(200 in codes or 429 in codes for codes in by_server.values())
+    finally:
+        for server, _ in servers:
+            server.send_signal(signal.SIGTERM)
+        for server, _ in servers:
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
