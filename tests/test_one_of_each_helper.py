@@ -45,6 +45,7 @@ ONE_OF_EACH = {
     "mergeable": "apps/inference/runtime/validation.py",
     "split_outputs": "apps/inference/runtime/codecs.py",
     "SLUG_VALIDATOR": "apps/core/validators.py",
+    "absolute_url": "apps/core/api/serializers.py",
 }
 
 # the copies that were folded into the helpers above
@@ -56,6 +57,7 @@ GONE = [
     "_compatible",
     "_split_outputs",
     "_tensor_and_other",
+    "_absolute",
 ]
 
 

@@ -26,6 +26,7 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from apps.accounts.models import ApiToken, TokenScope
+from apps.core.api.serializers import absolute_url
 from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
 from apps.core.job_services import cancel_job, ensure_sent, job_kinds, job_task_for, start_job
 from apps.core.jobs import Job, JobStatus
@@ -77,19 +78,15 @@ class JobSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _absolute(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job: Job) -> str:
-        return self._absolute(reverse("api:job-detail", kwargs={"uuid": job.uuid}))
+        return absolute_url(self.context.get("request"), reverse("api:job-detail", kwargs={"uuid": job.uuid}))
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, job: Job) -> str | None:
         if job.status != JobStatus.SUCCEEDED or not job.result_file:
             return None
-        return self._absolute(reverse("api:job-download", kwargs={"uuid": job.uuid}))
+        return absolute_url(self.context.get("request"), reverse("api:job-download", kwargs={"uuid": job.uuid}))
 
 
 class JobCreateSerializer(serializers.Serializer):

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
+from apps.core.api.serializers import absolute_url
 from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
 from apps.core.jobs import Job, JobStatus
 from apps.inference.batch import (
@@ -123,17 +124,13 @@ class BatchJobSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _absolute(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job: Job) -> str:
-        return self._absolute(reverse("api:batch-job-detail", kwargs={"uuid": job.uuid}))
+        return absolute_url(self.context.get("request"), reverse("api:batch-job-detail", kwargs={"uuid": job.uuid}))
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_download_url(self, job: Job) -> str:
-        return self._absolute(reverse("api:batch-job-results", kwargs={"uuid": job.uuid}))
+        return absolute_url(self.context.get("request"), reverse("api:batch-job-results", kwargs={"uuid": job.uuid}))
 
     @extend_schema_field(serializers.FloatField(min_value=0, max_value=1))
     def get_progress(self, job: Job) -> float:

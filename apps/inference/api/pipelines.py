@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
 from apps.core.access import Role
+from apps.core.api.serializers import absolute_url
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
 from apps.core.jobs import Job, JobStatus
 from apps.inference import pipelines
@@ -73,10 +74,6 @@ class PipelineSerializer(serializers.ModelSerializer):
     def _versions(self) -> dict:
         return self.context.get("versions") or {}
 
-    def _absolute(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
     def get_steps(self, pipeline: Pipeline) -> list[dict[str, Any]]:
         versions = self._versions()
         viewable = self.context.get("viewable_versions")
@@ -107,11 +104,11 @@ class PipelineSerializer(serializers.ModelSerializer):
 
     def get_url(self, pipeline: Pipeline) -> str:
         kwargs = {"org_slug": pipeline.organization.slug, "slug": pipeline.slug}
-        return self._absolute(reverse("api:pipeline-detail", kwargs=kwargs))
+        return absolute_url(self.context.get("request"), reverse("api:pipeline-detail", kwargs=kwargs))
 
     def get_run_url(self, pipeline: Pipeline) -> str:
         kwargs = {"org_slug": pipeline.organization.slug, "slug": pipeline.slug}
-        return self._absolute(reverse("api:pipeline-run", kwargs=kwargs))
+        return absolute_url(self.context.get("request"), reverse("api:pipeline-run", kwargs=kwargs))
 
 
 class PipelineRunRequestSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.access import Visibility
+from apps.core.api.serializers import absolute_url
 from apps.inference.models import (
     Deployment,
     DeploymentRevision,
@@ -42,10 +43,6 @@ class DeploymentSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    def _absolute(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request else path
-
     def to_representation(self, deployment: Deployment) -> dict:
         data = super().to_representation(deployment)
         viewable = self.context.get("viewable_models")
@@ -56,12 +53,12 @@ class DeploymentSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, deployment: Deployment) -> str:
         kwargs = {"org_slug": deployment.organization.slug, "slug": deployment.slug}
-        return self._absolute(reverse("api:deployment-detail", kwargs=kwargs))
+        return absolute_url(self.context.get("request"), reverse("api:deployment-detail", kwargs=kwargs))
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_predict_url(self, deployment: Deployment) -> str:
         kwargs = {"org_slug": deployment.organization.slug, "slug": deployment.slug}
-        return self._absolute(reverse("api:deployment-predict", kwargs=kwargs))
+        return absolute_url(self.context.get("request"), reverse("api:deployment-predict", kwargs=kwargs))
 
 
 class DeploymentWriteSerializer(serializers.Serializer):

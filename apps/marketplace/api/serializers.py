@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.access import Visibility
+from apps.core.api.serializers import absolute_url
 from apps.marketplace.markdown import render_markdown
 from apps.marketplace.models import (
     Alias,
@@ -22,10 +23,6 @@ from apps.marketplace.models import (
 )
 
 
-def _absolute(request, url: str) -> str:
-    return request.build_absolute_uri(url) if request is not None else url
-
-
 def file_url(request, version_file: VersionFile) -> str:
     version = version_file.version
     model = version.model
@@ -38,7 +35,7 @@ def file_url(request, version_file: VersionFile) -> str:
             "path": version_file.path,
         },
     )
-    return _absolute(request, url)
+    return absolute_url(request, url)
 
 
 class VersionFileSerializer(serializers.ModelSerializer):
@@ -59,7 +56,7 @@ class VersionFileSerializer(serializers.ModelSerializer):
 
     def get_blob_url(self, obj: VersionFile) -> str:
         url = reverse("api:model-blob-download", kwargs={"sha256": obj.blob.sha256})
-        return _absolute(self.context.get("request"), url)
+        return absolute_url(self.context.get("request"), url)
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -98,7 +95,7 @@ class ModelSerializer(serializers.ModelSerializer):
 
     def get_url(self, obj: Model) -> str:
         url = reverse("api:model-detail", kwargs={"owner": obj.organization.slug, "name": obj.name})
-        return _absolute(self.context.get("request"), url)
+        return absolute_url(self.context.get("request"), url)
 
 
 class ModelDetailSerializer(ModelSerializer):
@@ -310,10 +307,12 @@ class UploadSessionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_upload_url(self, obj: UploadSession) -> str:
-        return _absolute(self.context.get("request"), reverse("api:model-upload-detail", kwargs={"uuid": obj.uuid}))
+        return absolute_url(self.context.get("request"), reverse("api:model-upload-detail", kwargs={"uuid": obj.uuid}))
 
     def get_complete_url(self, obj: UploadSession) -> str:
-        return _absolute(self.context.get("request"), reverse("api:model-upload-complete", kwargs={"uuid": obj.uuid}))
+        return absolute_url(
+            self.context.get("request"), reverse("api:model-upload-complete", kwargs={"uuid": obj.uuid})
+        )
 
     @extend_schema_field(VersionFileSerializer(allow_null=True))
     def get_file(self, obj: UploadSession) -> dict | None:
@@ -326,7 +325,7 @@ class UploadSessionSerializer(serializers.ModelSerializer):
         job = obj.job  # the latest completion job (select_related("job") in listings)
         if job is None:
             return None
-        url = _absolute(self.context.get("request"), reverse("api:job-detail", kwargs={"uuid": job.uuid}))
+        url = absolute_url(self.context.get("request"), reverse("api:job-detail", kwargs={"uuid": job.uuid}))
         return {"uuid": job.uuid, "url": url, "status": job.status, "progress": job.progress}
 
 
