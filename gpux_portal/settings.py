@@ -382,8 +382,8 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": "apps.core.api.metadata.ApiMetadata",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.api.metadata.ContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "apps.core.api.throttling.AnonRateThrottle",
+        "apps.core.api.throttling.UserRateThrottle",
         # the per-minute API quota of the caller's organization and token (apps/analytics/quotas.py)
         "apps.analytics.quotas.ApiRateQuota",
     ],
@@ -423,6 +423,9 @@ SPECTACULAR_SETTINGS = {
 }
 API_TOKEN_PREFIX = "gpux_"
 API_TOKEN_LAST_USED_RESOLUTION = 60  # seconds: last_used is written at most once a minute
+# How long a web process may keep a token's user and an online access decision before reading them again
+# (apps/core/shortlived.py): a revoked token or a removed membership is refused everywhere within this bound.
+SHORT_LIVED_CACHE_SECONDS = float(env("SHORT_LIVED_CACHE_SECONDS", "2"))
 
 # --- jobs ---------------------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.accounts.views import SignupView
+from apps.core.views import healthz
 
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
@@ -18,6 +19,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # First: load balancers call it several times a second, and every pattern before it is tried in turn.
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # allauth's sign-up, answering the form error when a concurrent request takes the handle first
     path("accounts/signup/", SignupView.as_view(), name="account_signup"),

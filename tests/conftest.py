@@ -61,3 +61,12 @@ def _fresh_usage_stream():
     from tests.usage_support import clear_usage_stream
 
     clear_usage_stream()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_short_lived_caches():
+    """Each test starts with no remembered token or access decision (apps/core/shortlived.py): ids repeat between
+    tests whose rows were rolled back."""
+    from apps.core import shortlived
+
+    shortlived.clear_local()

@@ -1,16 +1,46 @@
-"""``Authorization: Bearer <token>`` for the API. ``request.auth`` is the ApiToken."""
+"""``Authorization: Bearer <token>`` for the API. ``request.auth`` is the ApiToken.
+
+A token that checked out is remembered by this process for at most ``SHORT_LIVED_CACHE_SECONDS``
+(apps/core/shortlived.py): the next calls with it within that time read neither the database nor the failed-token
+throttle. Each call still gets its own ``User`` and ``ApiToken`` objects, and the token's expiry and the user's
+``is_active`` are checked on every call; a revocation, a deactivation or any saved change to the token or its user
+clears the cache (here at once, in other processes through the invalidation they listen for, at worst within the
+bound). An address over its rate of failed tokens may still use a token it presented successfully within that
+bound: it is not guessing.
+"""
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from django.conf import settings
+from django.db.models.base import ModelState
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from apps.accounts.lockout import FailedTokenThrottle
 from apps.accounts.models import ApiToken, hash_token_secret
 from apps.audit.context import client_ip
+from apps.core import shortlived
+
+_checked_tokens = shortlived.ShortLivedCache("api-tokens")
+
+
+def _copy(instance: Any) -> Any:
+    """A fresh instance with the same field values (no shared related-object cache or state)."""
+    copied = instance.__class__.__new__(instance.__class__)
+    copied.__dict__ = {**instance.__dict__, "_state": ModelState()}
+    copied._state.db, copied._state.adding = instance._state.db, False
+    return copied
+
+
+def _copies(token: ApiToken) -> ApiToken:
+    fresh = _copy(token)
+    fresh.user = _copy(token.user)
+    if token.organization_id is not None:
+        fresh.organization = _copy(token.organization)
+    return fresh
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -30,6 +60,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.authenticate_token(parts[1], request)
 
     def authenticate_token(self, raw: str, request):
+        digest = hash_token_secret(raw)
+        known = _checked_tokens.get(digest)
+        if known is not shortlived.MISSING:
+            token = _copies(known)
+            self.check_usable(token)
+            token.touch(client_ip(request))
+            known.last_used_at = token.last_used_at
+            return token.user, token
+        generation = shortlived.generation()
         # Failed attempts are throttled per IP here: DRF's throttles only run after authentication succeeded.
         guard = FailedTokenThrottle()
         wait = guard.blocked_for(request)
@@ -41,17 +80,22 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.", code="invalid_token")
         visible = raw[len(prefix) :].split("_", 1)[0]
         token = ApiToken.objects.select_related("user", "organization").filter(prefix=visible).first()
-        if token is None or not hmac.compare_digest(token.secret_hash, hash_token_secret(raw)):
+        if token is None or not hmac.compare_digest(token.secret_hash, digest):
             guard.record_failure(request)
             raise exceptions.AuthenticationFailed("Invalid token.", code="invalid_token")
+        self.check_usable(token)
+        token.touch(client_ip(request))
+        _checked_tokens.put(digest, _copies(token), generation)
+        return token.user, token
+
+    @staticmethod
+    def check_usable(token: ApiToken) -> None:
         if token.status == "revoked":
             raise exceptions.AuthenticationFailed("This token has been revoked.", code="token_revoked")
         if token.status == "expired":
             raise exceptions.AuthenticationFailed("This token has expired.", code="token_expired")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This account is disabled.", code="user_inactive")
-        token.touch(client_ip(request))
-        return token.user, token
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'

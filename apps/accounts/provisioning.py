@@ -238,6 +238,9 @@ def deactivate_external_user(*, source: str, subject: str, reason: str) -> User 
         identity.deactivated_at = timezone.now()
         identity.save(update_fields=["deactivated_at"])
         User.objects.filter(pk=user.pk).update(is_active=False)
+        from apps.core.shortlived import invalidate_on_commit
+
+        invalidate_on_commit()  # cached token and access decisions (apps/core/shortlived.py)
         user.is_active = False
         record_event(
             action="user.deactivated",

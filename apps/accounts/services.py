@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken, TokenScope, User
 from apps.audit.services import changes, record_event
+from apps.core import shortlived
 from apps.core.access import Role
 from apps.core.errors import field_error
 from apps.organizations.models import Organization
@@ -222,6 +223,7 @@ def _revoke(token: ApiToken, *, by: Any, metadata: dict[str, Any]) -> ApiToken:
         now = timezone.now()
         revoked_by = by if getattr(by, "is_authenticated", False) else None
         ApiToken.objects.filter(pk=locked.pk).update(revoked_at=now, revoked_by=revoked_by)
+        shortlived.invalidate_on_commit()  # every web process stops accepting it (apps/core/shortlived.py)
         locked.revoked_at, locked.revoked_by = now, revoked_by
         record_event(
             action="token.revoked",

@@ -5,7 +5,6 @@ from django.urls import path
 from apps.core import views
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     # Browsers and tools that ask for /favicon.ico get the portal's icon (pages name it in their <head>).
     path("favicon.ico", views.favicon, name="favicon"),

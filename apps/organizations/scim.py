@@ -472,6 +472,9 @@ def deprovision(ctx: Context, identity: ExternalIdentity, *, reason: str) -> Non
     others = Membership.objects.filter(user=user, organization__is_personal=False).exists()
     if user.is_active and not others and not user.has_usable_password():
         type(user).objects.filter(pk=user.pk).update(is_active=False)
+        from apps.core.shortlived import invalidate_on_commit
+
+        invalidate_on_commit()  # cached token and access decisions (apps/core/shortlived.py)
         user.is_active = False
         identity.deactivated_at = timezone.now()
         identity.save(update_fields=["deactivated_at"])

@@ -242,6 +242,9 @@ def update_registry(*, registry: Registry, actor: Any, config: Any = None, **fie
             if "model_visibility" in changed:
                 # The registry decides how its models are shared: a change applies to what it synced.
                 Model.with_deleted.filter(registry_link__registry=registry).update(visibility=registry.model_visibility)
+                from apps.core.shortlived import invalidate_on_commit
+
+                invalidate_on_commit()  # cached token and access decisions (apps/core/shortlived.py)
             record_event(
                 action="registry.updated",
                 organization=registry.organization_id,

@@ -16,12 +16,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
 from apps.analytics.quotas import check_prediction, compute_device
 from apps.core.access import Role
+from apps.core.api.throttling import UserRateThrottle
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
 from apps.core.job_services import QueueUnavailable, broker_errors, ensure_sent
 from apps.core.jobs import Job, JobStatus
