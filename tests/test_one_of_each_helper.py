@@ -46,6 +46,7 @@ ONE_OF_EACH = {
     "split_outputs": "apps/inference/runtime/codecs.py",
     "SLUG_VALIDATOR": "apps/core/validators.py",
     "absolute_url": "apps/core/api/serializers.py",
+    "Problems": "apps/core/errors.py",
 }
 
 # the copies that were folded into the helpers above
@@ -58,6 +59,7 @@ GONE = [
     "_split_outputs",
     "_tensor_and_other",
     "_absolute",
+    "_Problems",
 ]
 
 
@@ -69,3 +71,19 @@ def test_each_helper_is_defined_once_where_the_layering_puts_it(name):
 @pytest.mark.parametrize("name", GONE)
 def test_the_copies_are_gone(name):
     assert DEFINITIONS.get(name, []) == []
+
+
+def test_no_module_keeps_an_error_collector_of_its_own():
+    """A class with an ``add(field, message, code)`` that fills a dict of lists is an error collector: only core's
+    ``Problems`` is one."""
+    collectors = []
+    for path in sorted(APPS.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            source = ast.unparse(node)
+            if "def add(" in source and ".setdefault(" in source and "[]).append(" in source:
+                collectors.append(f"{path.relative_to(APPS.parent).as_posix()}:{node.name}")
+    assert collectors == ["apps/core/errors.py:Problems"]

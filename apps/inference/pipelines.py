@@ -40,7 +40,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from apps.audit.services import record_event
-from apps.core.errors import field_error, field_errors
+from apps.core.errors import Problems, field_error, field_errors
 from apps.core.job_services import JobClaimLost, ProgressReporter, fail_job, finish_job, start_job
 from apps.core.jobs import Job, JobStatus
 from apps.core.validators import SLUG_VALIDATOR
@@ -78,22 +78,6 @@ class PipelineNotRunnable(Exception):
 
 
 # --- validation --------------------------------------------------------------------------------------------------
-
-
-class _Problems:
-    """Every problem of a pipeline, by field path, so one save reports them all."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-        self.first_code = ""
-
-    def add(self, path: str, message: str, code: str) -> None:
-        self.errors.setdefault(path, []).append(message)
-        self.first_code = self.first_code or code
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise field_errors(self.errors, code=self.first_code or "invalid")
 
 
 def _shape_conflict(source: Any, target: Any) -> str | None:
@@ -147,7 +131,7 @@ def _find_version(reference: str, *, actor: Any, bound_organization: int | None)
 
 
 def resolve_version(
-    reference: Any, *, actor: Any, path: str, problems: _Problems, bound_organization: int | None = None
+    reference: Any, *, actor: Any, path: str, problems: Problems, bound_organization: int | None = None
 ) -> ModelVersion | None:
     """The version ``reference`` names (``owner/name@label``, ``owner/name@alias`` or a uuid), if the caller may
     run it and it can run; otherwise None, with the reason recorded under ``path``."""
@@ -216,7 +200,7 @@ def _check_reference(
     index: int,
     steps_before: dict[str, tuple[int, ModelVersion | None]],
     later_steps: set[str],
-    problems: _Problems,
+    problems: Problems,
 ) -> tuple[str, str] | None:
     """``(source, name)`` of a well-formed reference: ``("input", "<name>")`` or ``("<step>", "<output>")``."""
     if not isinstance(reference, str) or "." not in reference:
@@ -263,7 +247,7 @@ def _names(entries: list[dict[str, Any]]) -> str:
 def check_pipeline(*, steps: Any, outputs: Any, actor: Any, bound_organization: int | None = None) -> CheckedPipeline:
     """Validate a pipeline's steps and outputs against its versions' signatures (see the module docstring);
     a Django ``ValidationError`` naming each field path that is wrong."""
-    problems = _Problems()
+    problems = Problems()
     if not isinstance(steps, list) or not steps:
         raise field_error("steps", "Required: a list of steps, each {name, version, inputs}.", code="required")
     if len(steps) > MAX_STEPS:
@@ -339,7 +323,7 @@ def _check_step_inputs(
     seen: dict[str, tuple[int, ModelVersion | None]],
     later: set[str],
     inputs: dict[str, PipelineInput],
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     declared = {entry["name"]: entry for entry in version.signature.get("inputs", [])}
     listing = _names(list(declared.values()))
@@ -411,7 +395,7 @@ def _check_step_inputs(
 
 
 def _bind_pipeline_input(
-    path: str, name: str, elem_type: str, shape: Any, inputs: dict[str, PipelineInput], problems: _Problems
+    path: str, name: str, elem_type: str, shape: Any, inputs: dict[str, PipelineInput], problems: Problems
 ) -> None:
     known = inputs.get(name)
     if known is None:
@@ -442,7 +426,7 @@ def _check_outputs(
     outputs: Any,
     seen: dict[str, tuple[int, ModelVersion | None]],
     stored: list[dict[str, Any]],
-    problems: _Problems,
+    problems: Problems,
 ) -> dict[str, str]:
     if outputs in (None, {}):
         # By default the pipeline answers every output of its last step.
@@ -591,7 +575,7 @@ def pipeline_inputs(pipeline: Pipeline, versions: dict[str, ModelVersion] | None
     """What the pipeline takes (each input's type and shape), from its versions' signatures as stored now."""
     versions = versions if versions is not None else versions_of([pipeline])
     inputs: dict[str, PipelineInput] = {}
-    problems = _Problems()
+    problems = Problems()
     for index, step in enumerate(pipeline.steps):
         version = versions.get(step.get("version", ""))
         if version is None:

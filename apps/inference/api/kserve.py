@@ -53,7 +53,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
+from apps.core.api.errors import as_drf_validation_error
 from apps.core.api.views import bound_organization_id
+from apps.core.errors import Problems
 from apps.core.jobs import JobStatus
 from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference import services
@@ -187,20 +189,6 @@ class InferRequest:
     timeout: float | None = None  # seconds (the request's parameters.timeout is in microseconds)
 
 
-class _Problems:
-    """Problems by field, collected so that one answer names them all."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[ErrorDetail]] = {}
-
-    def add(self, key: str, message: str, code: str = "invalid") -> None:
-        self.errors.setdefault(key, []).append(ErrorDetail(message, code=code))
-
-    def raise_any(self) -> None:
-        if self.errors:
-            raise exceptions.ValidationError(self.errors)
-
-
 def refuse(key: str, message: str, code: str = "invalid") -> exceptions.ValidationError:
     """A 400 naming ``key`` (raise it)."""
     return exceptions.ValidationError({key: [ErrorDetail(message, code=code)]})
@@ -244,7 +232,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:length], body[length:]
 
 
-def _read_shape(key: str, shape: Any, problems: _Problems) -> list[int] | None:
+def _read_shape(key: str, shape: Any, problems: Problems) -> list[int] | None:
     if not isinstance(shape, list) or not all(isinstance(dim, int) and not isinstance(dim, bool) for dim in shape):
         problems.add(key, f"shape must be a list of integers, received {json.dumps(shape)}", "wrong_shape")
         return None
@@ -254,7 +242,7 @@ def _read_shape(key: str, shape: Any, problems: _Problems) -> list[int] | None:
     return shape
 
 
-def _from_binary(key: str, datatype: str, shape: list[int], chunk: bytes, problems: _Problems) -> np.ndarray | None:
+def _from_binary(key: str, datatype: str, shape: list[int], chunk: bytes, problems: Problems) -> np.ndarray | None:
     count = math.prod(shape)
     if datatype == "BYTES":
         elements, offset = [], 0
@@ -308,7 +296,7 @@ def _flatten(data: Any):
         yield data
 
 
-def _from_json(key: str, datatype: str, shape: list[int], data: Any, problems: _Problems) -> np.ndarray | None:
+def _from_json(key: str, datatype: str, shape: list[int], data: Any, problems: Problems) -> np.ndarray | None:
     count = math.prod(shape)
     if not isinstance(data, list):
         problems.add(key, f"data must be a list (flat or nested), received {type(data).__name__}")
@@ -339,7 +327,7 @@ def _from_json(key: str, datatype: str, shape: list[int], data: Any, problems: _
     return array.reshape(shape)
 
 
-def _check_parameters(key: str, parameters: Any, problems: _Problems) -> dict:
+def _check_parameters(key: str, parameters: Any, problems: Problems) -> dict:
     if parameters is None:
         return {}
     if not isinstance(parameters, dict):
@@ -374,7 +362,7 @@ def read_infer_request(body: bytes, header_length: str | None, signature: dict) 
         raise refuse("body", f"not valid JSON ({exc}){hint}", "parse_error") from exc
     if not isinstance(header, dict):
         raise refuse("body", 'expected a JSON object {"inputs": [...]}', "parse_error")
-    problems = _Problems()
+    problems = Problems()
     request_id = header.get("id")
     if request_id is not None and not isinstance(request_id, str):
         problems.add("id", f"expected a string, received {json.dumps(request_id)}")
@@ -409,7 +397,8 @@ def read_infer_request(body: bytes, header_length: str | None, signature: dict) 
                 continue
             for message, code in zip(messages, exc.codes[key], strict=True):
                 problems.add(key, message, code)
-    problems.raise_any()
+    if problems.errors:  # this protocol's views answer DRF's error, and callers of this function catch it
+        raise as_drf_validation_error(problems.error())
     return InferRequest(
         id=request_id, arrays=arrays, outputs=outputs, binary_output=binary_output is True, timeout=seconds
     )
@@ -422,7 +411,7 @@ def _model_datatypes(signature: dict) -> dict[str, str | None]:
     }
 
 
-def _read_inputs(inputs: Any, binary: bytes, signature: dict, problems: _Problems) -> dict[str, np.ndarray]:
+def _read_inputs(inputs: Any, binary: bytes, signature: dict, problems: Problems) -> dict[str, np.ndarray]:
     if not isinstance(inputs, list) or not inputs:
         problems.add("inputs", "required: a list of tensors, each with name, shape, datatype and data", "required")
         return {}
@@ -494,7 +483,7 @@ def _read_inputs(inputs: Any, binary: bytes, signature: dict, problems: _Problem
     return arrays
 
 
-def _read_outputs(outputs: Any, signature: dict, problems: _Problems) -> list[RequestedOutput]:
+def _read_outputs(outputs: Any, signature: dict, problems: Problems) -> list[RequestedOutput]:
     if outputs is None:
         return []
     if not isinstance(outputs, list):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from apps.core.errors import Problems
 from apps.inference.runtime.signature import shape_text
 
 ENCODINGS = ("json", "b64", "npy")
@@ -76,24 +77,6 @@ class TensorCodecError(ValueError):
         self.code = code
         self.codes = codes or {key: [code] * len(messages) for key, messages in errors.items()}
         super().__init__("; ".join(f"{key}: {message}" for key, messages in errors.items() for message in messages))
-
-
-class _Problems:
-    """Collects (field, message, code) triples so that one request hears about all its bad tensors at once."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-        self.codes: dict[str, list[str]] = {}
-        self.first_code = ""
-
-    def add(self, key: str, message: str, code: str) -> None:
-        self.errors.setdefault(key, []).append(message)
-        self.codes.setdefault(key, []).append(code)
-        self.first_code = self.first_code or code
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise TensorCodecError(self.errors, self.first_code, self.codes)
 
 
 class _Refused(Exception):
@@ -147,7 +130,7 @@ def decode_inputs(payload: Any, *, max_bytes: int, field: str = "inputs") -> dic
         )
     if not payload:
         raise TensorCodecError({field: ["no inputs given"]}, "invalid")
-    problems = _Problems()
+    problems = Problems()
     budget = _Budget(max_bytes)
     arrays: dict[str, np.ndarray] = {}
     for name, value in payload.items():
@@ -158,7 +141,7 @@ def decode_inputs(payload: Any, *, max_bytes: int, field: str = "inputs") -> dic
             problems.add(key, refused.message, refused.code)
             if refused.code == "too_large":
                 break  # the budget is spent: decoding the rest would only allocate more
-    problems.raise_if_any()
+    problems.raise_if_any(TensorCodecError)
     return arrays
 
 
@@ -182,7 +165,7 @@ def decode_npz(data: bytes, *, max_bytes: int, field: str = "file") -> dict[str,
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
         raise TensorCodecError({field: [f"not an .npz (zip) archive: {error}"]}, "undecodable") from None
-    problems = _Problems()
+    problems = Problems()
     budget = _Budget(max_bytes)
     arrays: dict[str, np.ndarray] = {}
     with archive:
@@ -198,7 +181,7 @@ def decode_npz(data: bytes, *, max_bytes: int, field: str = "file") -> dict[str,
                 problems.add(key, refused.message, refused.code)
                 if refused.code == "too_large":
                     break
-    problems.raise_if_any()
+    problems.raise_if_any(TensorCodecError)
     return arrays
 
 

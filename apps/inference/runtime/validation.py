@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from apps.core.errors import Problems
 from apps.inference.runtime.codecs import NON_FINITE_SPELLINGS
 from apps.inference.runtime.signature import shape_text, tensor_type
 
@@ -58,18 +59,6 @@ class InputValidationError(ValueError):
         super().__init__("; ".join(f"{key}: {message}" for key, messages in errors.items() for message in messages))
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-        self.codes: dict[str, list[str]] = {}
-        self.first_code = ""
-
-    def add(self, key: str, message: str, code: str) -> None:
-        self.errors.setdefault(key, []).append(message)
-        self.codes.setdefault(key, []).append(code)
-        self.first_code = self.first_code or code
-
-
 def validate_inputs(
     signature: dict,
     arrays: dict[str, np.ndarray],
@@ -92,7 +81,7 @@ def validate_inputs(
     declared = list(signature.get("inputs") or [])
     names = [entry["name"] for entry in declared]
     listing = ", ".join(names) or "(none)"
-    problems = _Problems()
+    problems = Problems()
     for name in arrays:
         if name not in names:
             problems.add(f"{field}.{name}", f"unknown input; the model's inputs are {listing}", "unknown_input")
@@ -122,8 +111,7 @@ def validate_inputs(
             continue
         if shape_ok:
             result[name] = np.ascontiguousarray(cast)
-    if problems.errors:
-        raise InputValidationError(problems.errors, problems.first_code, problems.codes)
+    problems.raise_if_any(InputValidationError)
     return result
 
 
@@ -131,7 +119,7 @@ def _source_name(array: np.ndarray) -> str:
     return "string" if array.dtype.kind in "UOS" else array.dtype.name
 
 
-def _cast(key: str, array: np.ndarray, elem_type: Any, problems: _Problems) -> np.ndarray | None:
+def _cast(key: str, array: np.ndarray, elem_type: Any, problems: Problems) -> np.ndarray | None:
     """``array`` in the model's element type, or ``None`` after recording why it cannot be."""
     target_name = tensor_type(elem_type)
     if target_name is None:
@@ -216,7 +204,7 @@ def _cast(key: str, array: np.ndarray, elem_type: Any, problems: _Problems) -> n
     return array.astype(target)
 
 
-def _to_strings(key: str, array: np.ndarray, problems: _Problems) -> np.ndarray | None:
+def _to_strings(key: str, array: np.ndarray, problems: Problems) -> np.ndarray | None:
     kind = array.dtype.kind
     if kind == "U" or (kind == "O" and all(isinstance(value, str) for value in array.ravel().tolist())):
         return array.astype(np.object_)
@@ -239,7 +227,7 @@ def _check_shape(
     declared: list | None,
     symbols: dict[str, tuple[str, int]],
     allow_empty: bool,
-    problems: _Problems,
+    problems: Problems,
 ) -> bool:
     """Whether ``shape`` fits ``declared``; records each mismatch, and binds symbolic dimensions."""
     if declared is None:
