@@ -60,6 +60,8 @@ GONE = [
     "_tensor_and_other",
     "_absolute",
     "_Problems",
+    "_add_error",
+    "_raise_if",
 ]
 
 

@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from apps.audit.services import changes, record_event
 from apps.core.access import Role, Visibility
-from apps.core.errors import field_errors
+from apps.core.errors import Problems, field_errors
 from apps.core.validators import SLUG_RULES, SLUG_VALIDATOR
 from apps.organizations.models import Invitation, Membership, Organization, Team, hash_invitation_key
 from apps.organizations.validators import namespace_is_taken, validate_namespace_slug
@@ -102,16 +102,6 @@ def team_members(team: Team):
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-def _add_error(errors: dict, field: str, message: str, code: str = "invalid") -> None:
-    errors[field] = [ValidationError(message, code=code)]
-
-
-def _raise_if(errors: dict) -> None:
-    """Raise the errors collected over several fields at once, so a form shows them all."""
-    if errors:
-        raise ValidationError(errors)
-
-
 def as_role(value: Role | int | str, *, field: str = "role") -> Role:
     """A Role from a Role, its number or its name (``"admin"``); a ValidationError naming ``field`` otherwise."""
     try:
@@ -142,25 +132,24 @@ def _owner_count(organization: Organization) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
 
 
-def _clean_name(value: Any, errors: dict, *, field: str = "name") -> str:
+def _clean_name(value: Any, problems: Problems, *, field: str = "name") -> str:
     if not isinstance(value, str) or not value.strip():
-        _add_error(errors, field, "This field may not be blank.", "blank")
+        problems.add(field, "This field may not be blank.", "blank")
         return ""
     value = value.strip()
     if len(value) > NAME_MAX_LENGTH:
-        _add_error(errors, field, f"At most {NAME_MAX_LENGTH} characters (this one has {len(value)}).", "max_length")
+        problems.add(field, f"At most {NAME_MAX_LENGTH} characters (this one has {len(value)}).", "max_length")
     return value
 
 
-def _clean_description(value: Any, errors: dict) -> str:
+def _clean_description(value: Any, problems: Problems) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        _add_error(errors, "description", "Not a valid string.")
+        problems.add("description", "Not a valid string.")
         return ""
     if len(value) > DESCRIPTION_MAX_LENGTH:
-        _add_error(
-            errors,
+        problems.add(
             "description",
             f"At most {DESCRIPTION_MAX_LENGTH} characters (this one has {len(value)}).",
             "max_length",
@@ -168,10 +157,9 @@ def _clean_description(value: Any, errors: dict) -> str:
     return value
 
 
-def _clean_visibility(value: Any, errors: dict) -> str:
+def _clean_visibility(value: Any, problems: Problems) -> str:
     if value not in Visibility.values:
-        _add_error(
-            errors,
+        problems.add(
             "visibility",
             f"“{value}” is not a visibility; choose one of {', '.join(Visibility.values)}.",
             "invalid_choice",
@@ -213,15 +201,15 @@ def create_organization(
     if not getattr(creator, "is_authenticated", False):
         raise PermissionDenied("Sign in to create an organization.")
     slug = (slug or "").strip().lower() if isinstance(slug, str) else ""
-    errors: dict = {}
+    problems = Problems()
     try:
         check_slug_available(slug)
     except ValidationError as exc:
-        errors.update(exc.error_dict)
-    name = _clean_name(name, errors)
-    description = _clean_description(description, errors)
-    _clean_visibility(visibility, errors)
-    _raise_if(errors)
+        problems.add_error(exc)
+    name = _clean_name(name, problems)
+    description = _clean_description(description, problems)
+    _clean_visibility(visibility, problems)
+    problems.raise_if_any()
     try:
         with transaction.atomic():
             organization = Organization.objects.create(
@@ -261,14 +249,13 @@ def update_organization(
     """
     organization = _lock_organization(organization)
     _require_role(actor, organization, Role.OWNER, "change the organization's settings")
-    errors: dict = {}
+    problems = Problems()
     before = {field: getattr(organization, field) for field in ORGANIZATION_SETTINGS}
     if slug is not _UNSET:
         slug = slug.strip().lower() if isinstance(slug, str) else ""
         if slug != organization.slug:
             if organization.is_personal:
-                _add_error(
-                    errors,
+                problems.add(
                     "slug",
                     "A personal organization is named by its owner's handle: change the handle in your profile "
                     "to rename it.",
@@ -278,19 +265,19 @@ def update_organization(
                 try:
                     check_slug_available(slug, exclude_organization_id=organization.pk)
                 except ValidationError as exc:
-                    errors.update(exc.error_dict)
+                    problems.add_error(exc)
                 organization.slug = slug
     if name is not _UNSET:
-        organization.name = _clean_name(name, errors)
+        organization.name = _clean_name(name, problems)
     if description is not _UNSET:
-        organization.description = _clean_description(description, errors)
+        organization.description = _clean_description(description, problems)
     if visibility is not _UNSET:
-        organization.visibility = _clean_visibility(visibility, errors)
+        organization.visibility = _clean_visibility(visibility, problems)
     if require_mfa is not _UNSET:
         if not isinstance(require_mfa, bool):
-            _add_error(errors, "require_mfa", "Must be true or false.")
+            problems.add("require_mfa", "Must be true or false.")
         organization.require_mfa = require_mfa
-    _raise_if(errors)
+    problems.raise_if_any()
     diff = changes(organization, before, list(ORGANIZATION_SETTINGS))
     if diff:
         try:
@@ -465,18 +452,20 @@ def _revoke_bound_tokens(*, organization: Organization, user: Any, by: Any) -> N
 
 
 # -- teams ----------------------------------------------------------------------------------------------------
-def _clean_team_slug(slug: Any, organization: Organization, errors: dict, *, exclude_team_id: int | None = None) -> str:
+def _clean_team_slug(
+    slug: Any, organization: Organization, problems: Problems, *, exclude_team_id: int | None = None
+) -> str:
     slug = slug.strip().lower() if isinstance(slug, str) else ""
     if not TEAM_SLUG_PATTERN.match(slug):
-        _add_error(errors, "slug", f"Enter a valid team name: {SLUG_RULES}.", "invalid_slug")
+        problems.add("slug", f"Enter a valid team name: {SLUG_RULES}.", "invalid_slug")
     elif slug in RESERVED_TEAM_SLUGS:
-        _add_error(errors, "slug", f"“{slug}” is reserved; choose another team name.", "reserved")
+        problems.add("slug", f"“{slug}” is reserved; choose another team name.", "reserved")
     else:
         taken = Team.objects.filter(organization=organization, slug__iexact=slug)
         if exclude_team_id is not None:
             taken = taken.exclude(pk=exclude_team_id)
         if taken.exists():
-            _add_error(errors, "slug", f"“{organization.slug}” already has a team “{slug}”.", "taken")
+            problems.add("slug", f"“{organization.slug}” already has a team “{slug}”.", "taken")
     return slug
 
 
@@ -485,13 +474,13 @@ def create_team(*, actor: Any, organization: Organization, slug: str, name: str 
     """A new team (admins and owners). Its auth group, named ``team:<uuid>``, carries guardian grants."""
     organization = _lock_organization(organization)
     _require_role(actor, organization, Role.ADMIN, "create teams")
-    errors: dict = {}
-    slug = _clean_team_slug(slug, organization, errors)
+    problems = Problems()
+    slug = _clean_team_slug(slug, organization, problems)
     if name is None or (isinstance(name, str) and not name.strip()):
         name = slug  # a team named by its slug until someone names it
-    name = _clean_name(name, errors)
-    description = _clean_description(description, errors)
-    _raise_if(errors)
+    name = _clean_name(name, problems)
+    description = _clean_description(description, problems)
+    problems.raise_if_any()
     team_uuid = uuid.uuid4()
     group = Group.objects.create(name=f"team:{team_uuid}")
     team = Team.objects.create(
@@ -516,15 +505,15 @@ def update_team(*, actor: Any, team: Team, slug: str = _UNSET, name: str = _UNSE
     organization = _lock_organization(team.organization)
     team = Team.objects.select_for_update().get(pk=team.pk)
     _require_role(actor, organization, Role.ADMIN, "change teams")
-    errors: dict = {}
+    problems = Problems()
     before = {field: getattr(team, field) for field in TEAM_FIELDS}
     if slug is not _UNSET:
-        team.slug = _clean_team_slug(slug, organization, errors, exclude_team_id=team.pk)
+        team.slug = _clean_team_slug(slug, organization, problems, exclude_team_id=team.pk)
     if name is not _UNSET:
-        team.name = _clean_name(name, errors)
+        team.name = _clean_name(name, problems)
     if description is not _UNSET:
-        team.description = _clean_description(description, errors)
-    _raise_if(errors)
+        team.description = _clean_description(description, problems)
+    problems.raise_if_any()
     diff = changes(team, before, list(TEAM_FIELDS))
     if diff:
         team.save()

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from apps.audit.services import changes, record_event
 from apps.core.access import Role
-from apps.core.errors import field_error
+from apps.core.errors import Problems, field_error
 from apps.core.outbound import AddressPolicy, UnsafeAddress, pinned_client
 from apps.organizations.models import GroupMapping, Organization, SamlSettings, Team, VerifiedDomain
 from apps.organizations.services import _UNSET, _lock_organization, _require_role, as_role
@@ -200,12 +200,12 @@ def saml_settings_of(organization: Organization) -> SamlSettings:
         return SamlSettings(organization=organization)
 
 
-def _clean_attribute(value: Any, field: str, errors: dict, *, required: bool) -> str:
+def _clean_attribute(value: Any, field: str, problems: Problems, *, required: bool) -> str:
     value = value.strip() if isinstance(value, str) else ""
     if required and not value:
-        errors[field] = [ValidationError("Name the attribute that carries this (e.g. “email”).", code="blank")]
+        problems.add(field, "Name the attribute that carries this (e.g. “email”).", "blank")
     elif len(value) > ATTRIBUTE_MAX_LENGTH:
-        errors[field] = [ValidationError(f"At most {ATTRIBUTE_MAX_LENGTH} characters.", code="max_length")]
+        problems.add(field, f"At most {ATTRIBUTE_MAX_LENGTH} characters.", "max_length")
     return value
 
 
@@ -239,7 +239,7 @@ def update_saml_settings(
     saml = saml_settings_of(organization)
     before = {name: getattr(saml, name) for name in SAML_FIELDS}
     before_fingerprints = list(saml.idp_certificate_fingerprints or [])
-    errors: dict = {}
+    problems = Problems()
     metadata: IdpMetadata | None = None
     if idp_metadata_url is not _UNSET:
         saml.idp_metadata_url = idp_metadata_url.strip() if isinstance(idp_metadata_url, str) else ""
@@ -251,18 +251,18 @@ def update_saml_settings(
             metadata = parse_idp_metadata(fetch_idp_metadata(saml.idp_metadata_url), field="idp_metadata_url")
             saml.metadata_fetched_at = timezone.now()
     except ValidationError as exc:
-        errors.update(exc.error_dict)
+        problems.add_error(exc)
     if metadata is not None:
         saml.idp_metadata_xml = metadata.xml
         saml.idp_entity_id = metadata.entity_id
         saml.idp_sso_url = metadata.sso_url
         saml.idp_certificate_fingerprints = list(metadata.fingerprints)
     if email_attribute is not _UNSET:
-        saml.email_attribute = _clean_attribute(email_attribute, "email_attribute", errors, required=True)
+        saml.email_attribute = _clean_attribute(email_attribute, "email_attribute", problems, required=True)
     if name_attribute is not _UNSET:
-        saml.name_attribute = _clean_attribute(name_attribute, "name_attribute", errors, required=False)
+        saml.name_attribute = _clean_attribute(name_attribute, "name_attribute", problems, required=False)
     if groups_attribute is not _UNSET:
-        saml.groups_attribute = _clean_attribute(groups_attribute, "groups_attribute", errors, required=False)
+        saml.groups_attribute = _clean_attribute(groups_attribute, "groups_attribute", problems, required=False)
     if default_role is not _UNSET:
         if default_role in (None, ""):
             saml.default_role = None
@@ -270,27 +270,26 @@ def update_saml_settings(
             try:
                 role = as_role(default_role, field="default_role")
             except ValidationError as exc:
-                errors.update(exc.error_dict)
+                problems.add_error(exc)
             else:
                 if role >= Role.OWNER:
-                    errors["default_role"] = [
-                        ValidationError("Owners are appointed in the portal, never by the IdP.", code="invalid_role")
-                    ]
+                    problems.add(
+                        "default_role", "Owners are appointed in the portal, never by the IdP.", "invalid_role"
+                    )
                 saml.default_role = role
     if allow_idp_initiated is not _UNSET:
         if not isinstance(allow_idp_initiated, bool):
-            errors["allow_idp_initiated"] = [ValidationError("Must be true or false.", code="invalid")]
+            problems.add("allow_idp_initiated", "Must be true or false.", "invalid")
         saml.allow_idp_initiated = allow_idp_initiated
     if enabled is not _UNSET:
         if not isinstance(enabled, bool):
-            errors["enabled"] = [ValidationError("Must be true or false.", code="invalid")]
-        elif enabled and not (saml.idp_metadata_xml and saml.idp_entity_id) and "idp_metadata_xml" not in errors:
-            errors["enabled"] = [
-                ValidationError("Give the identity provider's metadata before enabling SAML.", code="no_metadata")
-            ]
+            problems.add("enabled", "Must be true or false.", "invalid")
+        elif (
+            enabled and not (saml.idp_metadata_xml and saml.idp_entity_id) and "idp_metadata_xml" not in problems.errors
+        ):
+            problems.add("enabled", "Give the identity provider's metadata before enabling SAML.", "no_metadata")
         saml.enabled = enabled is True
-    if errors:
-        raise ValidationError(errors)
+    problems.raise_if_any()
     diff = changes(saml, before, list(SAML_FIELDS))
     if list(saml.idp_certificate_fingerprints or []) != before_fingerprints:
         diff["idp_certificate_fingerprints"] = [before_fingerprints, list(saml.idp_certificate_fingerprints)]
@@ -359,21 +358,20 @@ def set_group_mapping(
 
     organization = _lock_organization(organization)
     _require_role(actor, organization, GroupMapping.access.role_for("change"), "map identity-provider groups")
-    errors: dict = {}
+    problems = Problems()
     name = group.strip() if isinstance(group, str) else ""
     if not name:
-        errors["group"] = [ValidationError("Name the group as the identity provider sends it.", code="blank")]
+        problems.add("group", "Name the group as the identity provider sends it.", "blank")
     elif len(name) > 500:
-        errors["group"] = [ValidationError("At most 500 characters.", code="max_length")]
+        problems.add("group", "At most 500 characters.", "max_length")
     new_role = None
     try:
         new_role = as_role(role)
     except ValidationError as exc:
-        errors.update(exc.error_dict)
+        problems.add_error(exc)
     if team is not None and team.organization_id != organization.pk:
-        errors["team"] = [ValidationError("That team is not one of this organization's.", code="invalid")]
-    if errors:
-        raise ValidationError(errors)
+        problems.add("team", "That team is not one of this organization's.", "invalid")
+    problems.raise_if_any()
     source = saml_source(organization)
     mapping = GroupMapping.objects.filter(
         source=source, organization=organization, group__iexact=name, team=team
