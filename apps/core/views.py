@@ -114,7 +114,8 @@ def job_detail(request: HttpRequest, uuid: Any) -> HttpResponse:
     context = {
         "job": job,
         "row": describe_jobs([job], request.user)[0],
-        "result_facts": result_facts(job.result),
+        # A batch job's rows, file and provider are on its page already (templates/core/_job_progress.html).
+        "result_facts": [] if job.kind == "inference.batch" else result_facts(job.result),
         "organization": job.organization if viewable else None,
         "may_cancel": _may_cancel(request, job),
     }
@@ -155,13 +156,20 @@ def result_facts(result: Any) -> list[tuple[str, str]]:
 
 
 def job_progress(request: HttpRequest, uuid: Any) -> HttpResponse:
-    """The progress fragment htmx polls (the same lookup as the page)."""
+    """The progress fragment htmx polls (the same lookup as the page). Polled with ``?reload=1`` (the job's own
+    page), the answer that says the job finished tells htmx to reload the page."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = _job_for(request, uuid)
     if mfa_setup_redirect(request, job.organization) is not None:
         return HttpResponse(status=403)
-    return render(request, "core/_job_progress.html", {"job": job, "may_cancel": _may_cancel(request, job)})
+    reload_when_done = request.GET.get("reload") == "1"
+    context = {"job": job, "may_cancel": _may_cancel(request, job), "reload_when_done": reload_when_done}
+    response = render(request, "core/_job_progress.html", context)
+    if reload_when_done and job.is_finished and request.headers.get("HX-Request"):
+        # The job's page shows more than this fragment (when it finished, what it found): read it all again.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @require_POST

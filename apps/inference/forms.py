@@ -437,3 +437,61 @@ class DeploymentForm(forms.Form):
                 raise ValidationError({field: [f"{model} has no version “{label}”."]})
             data[field] = version
         return data
+
+
+# --- "Run on a file" (a batch job from a page) -------------------------------------------------------------------
+
+
+class RunOnFileForm(forms.Form):
+    """The model page's "Run on a file": a CSV, JSON Lines or .npz file of rows, run as one batch job."""
+
+    file = forms.FileField(
+        label="File of rows",
+        allow_empty_file=True,  # the batch service says why an empty file is refused, naming ``file``
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl,.ndjson,.npz"}),
+    )
+    format = forms.ChoiceField(
+        label="Format",
+        required=False,
+        choices=[
+            ("", "from the file name (.csv, .jsonl, .npz)"),
+            ("csv", "CSV"),
+            ("jsonl", "JSON Lines"),
+            ("npz", "NumPy .npz"),
+        ],
+    )
+
+
+def batch_file_example(version: Any) -> dict[str, str]:
+    """How a file of rows for ``version`` looks, from its signature and gpux.yml (no file read): ``{"format",
+    "text"}``, two example lines a person can copy."""
+    from apps.inference.batch.formats import inputs_of, vector_input
+
+    described = describe_version(version)
+    if described["kind"] == "text":
+        example = described["fields"][0].get("example") or DEFAULT_TEXT_EXAMPLE
+        return {"format": "CSV", "text": f'text\n"{example.replace(chr(34), chr(34) * 2)}"\n'}
+    inputs = inputs_of(version)
+    vector = vector_input(inputs)
+    fields = {field["name"]: field for field in described["fields"]}
+    if vector is not None:
+        name, width = vector
+        values: Any = None
+        try:
+            values = json.loads(fields.get(name, {}).get("example") or "null")
+        except ValueError:
+            values = None
+        while isinstance(values, list) and values and isinstance(values[0], list):
+            values = values[0]
+        if not (isinstance(values, list) and len(values) == width):
+            values = [0] * width
+        header = ",".join(f"{name}_{index}" for index in range(width))
+        return {"format": "CSV", "text": f"{header}\n{','.join(str(value) for value in values)}\n"}
+    row = {}
+    for entry in inputs:
+        example = fields.get(entry["name"], {}).get("example")
+        try:
+            row[entry["name"]] = json.loads(example) if example else None
+        except ValueError:
+            row[entry["name"]] = None
+    return {"format": "JSON Lines", "text": json.dumps(row) + "\n"}

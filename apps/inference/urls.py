@@ -10,6 +10,11 @@ DEPLOYMENT = "orgs/<str:org_slug>/deployments/<str:slug>"
 
 urlpatterns = [
     path("models/<str:owner>/<str:name>/versions/<str:label>/try/", views.TryItView.as_view(), name="inference-try-it"),
+    path(
+        "models/<str:owner>/<str:name>/versions/<str:label>/batch/",
+        views.RunOnFileView.as_view(),
+        name="inference-run-on-file",
+    ),
     path("inference/jobs/", views.inference_jobs, name="inference-jobs"),
     path("inference/jobs/<uuid:uuid>/", views.inference_job, name="inference-job"),
     path("inference/jobs/<uuid:uuid>/answer/", views.inference_job_answer, name="inference-job-answer"),

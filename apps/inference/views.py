@@ -51,7 +51,15 @@ from apps.core.mixins import get_viewable_or_404, mfa_setup_redirect, paginate
 from apps.core.templatetags.portal import human_duration
 from apps.inference import services
 from apps.inference.completion import wait_finished
-from apps.inference.forms import DeploymentForm, TryItForm, add_input_errors, describe_version, messages_of
+from apps.inference.forms import (
+    DeploymentForm,
+    RunOnFileForm,
+    TryItForm,
+    add_input_errors,
+    batch_file_example,
+    describe_version,
+    messages_of,
+)
 from apps.inference.models import Deployment, DeploymentStatus, InferenceJob
 from apps.inference.predictions import (
     NotRunnable,
@@ -245,8 +253,84 @@ def try_it_state(request: HttpRequest, version: ModelVersion | None, *, may_run:
 
 
 def try_it_context(request: HttpRequest, version: ModelVersion | None, *, may_run: bool) -> dict[str, Any]:
-    """The context ``{% include "inference/try_it.html" %}`` needs on a model's or a version's page."""
-    return {"try_it": try_it_state(request, version, may_run=may_run)}
+    """The context ``{% include "inference/try_it.html" %}`` and ``run_on_file.html`` need on a model's or a version's
+    page: "Run on a file" is offered where "try it" is (signed in, allowed to run, a runnable version)."""
+    state = try_it_state(request, version, may_run=may_run)
+    return {"try_it": state, "run_file": run_on_file_state(version) if state["form"] is not None else None}
+
+
+def run_on_file_state(version: ModelVersion, form: RunOnFileForm | None = None) -> dict[str, Any]:
+    """What the "Run on a file" card shows: its form, where it posts, an example of the file, the size limit."""
+    from apps.inference.batch import max_batch_file_bytes
+
+    model = version.model
+    kwargs = {"owner": model.organization.slug, "name": model.name, "label": version.label}
+    return {
+        "version": version,
+        "form": form or RunOnFileForm(auto_id=f"batch-{version.pk}-%s"),
+        "post_url": reverse("inference-run-on-file", kwargs=kwargs),
+        "api_url": reverse("api:model-version-batch", kwargs=kwargs),
+        "example": batch_file_example(version),
+        "max_mb": max(1, max_batch_file_bytes() // (1024 * 1024)),
+    }
+
+
+class RunOnFileView(ModelPageMixin, View):
+    """POST "Run on a file": the rows of an uploaded CSV, JSON Lines or .npz file, run as one batch job
+    (``start_batch_inference``, the API's service), then its page, which follows it and offers the results.
+
+    400 with the reason on its field (``file``, ``format``) and nothing written; 409 for a version that cannot run,
+    410 for a yanked one; 404/403 as the model's page (the ``run`` right).
+    """
+
+    http_method_names = ["post"]
+    model_action = "run"
+
+    def refused(self, state: dict[str, Any], status: int) -> HttpResponse:
+        context = {**self.model_context(), "run_file": state, "version": state["version"]}
+        return render(self.request, "inference/run_on_file_page.html", context, status=status)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from apps.inference.batch import start_batch_inference
+
+        version = self.version_by_label(kwargs["label"])
+        form = RunOnFileForm(request.POST, request.FILES, auto_id=f"batch-{version.pk}-%s")
+        state = run_on_file_state(version, form)
+        if _yanked_for(request.user, version):
+            form.add_error(None, f"Version {version.label} was yanked: {version.yank_reason} It is not run from here.")
+            return self.refused(state, 410)
+        if not form.is_valid():
+            return self.refused(state, 400)
+        try:
+            job = start_batch_inference(
+                version=version,
+                uploaded=form.cleaned_data["file"],
+                input_format=form.cleaned_data["format"] or None,
+                user=request.user,
+                organization=acting_organization(request.user, None, version.model.organization_id),
+            )
+        except NotRunnable as exc:
+            form.add_error(None, str(exc))
+            return self.refused(state, 409)
+        except ValidationError as exc:
+            add_service_errors(form, _file_errors_on_file(exc))
+            return self.refused(state, 400)
+        messages.success(request, "The file was accepted: its rows run below, and their results download here.")
+        return redirect("job-detail", uuid=job.uuid)
+
+
+def _file_errors_on_file(error: ValidationError) -> ValidationError:
+    """An .npz's errors name its arrays (``file.float_input``): on the page they go under the file, each saying
+    which array."""
+    if not hasattr(error, "error_dict"):
+        return error
+    merged: dict[str, list[str]] = {}
+    for field, messages_ in error.message_dict.items():
+        if field.startswith("file."):
+            merged.setdefault("file", []).extend(f"{field[5:]}: {message}" for message in messages_)
+        else:
+            merged.setdefault(field, []).extend(messages_)
+    return ValidationError(merged)
 
 
 class TryItView(ModelPageMixin, View):

@@ -1,7 +1,8 @@
 """The inference pages in the permission matrix (joined by tests/inference/permission_matrix.py), from DESIGN.md's
 role table, answering as the inference API does (tests/inference/matrix_api.py):
 
-    try it          ``run`` on the model: members of a private model's organization (viewers 403, outsiders 404);
+    try it, run on a file
+                    ``run`` on the model: members of a private model's organization (viewers 403, outsiders 404);
                     anyone signed in on a public model; anonymous visitors are sent to sign in
     inference jobs  the list: anyone signed in (each sees what restrict() lets them); one job: its creator and the
                     admins of the organization it counted against
@@ -66,6 +67,16 @@ def try_it_body(scene: Scene, persona: str) -> dict:
     return {"tensor_0": json.dumps(INPUTS["inputs"]["float_input"]), "timeout": "0"}
 
 
+def run_file_body(scene: Scene, persona: str) -> dict:
+    """“Run on a file”: one JSON Lines row (a batch job is written; no worker runs it here)."""
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    line = json.dumps({"float_input": INPUTS["inputs"]["float_input"]}).encode() + b"\n"
+    return {"file": SimpleUploadedFile("rows.jsonl", line, content_type="application/x-ndjson")}
+
+
 def admin_prediction(scene: Scene):
     """A prediction acme's admin made, counted against acme: its creator and acme's admins see it."""
     from apps.inference.predictions import PredictionInput, start_prediction
@@ -127,6 +138,11 @@ PAGE_ROUTES = [
           under_org=False, unchanged_for=NO_AUDIT_EVENT, note=TRY_IT_NOTE),
     Route("inference-try-it", "POST", TRY_PUBLIC, try_it_kwargs("public"), try_it_body, query={"model": "public"},
           under_org=False, unchanged_for=NO_AUDIT_EVENT, note=TRY_IT_NOTE),
+    # A batch job's start is audited (job.created), as through the API.
+    Route("inference-run-on-file", "POST", TRY_PRIVATE, try_it_kwargs("private"), run_file_body,
+          query={"model": "private"}, under_org=False),
+    Route("inference-run-on-file", "POST", TRY_PUBLIC, try_it_kwargs("public"), run_file_body,
+          query={"model": "public"}, under_org=False),
     Route("inference-jobs", "GET", PAGE_SIGNED_IN, no_kwargs, under_org=False),
     Route("inference-job", "GET", PAGE_JOB, of_job, under_org=False),
     Route("inference-job-answer", "GET", PAGE_JOB, of_job, under_org=False),
