@@ -26,5 +26,7 @@ urlpatterns = [
     path(f"{DEPLOYMENT}/rollback/", views.DeploymentRollbackView.as_view(), name="org-deployment-rollback"),
     path(f"{DEPLOYMENT}/pause/", views.DeploymentPauseView.as_view(), name="org-deployment-pause"),
     path(f"{DEPLOYMENT}/resume/", views.DeploymentResumeView.as_view(), name="org-deployment-resume"),
+    path(f"{DEPLOYMENT}/access/", views.DeploymentGrantView.as_view(), name="org-deployment-access"),
+    path(f"{DEPLOYMENT}/access/revoke/", views.DeploymentRevokeView.as_view(), name="org-deployment-access-revoke"),
     path(f"{DEPLOYMENT}/delete/", views.DeploymentDeleteView.as_view(), name="org-deployment-delete"),
 ]

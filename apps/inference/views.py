@@ -14,6 +14,8 @@ organization's deployments (list, live status, revisions with rollback, create, 
 /orgs/<org_slug>/deployments/<slug>/pause/                   org-deployment-pause       POST, members
 /orgs/<org_slug>/deployments/<slug>/resume/                  org-deployment-resume      POST, members
 /orgs/<org_slug>/deployments/<slug>/delete/                  org-deployment-delete      POST {confirm_slug}, admins
+/orgs/<org_slug>/deployments/<slug>/access/                  org-deployment-access      POST: grant (admins)
+/orgs/<org_slug>/deployments/<slug>/access/revoke/           org-deployment-access-revoke POST: revoke (admins)
 
 Pages answer as the API does: 404 for what the caller may not view, 403 for what they may view but not act on,
 the sign-in page for anonymous callers. "Try it" calls the API's own services (``read_json_request``,
@@ -73,6 +75,7 @@ from apps.inference.predictions import (
 )
 from apps.marketplace.models import Alias, Model, ModelVersion, VersionStatus
 from apps.marketplace.views import ModelPageMixin
+from apps.organizations.access_panel import access_panel_context, access_views
 from apps.organizations.views import OrganizationAction, OrganizationPage
 
 INFERENCE_KINDS = "inference."
@@ -723,6 +726,14 @@ class DeploymentDetailView(DeploymentPageMixin, OrganizationPage):
                 reverse("api:deployment-predict", kwargs={"org_slug": self.organization.slug, "slug": deployment.slug})
             ),
         )
+        context.update(
+            access_panel_context(
+                self.request,
+                deployment,
+                grant_url=reverse("org-deployment-access", args=[self.organization.slug, deployment.slug]),
+                revoke_url=reverse("org-deployment-access-revoke", args=[self.organization.slug, deployment.slug]),
+            )
+        )
         return context
 
 
@@ -898,3 +909,14 @@ class DeploymentDeleteView(DeploymentAction):
         services.delete_deployment(deployment=deployment, actor=request.user)
         messages.success(request, f"Deployment {deployment} deleted; its past requests stay in the jobs list.")
         return HttpResponseRedirect(reverse("org-deployments", args=[self.organization.slug]))
+
+
+def _deployment_url(deployment: Deployment) -> str:
+    return reverse("org-deployment", args=[deployment.organization.slug, deployment.slug])
+
+
+DeploymentGrantView, DeploymentRevokeView = access_views(
+    model=Deployment,
+    lookup=lambda org_slug, slug, **rest: {"organization__slug": org_slug, "slug": slug},
+    url_of=_deployment_url,
+)

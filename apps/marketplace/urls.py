@@ -15,6 +15,8 @@
 /models/<owner>/<name>/versions/<label>/validate/     catalog-version-validate  POST, members
 /models/<owner>/<name>/versions/<label>/files/remove/ catalog-version-file-remove POST {path}, members
 /models/<owner>/<name>/versions/<label>/alias/        catalog-version-alias     POST {name}, members
+/models/<owner>/<name>/access/                        catalog-model-access      POST: grant (admins)
+/models/<owner>/<name>/access/revoke/                 catalog-model-access-revoke POST: revoke a grant (admins)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ urlpatterns = [
     path(f"{MODEL}/", views.ModelView.as_view(), name="catalog-model"),
     path(f"{MODEL}/edit/", views.ModelEditView.as_view(), name="catalog-model-edit"),
     path(f"{MODEL}/delete/", views.ModelDeleteView.as_view(), name="catalog-model-delete"),
+    path(f"{MODEL}/access/", views.ModelGrantView.as_view(), name="catalog-model-access"),
+    path(f"{MODEL}/access/revoke/", views.ModelRevokeView.as_view(), name="catalog-model-access-revoke"),
     path(f"{MODEL}/new-version/", views.VersionCreateView.as_view(), name="catalog-version-create"),
     path(f"{VERSION}/", views.VersionView.as_view(), name="catalog-version"),
     path(f"{VERSION}/upload/", views.UploadView.as_view(), name="catalog-version-upload"),

@@ -41,6 +41,7 @@ from apps.marketplace.models import (
     VersionStatus,
 )
 from apps.marketplace.onnx.task_detection import TASKS
+from apps.organizations.access_panel import access_panel_context, access_views
 
 # The upload page sends files above this size through a resumable upload session, in chunks of CHUNK_SIZE;
 # operators (and tests) may change both with the settings of the same names prefixed MARKETPLACE_PAGE_UPLOAD_.
@@ -303,6 +304,15 @@ class ModelView(ModelPageMixin, TemplateView):
             .exclude(version__status=VersionStatus.YANKED)
             .select_related("version")
         )
+        owner, name = self.catalog_model.organization.slug, self.catalog_model.name
+        context.update(
+            access_panel_context(
+                self.request,
+                self.catalog_model,
+                grant_url=reverse("catalog-model-access", args=[owner, name]),
+                revoke_url=reverse("catalog-model-access-revoke", args=[owner, name]),
+            )
+        )
         return context
 
 
@@ -546,3 +556,11 @@ class FileRemoveView(VersionAction):
     def act(self, version: ModelVersion) -> Any:
         path = self.request.POST.get("path", "")
         return services.remove_file(version=version, actor=self.request.user, path=path)
+
+
+# -- the model's Access panel (apps/organizations/access_panel.py) ------------------------------------------------
+ModelGrantView, ModelRevokeView = access_views(
+    model=Model,
+    lookup=lambda owner, name, **rest: {"organization__slug": owner, "name": name},
+    url_of=lambda model: reverse("catalog-model", args=[model.organization.slug, model.name]),
+)

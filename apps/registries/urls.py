@@ -15,6 +15,8 @@ urlpatterns = [
     path(f"{REGISTRY}/edit/", views.RegistryEditView.as_view(), name="org-registry-edit"),
     path(f"{REGISTRY}/sync/", views.RegistrySyncStartView.as_view(), name="org-registry-sync"),
     path(f"{REGISTRY}/check/", views.RegistryCheckView.as_view(), name="org-registry-check"),
+    path(f"{REGISTRY}/access/", views.RegistryGrantView.as_view(), name="org-registry-access"),
+    path(f"{REGISTRY}/access/revoke/", views.RegistryRevokeView.as_view(), name="org-registry-access-revoke"),
     path(f"{REGISTRY}/delete/", views.RegistryDeleteView.as_view(), name="org-registry-delete"),
     path(f"{REGISTRY}/syncs/<int:sync_id>/", views.RegistrySyncDetailView.as_view(), name="org-registry-sync-detail"),
 ]

@@ -7,6 +7,8 @@
 /orgs/<org_slug>/registries/<registry_slug>/sync/            org-registry-sync        POST: start a sync
 /orgs/<org_slug>/registries/<registry_slug>/check/           org-registry-check       POST: test the connection
 /orgs/<org_slug>/registries/<registry_slug>/delete/          org-registry-delete      POST {confirm_slug}
+/orgs/<org_slug>/registries/<registry_slug>/access/          org-registry-access      POST: grant (its Access panel)
+/orgs/<org_slug>/registries/<registry_slug>/access/revoke/   org-registry-access-revoke POST: revoke a grant
 /orgs/<org_slug>/registries/<registry_slug>/syncs/<sync_id>/ org-registry-sync-detail one run and its errors
 """
 
@@ -23,6 +25,7 @@ from django.urls import reverse
 
 from apps.core.forms import add_service_errors
 from apps.core.mixins import paginate
+from apps.organizations.access_panel import access_panel_context, access_views
 from apps.organizations.views import OrganizationAction, OrganizationPage
 from apps.registries import services
 from apps.registries.forms import RegistryForm, service_error_aliases
@@ -157,6 +160,15 @@ class RegistryDetailView(RegistryPageMixin, OrganizationPage):
         context["active"] = services.active_sync(registry)
         context["model_count"] = registry.links.count()
         context["removed_count"] = registry.links.filter(removed_upstream_at__isnull=False).count()
+        slugs = [self.organization.slug, registry.slug]
+        context.update(
+            access_panel_context(
+                self.request,
+                registry,
+                grant_url=reverse("org-registry-access", args=slugs),
+                revoke_url=reverse("org-registry-access-revoke", args=slugs),
+            )
+        )
         return context
 
 
@@ -243,3 +255,14 @@ class RegistrySyncDetailView(RegistryPageMixin, OrganizationPage):
             pk=self.kwargs["sync_id"],
         )
         return context
+
+
+def _registry_url(registry: Registry) -> str:
+    return reverse("org-registry", args=[registry.organization.slug, registry.slug])
+
+
+RegistryGrantView, RegistryRevokeView = access_views(
+    model=Registry,
+    lookup=lambda org_slug, registry_slug, **rest: {"organization__slug": org_slug, "slug": registry_slug},
+    url_of=_registry_url,
+)

@@ -132,6 +132,17 @@ def changed_deployment(scene: Scene, persona: str) -> dict:
     return {**_settings(deployment(scene).version.label), "reason": "matrix"}
 
 
+def team_run(scene: Scene) -> dict:
+    return {"grantee_type": "team", "grantee": scene.team.slug, "permission": "run"}
+
+
+def of_granted_deployment(scene: Scene, persona: str) -> dict:
+    from tests.inference.matrix_api import deployment_grant
+
+    deployment_grant(scene)
+    return of_deployment(scene, persona)
+
+
 TRY_IT_NOTE = "a prediction is a job, not an audit event (as in the API): no persona's submission writes one"
 PAGE_ROUTES = [
     Route("inference-try-it", "POST", TRY_PRIVATE, try_it_kwargs("private"), try_it_body, query={"model": "private"},
@@ -157,4 +168,7 @@ PAGE_ROUTES = [
     Route("org-deployment-pause", "POST", DEPLOYMENT_CHANGE, of_deployment),
     Route("org-deployment-resume", "POST", DEPLOYMENT_CHANGE, of_paused_deployment),
     Route("org-deployment-delete", "POST", DEPLOYMENT_DELETE, of_deployment, lambda s, p: {"confirm_slug": "iris"}),
+    # the Access panel's forms: acme's admins and owners grant and revoke
+    Route("org-deployment-access", "POST", DEPLOYMENT_DELETE, of_deployment, lambda s, p: team_run(s)),
+    Route("org-deployment-access-revoke", "POST", DEPLOYMENT_DELETE, of_granted_deployment, lambda s, p: team_run(s)),
 ]  # fmt: skip

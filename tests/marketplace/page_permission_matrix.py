@@ -99,6 +99,24 @@ def version_kwargs(visibility: str, state: str = "draft"):
     return kwargs
 
 
+def _granted_model(visibility: str):
+    """The model's kwargs, after acme's owner granted run on it to acme's team ``core``."""
+
+    def kwargs(scene: Scene, persona: str) -> dict:
+        from apps.organizations.grants import grant_access
+
+        model = _model(scene, visibility)
+        scene.once(
+            f"model-grant-{visibility}",
+            lambda s: grant_access(
+                obj=model, actor=s.owner, grantee_type="team", grantee=s.team.slug, permission="run"
+            ),
+        )
+        return {"owner": model.organization.slug, "name": model.name}
+
+    return kwargs
+
+
 def _routes_for(visibility: str) -> list[Route]:
     private = visibility == Visibility.PRIVATE
     read = PRIVATE_MODEL_READ if private else PUBLIC_MODEL_READ
@@ -119,6 +137,25 @@ def _routes_for(visibility: str) -> list[Route]:
             delete,
             model,
             lambda s, p: {"confirm_name": _model(s, visibility).name},
+            query=query,
+            under_org=False,
+        ),
+        # the Access panel's forms: the model's admins and owners grant and revoke
+        Route(
+            "catalog-model-access",
+            "POST",
+            delete,
+            model,
+            lambda s, p: {"grantee_type": "team", "grantee": s.team.slug, "permission": "run"},
+            query=query,
+            under_org=False,
+        ),
+        Route(
+            "catalog-model-access-revoke",
+            "POST",
+            delete,
+            _granted_model(visibility),
+            lambda s, p: {"grantee_type": "team", "grantee": s.team.slug, "permission": "run"},
             query=query,
             under_org=False,
         ),

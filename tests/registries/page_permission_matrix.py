@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from tests.permissions.matrix import PAGE_ADMIN, Route, Scene
+from tests.permissions.matrix import DONE, LOGIN, PAGE_ADMIN, Access, Route, Scene, table
+
+# The Access panel's forms: the registry's admins and owners; to anyone else the registry is not there (404).
+REGISTRY_SHARING = Access(
+    private=table(DONE, DONE, 404, 404, 404, LOGIN), public=table(DONE, DONE, 404, 404, 404, LOGIN)
+)
+TEAM_VIEW = {"grantee_type": "team", "grantee": "core", "permission": "view"}
+
+
+def of_granted_registry(scene: Scene, persona: str) -> dict:
+    from tests.registries.permission_matrix import registry_grant
+
+    registry_grant(scene)
+    return of_registry(scene, persona)
 
 
 def _registry(scene: Scene):
@@ -54,5 +67,7 @@ PAGE_ROUTES = [
         note="a connection test uses the stored credentials: registry.connection_checked is recorded",
     ),
     Route("org-registry-delete", "POST", PAGE_ADMIN, of_registry, lambda s, p: {"confirm_slug": "examples"}),
+    Route("org-registry-access", "POST", REGISTRY_SHARING, of_registry, lambda s, p: s.team and TEAM_VIEW),
+    Route("org-registry-access-revoke", "POST", REGISTRY_SHARING, of_granted_registry, lambda s, p: TEAM_VIEW),
     Route("org-registry-sync-detail", "GET", PAGE_ADMIN, of_sync),
 ]
