@@ -47,6 +47,7 @@ ONE_OF_EACH = {
     "SLUG_VALIDATOR": "apps/core/validators.py",
     "absolute_url": "apps/core/api/serializers.py",
     "Problems": "apps/core/errors.py",
+    "json_kind": "apps/inference/runtime/codecs.py",
 }
 
 # the copies that were folded into the helpers above
@@ -62,6 +63,8 @@ GONE = [
     "_Problems",
     "_add_error",
     "_raise_if",
+    "_json_kind",
+    "_kind",
 ]
 
 

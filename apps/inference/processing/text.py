@@ -18,6 +18,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from apps.inference.processing.errors import BAD_MANIFEST, INVALID, ProcessingError, refuse
+from apps.inference.runtime.codecs import json_kind
 
 TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 DEFAULT_MAX_LENGTH = 512
@@ -133,7 +134,7 @@ def _texts(value: Any) -> list[str]:
     elif isinstance(value, list):
         single = False
     else:
-        raise refuse("inputs.text", f"expected a text or a list of texts, received {_kind(value)}")
+        raise refuse("inputs.text", f"expected a text or a list of texts, received {json_kind(value)}")
     if not value:
         raise refuse("inputs.text", "the list of texts is empty; send at least one")
     if len(value) > MAX_TEXTS:
@@ -142,23 +143,9 @@ def _texts(value: Any) -> list[str]:
     for index, text in enumerate(value):
         field = "inputs.text" if single else f"inputs.text[{index}]"
         if not isinstance(text, str):
-            errors[field] = [f"expected text, received {_kind(text)}"]
+            errors[field] = [f"expected text, received {json_kind(text)}"]
         elif not text.strip():
             errors[field] = ["the text is empty"]
     if errors:
         raise ProcessingError(errors, code=INVALID)
     return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"a number ({value!r})"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__

@@ -125,7 +125,7 @@ def decode_inputs(payload: Any, *, max_bytes: int, field: str = "inputs") -> dic
     """
     if not isinstance(payload, dict):
         raise TensorCodecError(
-            {field: [f"expected an object mapping input names to tensors, received {_json_kind(payload)}"]},
+            {field: [f"expected an object mapping input names to tensors, received {json_kind(payload)}"]},
             "invalid",
         )
     if not payload:
@@ -276,7 +276,7 @@ def _decode_raw_buffer(value: dict, budget: _Budget) -> np.ndarray:
 
 def _shape_from_json(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, list) or any(isinstance(dim, bool) or not isinstance(dim, int) for dim in shape):
-        raise _Refused(f"shape must be a list of integers, received {_json_kind(shape)}", "invalid")
+        raise _Refused(f"shape must be a list of integers, received {json_kind(shape)}", "invalid")
     if any(dim < 0 for dim in shape):
         raise _Refused(f"shape {shape_text(shape)} has a negative dimension", "invalid")
     if len(shape) > MAX_RANK:
@@ -286,7 +286,7 @@ def _shape_from_json(shape: Any) -> tuple[int, ...]:
 
 def _b64_text(text: Any, what: str) -> str:
     if not isinstance(text, str):
-        raise _Refused(f"{what} must be a base64 string, received {_json_kind(text)}", "invalid")
+        raise _Refused(f"{what} must be a base64 string, received {json_kind(text)}", "invalid")
     return text
 
 
@@ -409,7 +409,7 @@ def _walk_json(node: Any, shape: list[int], depth: int, position: tuple[int, ...
     if depth < len(shape):
         if not isinstance(node, list):
             raise _Refused(
-                f"ragged nested lists: {_item(position)} is {_json_kind(node)}, but {_item((0,) * depth)} is a "
+                f"ragged nested lists: {_item(position)} is {json_kind(node)}, but {_item((0,) * depth)} is a "
                 f"list of {shape[depth]}",
                 "ragged",
             )
@@ -476,7 +476,7 @@ def _classify_leaf(node: Any, shape: list[int], position: tuple[int, ...], leave
             "ragged",
         )
     else:
-        raise _Refused(f"{_item(position)} is {_json_kind(node)}; tensors hold numbers, booleans or strings", "invalid")
+        raise _Refused(f"{_item(position)} is {json_kind(node)}; tensors hold numbers, booleans or strings", "invalid")
 
 
 def _flatten(value: Any, rank: int) -> list:
@@ -658,7 +658,8 @@ def _key_list(keys: Any) -> str:
     return ", ".join(repr(str(key)) for key in keys) or "(none)"
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """A JSON value in words: ``null``, ``a boolean``, ``a number``, ``a string``, ``a list``, ``an object``."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -53,8 +53,9 @@ def test_a_number_instead_of_text_is_refused(minilm):
 def test_a_non_string_item_in_a_list_is_named_by_its_index(minilm):
     error = refusal(minilm[1], {"text": ["fine", {"not": "text"}, None]})
 
+    # The value is named as JSON names it, as the tensor codecs' refusals do ("an object", not "a mapping").
     assert error.errors == {
-        "inputs.text[1]": ["expected text, received a mapping"],
+        "inputs.text[1]": ["expected text, received an object"],
         "inputs.text[2]": ["expected text, received null"],
     }
 
