@@ -18,10 +18,22 @@ def field_error(field: str, message: str | list[str], code: str = "invalid") -> 
     return field_errors({field: messages}, code=code)
 
 
-def field_errors(errors: dict[str, list[str]], *, code: str) -> ValidationError:
-    """User errors about several fields at once (``{field: [messages]}``), each message carrying ``code``."""
+def field_errors(
+    errors: dict[str, list[str]], *, code: str = "invalid", codes: dict[str, list[str]] | None = None
+) -> ValidationError:
+    """User errors about several fields at once (``{field: [messages]}``), each message carrying its own code from
+    ``codes`` (``{field: [a code per message]}``, as ``Problems`` and the tensor refusals keep them), else ``code``."""
+    codes = codes or {}
+
+    def code_of(field: str, index: int) -> str:
+        known = codes.get(field) or []
+        return known[index] if index < len(known) else code
+
     return ValidationError(
-        {field: [ValidationError(message, code=code) for message in messages] for field, messages in errors.items()}
+        {
+            field: [ValidationError(message, code=code_of(field, index)) for index, message in enumerate(messages)]
+            for field, messages in errors.items()
+        }
     )
 
 
@@ -55,15 +67,7 @@ class Problems:
     def error(self) -> ValidationError:
         """Django's ``ValidationError`` naming every field, each message with its own code (the API answers it as a
         400 with ``codes``, a form shows it under its fields)."""
-        return ValidationError(
-            {
-                field: [
-                    ValidationError(message, code=code)
-                    for message, code in zip(messages, self.codes[field], strict=True)
-                ]
-                for field, messages in self.errors.items()
-            }
-        )
+        return field_errors(self.errors, codes=self.codes)
 
     def raise_if_any(self, error: Callable[[dict, str, dict], Exception] | None = None) -> None:
         """Raise ``error(errors, first_code, codes)``, or :meth:`error` without one, when a problem was added."""

@@ -40,13 +40,14 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from apps.audit.services import record_event
-from apps.core.errors import Problems, field_error, field_errors
+from apps.core.errors import Problems, field_error
 from apps.core.job_services import JobClaimLost, ProgressReporter, fail_job, finish_job, start_job
 from apps.core.jobs import Job, JobStatus
 from apps.core.validators import SLUG_VALIDATOR
 from apps.inference.completion import notify_finished
 from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, run_version
 from apps.inference.models import Pipeline, PipelineRun
+from apps.inference.predictions import refusal_of
 from apps.inference.runtime.codecs import (
     ENCODINGS,
     TensorCodecError,
@@ -720,7 +721,7 @@ def read_run_request(
             arrays = decode_inputs(raw_arrays, max_bytes=settings.INFERENCE_MAX_REQUEST_BYTES)
         arrays = validate_inputs(signature, arrays)
     except (TensorCodecError, InputValidationError) as exc:
-        raise field_errors(exc.errors, code=getattr(exc, "code", "invalid")) from exc
+        raise refusal_of(exc) from exc
     return RunRequest(arrays=arrays, encoding=encoding)
 
 

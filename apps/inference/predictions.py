@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from apps.core.errors import field_error
+from apps.core.errors import field_error, field_errors
 from apps.core.job_services import start_job
 from apps.core.jobs import Job, JobStatus
 from apps.inference.execution import arrays_to_npz, npz_to_arrays
@@ -145,16 +145,7 @@ def read_npz_request(version: ModelVersion, data: bytes, *, encoding: str = "jso
 def refusal_of(exc: TensorCodecError | InputValidationError) -> ValidationError:
     """The 400 for inputs the codecs or the signature refused: every field, each message with its own code
     (``missing_input`` beside ``unknown_input``, not the first problem's code for all)."""
-    default = getattr(exc, "code", "invalid")
-    codes = getattr(exc, "codes", None) or {}
-    errors = {}
-    for key, messages in exc.errors.items():
-        known = list(codes.get(key) or [])
-        errors[key] = [
-            ValidationError(message, code=known[index] if index < len(known) else default)
-            for index, message in enumerate(messages)
-        ]
-    return ValidationError(errors)
+    return field_errors(exc.errors, code=exc.code, codes=exc.codes)
 
 
 def _check_readable(inputs: dict[str, Any]) -> dict[str, Any]:
