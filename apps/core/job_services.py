@@ -325,6 +325,21 @@ CLAIM_SET = (
 )
 
 
+def _claim_values(now: Any) -> dict[str, Any]:
+    """``CLAIM_SET`` for the ORM's ``update()`` (the databases without ``UPDATE ... RETURNING``)."""
+    return {
+        "status": JobStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "finished_at": None,
+        "attempts": F("attempts") + 1,
+        "progress": 0.0,
+        "progress_message": "",
+        "error": "",
+        "traceback": "",
+    }
+
+
 def _claim_returning(where: str, params: list[Any], now: Any) -> list[Job]:
     """PostgreSQL: claim the queued jobs ``where`` selects and read them back in the same statement."""
     table = connection.ops.quote_name(Job._meta.db_table)
@@ -348,17 +363,7 @@ def claim_job(job_id: int) -> Job | None:
         if claimed:
             metrics.job_claimed(claimed[0])
         return claimed[0] if claimed else None
-    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        finished_at=None,
-        attempts=F("attempts") + 1,
-        progress=0.0,
-        progress_message="",
-        error="",
-        traceback="",
-    )
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(**_claim_values(now))
     if not claimed:
         return None
     job = Job.objects.select_related("organization", "creator").get(pk=job_id)
@@ -472,17 +477,7 @@ def claim_jobs(job_ids: list[int]) -> list[Job]:
         for job in claimed:
             metrics.job_claimed(job)
         return claimed
-    Job.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        finished_at=None,
-        attempts=F("attempts") + 1,
-        progress=0.0,
-        progress_message="",
-        error="",
-        traceback="",
-    )
+    Job.objects.filter(pk__in=job_ids, status=JobStatus.QUEUED).update(**_claim_values(now))
     # The exact claim time marks this call's claims: a job claimed by anyone else has another started_at.
     claimed = list(
         Job.objects.select_related("organization", "creator").filter(
