@@ -113,7 +113,7 @@ def _collect_static(var_dir: Path) -> None:
 def _seed(var_dir: Path) -> dict[str, str]:
     from django.core.management import call_command
 
-    from apps.core.management.commands.seed_demo import read_credentials
+    from gpux_portal.management.commands.seed_demo import read_credentials
 
     stamp = var_dir / ".seeded"
     if not stamp.exists():

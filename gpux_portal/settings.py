@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "apps.analytics",
     "apps.registries",
     "apps.inference",
+    # The project itself, for its management commands: seed_demo uses every app, so it lives above them all.
+    "gpux_portal",
 ]
 
 # SAML per organization (djangosaml2 + pysaml2 + xmlsec1: the "enterprise" extra, docs/admin/sso-saml.md). Without

@@ -10,3 +10,10 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.accounts import checks, signals  # noqa: F401
+        from apps.accounts.mfa import MfaGate
+        from apps.accounts.sso import SsoGate
+        from apps.core.gates import register_organization_gate
+
+        # Enforced SSO first (a page under /orgs/<slug>/, before the organization is looked up), then MFA.
+        register_organization_gate(SsoGate())
+        register_organization_gate(MfaGate())

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from apps.core.access import AccessPolicy, Role
+from apps.core.access import AccessPolicy, Role, ScopedToken, TokenScope
 from apps.core.querysets import RestrictedQuerySet
 from apps.organizations.validators import validate_namespace_slug
 
@@ -88,22 +88,6 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().save(*args, **kwargs)
 
 
-class TokenScope(models.IntegerChoices):
-    """Nested scopes: read ⊂ write ⊂ run ⊂ admin."""
-
-    READ = 10, "read"
-    WRITE = 20, "write"
-    RUN = 30, "run"
-    ADMIN = 40, "admin"
-
-    @classmethod
-    def from_name(cls, name: str) -> TokenScope:
-        for scope in cls:
-            if scope.label == name:
-                return scope
-        raise ValueError(name)
-
-
 def hash_token_secret(secret: str) -> str:
     """HMAC-SHA-256 of a token secret, keyed by SECRET_KEY: fast to check, useless if the table leaks."""
     return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
@@ -125,8 +109,10 @@ class ApiTokenQuerySet(RestrictedQuerySet):
         )
 
 
-class ApiToken(models.Model):
-    """A personal API token. The secret is shown once; only its HMAC and a visible prefix are kept."""
+class ApiToken(ScopedToken, models.Model):
+    """A personal API token. The secret is shown once; only its HMAC and a visible prefix are kept.
+
+    ``TokenScope`` (core's, re-exported here) names its scope; core's API reads it as a ``ScopedToken``."""
 
     PREFIX_LENGTH = 8
     NAME_MAX_LENGTH = 100
@@ -194,9 +180,6 @@ class ApiToken(models.Model):
         if self.expires_at and self.expires_at <= timezone.now():
             return "expired"
         return "active"
-
-    def allows(self, scope: TokenScope) -> bool:
-        return self.scope >= scope
 
     def touch(self, ip: str | None) -> None:
         """Record use, at most once per API_TOKEN_LAST_USED_RESOLUTION seconds (one UPDATE, no read)."""

@@ -25,10 +25,10 @@ from django.utils import timezone
 from apps.accounts.models import ApiToken, TokenScope, User
 from apps.audit.services import changes, record_event
 from apps.core import shortlived
-from apps.core.access import Role
+from apps.core.access import Role, role_of
 from apps.core.errors import field_error
 from apps.organizations.models import Organization
-from apps.organizations.services import check_slug_available, create_personal_organization, role_of
+from apps.organizations.services import check_slug_available, create_personal_organization
 
 # The widest scope that makes sense for a token bound to an organization where its owner has this role:
 # a viewer can only read there, a member may create, change and run, admins and owners may administer.

@@ -8,8 +8,8 @@ in those organizations count for nothing (what is public or internal stays visib
 and API route that resolves objects through ``restrict()`` refuses them, whatever its URL. On top of that, for a
 clear answer:
 
-* a page under ``/orgs/<slug>/`` sends the member to the organization's IdP (``sso_sign_in_redirect``, called by
-  OrganizationPageMixin), back to the page afterwards;
+* a page under ``/orgs/<slug>/`` sends the member to the organization's IdP (``SsoGate``, which core's
+  OrganizationPageMixin asks), back to the page afterwards;
 * ``/api/v1/orgs/<slug>/...`` called with the session answers 403 ``sso_required``.
 
 Owners keep a break-glass local sign-in: a session of an owner who passed two-factor authentication at sign-in
@@ -26,6 +26,8 @@ from django.contrib import messages
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+
+from apps.core.gates import OrganizationGate
 
 SESSION_KEY = "gpux_sso_organizations"
 ALLAUTH_AUTHENTICATION_RECORDS = "account_authentication_methods"
@@ -114,6 +116,13 @@ def sso_required_error(request: HttpRequest, organization: Any) -> str | None:
         f"“{organization.slug}” requires single sign-on: sign in through its identity provider "
         f"({sso_sign_in_url(organization, '/')}) to use its API with this session, or use an API token."
     )
+
+
+class SsoGate(OrganizationGate):
+    """An organization that requires SSO: its pages send a member whose session may not reach it to its IdP."""
+
+    def page_redirect_for_slug(self, request: HttpRequest, slug: str) -> HttpResponse | None:
+        return sso_sign_in_redirect_for_slug(request, slug)
 
 
 class OrganizationSsoMiddleware:

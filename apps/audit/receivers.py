@@ -67,3 +67,11 @@ def record_login_failed(
     attempted = next((str(credentials[k]) for k in _LOGIN_KEYS if credentials.get(k)), "")
     with _request_context(request):
         record_event(action=LOGIN_FAILED, actor_label=attempted.strip()[:254])
+
+
+def record_job_event(
+    sender: Any, *, action: str, organization: Any, actor: Any, job: Any, metadata: dict, **kwargs: Any
+) -> None:
+    """A job started or cancelled (core's ``job_event``): an event in its organization's chain, in the same
+    transaction."""
+    record_event(action=action, organization=organization, actor=actor, target=job, metadata=metadata)

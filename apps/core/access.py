@@ -1,14 +1,26 @@
-"""The role table and the per-model access policy that ``restrict()`` reads.
+"""The role table and the per-model access policy that ``restrict()`` reads, and what core knows of identity and
+tenancy.
 
 DESIGN.md, "Access control: one mechanism": roles in an organization each include the one before
-(viewer < member < admin < owner); an owned object's visibility is private, internal or public.
+(viewer < member < admin < owner); an owned object's visibility is private, internal or public; API token scopes
+nest (read ⊂ write ⊂ run ⊂ admin).
+
+Core imports no other app (tests/test_import_graph_keeps_the_layers.py): the organizations app builds on core, so
+core reaches the organization and membership models through Django's app registry (as ``restrict()``'s SQL reads
+their tables), and an API token through the ``ScopedToken`` interface that ``request.auth`` implements.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from django.apps import apps
 from django.db import models
+
+# The tenancy models (apps/organizations), named as Django's app registry knows them.
+ORGANIZATION_MODEL = "organizations.Organization"
+MEMBERSHIP_MODEL = "organizations.Membership"
 
 
 class Role(models.IntegerChoices):
@@ -29,6 +41,65 @@ class Visibility(models.TextChoices):
     PRIVATE = "private", "private"
     INTERNAL = "internal", "internal"
     PUBLIC = "public", "public"
+
+
+class TokenScope(models.IntegerChoices):
+    """Nested scopes of an API token: read ⊂ write ⊂ run ⊂ admin."""
+
+    READ = 10, "read"
+    WRITE = 20, "write"
+    RUN = 30, "run"
+    ADMIN = 40, "admin"
+
+    @classmethod
+    def from_name(cls, name: str) -> TokenScope:
+        for scope in cls:
+            if scope.label == name:
+                return scope
+        raise ValueError(name)
+
+
+class ScopedToken:
+    """What core reads of an API token, the ``request.auth`` of a request made with one (apps/accounts' ApiToken):
+    its scope, and the organization it is bound to (``None``: unbound)."""
+
+    scope: int
+    organization_id: int | None
+
+    def allows(self, scope: TokenScope) -> bool:
+        return self.scope >= scope
+
+    def scope_label(self) -> str:
+        return TokenScope(self.scope).label
+
+
+def request_token(request: Any) -> ScopedToken | None:
+    """The API token a request was made with, or None (a session, or anonymous)."""
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ScopedToken) else None
+
+
+def bound_organization_id(request: Any) -> int | None:
+    """The organization the request's token is bound to: the request acts only there (None: any)."""
+    token = request_token(request)
+    return token.organization_id if token is not None else None
+
+
+def organization_model() -> type[models.Model]:
+    """The Organization model (every owned object belongs to one)."""
+    return apps.get_model(ORGANIZATION_MODEL)
+
+
+def role_of(user: Any, organization: Any) -> Role | None:
+    """The user's role in the organization, or None (also for a request that may not reach the organization as a
+    member: one in ``user.access_excluded_organizations``, as restrict() reads it; enforced SSO sets it)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if organization.pk in (getattr(user, "access_excluded_organizations", None) or ()):
+        return None
+    membership = apps.get_model(MEMBERSHIP_MODEL)
+    role = membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
+    return Role(role) if role is not None else None
 
 
 # Actions restrict() understands. "view", "change", "delete" and "run" may also be granted per object; "share"

@@ -30,10 +30,10 @@ from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
-from apps.audit.services import record_event
 from apps.core import metrics
 from apps.core.jobs import (
     DEFAULT_MAX_ATTEMPTS,
@@ -52,6 +52,12 @@ logger = logging.getLogger(__name__)
 # Celery's hard limit kills an attempt this long after its soft limit (the job's time_limit) was reached
 # (``JOBS_HARD_LIMIT_MARGIN_SECONDS``; it must stay below the reaper's grace, see ``reap_stale_jobs``).
 HARD_LIMIT_MARGIN = 30
+
+
+# Sent inside the transaction that starts or cancels a job, with ``action`` ("job.created", "job.cancelled"),
+# ``organization`` (an Organization or its id), ``actor``, ``job`` and ``metadata``: the audit app records it in the
+# organization's chain (apps/audit/apps.py), so that it commits or rolls back with the job.
+job_event = Signal()
 
 
 class JobClaimLost(Exception):
@@ -223,11 +229,12 @@ def start_job(
             time_limit=time_limit or getattr(task, "job_time_limit", DEFAULT_TIME_LIMIT),
         )
         if getattr(task, "audit_creation", True):
-            record_event(
+            job_event.send(
+                sender=Job,
                 action="job.created",
                 organization=organization,
                 actor=creator,
-                target=job,
+                job=job,
                 metadata={"kind": kind, "params": params, "queue": queue},
             )
         transaction.on_commit(lambda: send_job(job))
@@ -304,11 +311,12 @@ def cancel_job(*, job: Job, actor: Any = None) -> bool:
         )
         if cancelled:
             transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.CANCELLED))
-            record_event(
+            job_event.send(
+                sender=Job,
                 action="job.cancelled",
                 organization=job.organization_id,
                 actor=actor,
-                target=job,
+                job=job,
                 metadata={"kind": job.kind, "status_before": job.status},
             )
     job.refresh_from_db()

@@ -6,24 +6,22 @@ they resolve objects through ``restrict()`` and answer as the API does.
 * one the caller may view but not act on answers 403;
 * an organization that requires two-factor authentication sends its members without it to the MFA set-up;
 * an organization that requires single sign-on sends its members whose session did not sign in through its
-  identity provider there (apps/accounts/sso.py).
+  identity provider there (both are gates the accounts app registers: apps/core/gates.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
-from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 
-from apps.core.access import Role
+from apps.core import gates
+from apps.core.access import Role, organization_model, role_of
 
 PAGE_SIZE = 25
 
@@ -56,25 +54,17 @@ def get_allowed_or_403(queryset: QuerySet, user: Any, action: str, **lookup: Any
 
 def require_role(user: Any, organization: Any, role: Role) -> None:
     """403 unless the user's role in ``organization`` is at least ``role`` (as the API's ``require_role``)."""
-    from apps.organizations.services import role_of
-
     mine = role_of(user, organization)
     if mine is None or mine < role:
         raise PermissionDenied(f"Only an organization {role.label} or above may do this in “{organization.slug}”.")
 
 
-def mfa_setup_redirect(request: HttpRequest, organization: Any) -> HttpResponse | None:
-    """A redirect to the MFA set-up page when ``organization`` requires MFA and this member has none."""
-    from apps.accounts.mfa import needs_mfa_for
-
-    if not needs_mfa_for(request.user, organization):
+def gate_redirect(request: HttpRequest, organization: Any) -> HttpResponse | None:
+    """Where a rule of ``organization`` sends this user instead of its page (its MFA requirement: the set-up page),
+    or None (apps/core/gates.py)."""
+    if not request.user.is_authenticated:
         return None
-    messages.warning(
-        request,
-        f"“{organization.name}” requires two-factor authentication. "
-        "Set up an authenticator app to continue to its pages.",
-    )
-    return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}")
+    return gates.gate_redirect(request, organization)
 
 
 class OrganizationPageMixin:
@@ -92,24 +82,20 @@ class OrganizationPageMixin:
     allow_anonymous = False
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from apps.organizations.models import Organization
-
         if not request.user.is_authenticated and (not self.allow_anonymous or request.method not in ("GET", "HEAD")):
             return redirect_to_login(request.get_full_path())
         slug = kwargs[self.organization_url_kwarg]
         if request.user.is_authenticated:
-            from apps.accounts.sso import sso_sign_in_redirect_for_slug
-
-            redirect = sso_sign_in_redirect_for_slug(request, slug)
+            redirect = gates.gate_redirect_for_slug(request, slug)
             if redirect is not None:
                 return redirect
         try:
-            self.organization = get_viewable_or_404(Organization.objects.all(), request.user, slug=slug)
+            self.organization = get_viewable_or_404(organization_model().objects.all(), request.user, slug=slug)
         except Http404:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             raise
-        redirect = mfa_setup_redirect(request, self.organization) if request.user.is_authenticated else None
+        redirect = gate_redirect(request, self.organization)
         if redirect is not None:
             return redirect
         if self.organization_action != "view":
@@ -120,8 +106,6 @@ class OrganizationPageMixin:
 
     @property
     def my_role(self) -> Role | None:
-        from apps.organizations.services import role_of
-
         if not hasattr(self, "_my_role"):
             self._my_role = role_of(self.request.user, self.organization)
         return self._my_role

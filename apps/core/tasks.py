@@ -28,8 +28,7 @@ from celery.worker.request import Request
 from django.db import connection
 from rest_framework import serializers
 
-from apps.accounts.models import TokenScope
-from apps.core.access import Role
+from apps.core.access import Role, TokenScope
 from apps.core.job_services import (
     HARD_LIMIT_MARGIN,
     JobClaimLost,

@@ -14,11 +14,12 @@ from django.templatetags.static import static
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
+from apps.core.access import organization_model
 from apps.core.mixins import (
     OrganizationPageMixin,
+    gate_redirect,
     get_allowed_or_403,
     get_viewable_or_404,
-    mfa_setup_redirect,
     paginate,
 )
 
@@ -74,11 +75,13 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "core/landing.html")
     from apps.core.jobs import Job
-    from apps.organizations.models import Organization
 
     user = request.user
     organizations = (
-        Organization.objects.restrict(user, "view").filter(memberships__user=user).order_by("-is_personal", "slug")
+        organization_model()
+        .objects.restrict(user, "view")
+        .filter(memberships__user=user)
+        .order_by("-is_personal", "slug")
     )
     jobs = Job.objects.restrict(user, "view").filter(creator=user).select_related("organization")[:5]
     context = {"page_obj": paginate(request, organizations, per_page=12), "jobs": jobs}
@@ -102,15 +105,14 @@ def job_detail(request: HttpRequest, uuid: Any) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = _job_for(request, uuid)
-    mfa = mfa_setup_redirect(request, job.organization)
+    mfa = gate_redirect(request, job.organization)
     if mfa is not None:
         return mfa
     # The creator of a job counted against an organization they may not view (their run of another organization's
     # public deployment) sees the job, not that organization's name.
     from apps.core.job_services import describe_jobs
-    from apps.organizations.models import Organization
 
-    viewable = Organization.objects.restrict(request.user, "view").filter(pk=job.organization_id).exists()
+    viewable = organization_model().objects.restrict(request.user, "view").filter(pk=job.organization_id).exists()
     context = {
         "job": job,
         "row": describe_jobs([job], request.user)[0],
@@ -161,7 +163,7 @@ def job_progress(request: HttpRequest, uuid: Any) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = _job_for(request, uuid)
-    if mfa_setup_redirect(request, job.organization) is not None:
+    if gate_redirect(request, job.organization) is not None:
         return HttpResponse(status=403)
     reload_when_done = request.GET.get("reload") == "1"
     context = {"job": job, "may_cancel": _may_cancel(request, job), "reload_when_done": reload_when_done}
@@ -184,7 +186,7 @@ def job_cancel(request: HttpRequest, uuid: Any) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = get_allowed_or_403(Job.objects.select_related("organization", "creator"), request.user, "cancel", uuid=uuid)
-    mfa = mfa_setup_redirect(request, job.organization)
+    mfa = gate_redirect(request, job.organization)
     if mfa is not None:
         return mfa
     with transaction.atomic():

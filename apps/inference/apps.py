@@ -29,3 +29,12 @@ class InferenceConfig(AppConfig):
         from apps.inference.views import describe_inference_jobs
 
         register_job_describer(describe_inference_jobs)
+
+        # The catalog does not import inference: inference listens to its publications and adds its panels.
+        from apps.inference.panels import PANELS
+        from apps.inference.performance import measure_when_published
+        from apps.marketplace.extensions import register_version_panel, version_published
+
+        version_published.connect(measure_when_published, dispatch_uid="inference.measure_when_published")
+        for panel in PANELS:
+            register_version_panel(panel)

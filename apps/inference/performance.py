@@ -97,6 +97,11 @@ def measure_after_publish(*, version: ModelVersion, actor: Any) -> None:
     transaction.on_commit(start)
 
 
+def measure_when_published(sender: Any, *, version: ModelVersion, actor: Any, **kwargs: Any) -> None:
+    """The catalog's ``version_published``: ``measure_after_publish``."""
+    measure_after_publish(version=version, actor=actor)
+
+
 def latest_card(version: ModelVersion) -> PerformanceCard | None:
     """The newest performance card of ``version``, or None."""
     return PerformanceCard.objects.filter(version=version).order_by("-measured_at", "-id").first()

@@ -49,7 +49,7 @@ from apps.analytics.services import has_used
 from apps.core.api.jobs import JobFilterSet
 from apps.core.forms import add_service_errors
 from apps.core.jobs import Job, JobStatus
-from apps.core.mixins import get_viewable_or_404, mfa_setup_redirect, paginate
+from apps.core.mixins import gate_redirect, get_viewable_or_404, paginate
 from apps.core.templatetags.portal import human_duration
 from apps.inference import services
 from apps.inference.completion import wait_finished
@@ -572,7 +572,7 @@ def inference_job(request: HttpRequest, uuid: Any) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = _inference_job_for(request, uuid)
-    redirect_ = mfa_setup_redirect(request, job.organization)
+    redirect_ = gate_redirect(request, job.organization)
     if redirect_ is not None:
         return redirect_
     return render(request, "inference/job_detail.html", _job_context(job, request.user))
@@ -583,7 +583,7 @@ def inference_job_answer(request: HttpRequest, uuid: Any) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     job = _inference_job_for(request, uuid)
-    if mfa_setup_redirect(request, job.organization) is not None:
+    if gate_redirect(request, job.organization) is not None:
         return HttpResponse(status=403)
     return render(request, "inference/_answer.html", _job_context(job, request.user))
 

@@ -20,6 +20,7 @@ from apps.audit.services import record_event
 from apps.core.access import Visibility
 from apps.core.errors import field_error
 from apps.marketplace import storage
+from apps.marketplace.extensions import version_published
 from apps.marketplace.models import (
     Alias,
     AliasChange,
@@ -470,14 +471,9 @@ def publish_version(*, version: ModelVersion, actor: Any) -> ModelVersion:
 
 
 def _after_publish(version: ModelVersion, actor: Any) -> None:
-    """Follow-ups of a publication in other apps: the inference app queues the version's performance card once
-    this commits (``INFERENCE_PERFORMANCE_CARD_ON_PUBLISH``; never fails the publication)."""
-    from django.apps import apps as installed
-
-    if installed.is_installed("apps.inference"):
-        from apps.inference.performance import measure_after_publish
-
-        measure_after_publish(version=version, actor=actor)
+    """Follow-ups of a publication in other apps (``version_published``): the inference app queues the version's
+    performance card once this commits (``INFERENCE_PERFORMANCE_CARD_ON_PUBLISH``; never fails the publication)."""
+    version_published.send(sender=ModelVersion, version=version, actor=actor)
 
 
 def deprecate_version(*, version: ModelVersion, actor: Any, message: str = "") -> ModelVersion:

@@ -27,8 +27,9 @@ from django.views.generic import TemplateView
 
 from apps.analytics.services import has_used
 from apps.core.forms import add_service_errors
-from apps.core.mixins import OrganizationPageMixin, get_viewable_or_404, mfa_setup_redirect, paginate
+from apps.core.mixins import OrganizationPageMixin, gate_redirect, get_viewable_or_404, paginate
 from apps.marketplace import services
+from apps.marketplace.extensions import version_panels_context
 from apps.marketplace.filtersets import UPLOADED, ModelFilterSet
 from apps.marketplace.forms import DeprecateForm, ModelCreateForm, ModelEditForm, VersionCreateForm, YankForm
 from apps.marketplace.markdown import render_markdown
@@ -55,14 +56,6 @@ def _messages_from(error: ValidationError) -> list[str]:
     if hasattr(error, "error_dict"):
         return [message for messages_ in error.message_dict.values() for message in messages_]
     return list(error.messages)
-
-
-def _try_it_context(request: HttpRequest, version: ModelVersion | None, *, may_run: bool) -> dict[str, Any]:
-    # The inference app's "try it" card (templates/inference/try_it.html); imported here, not at the top,
-    # because the inference views import ModelPageMixin from this module.
-    from apps.inference.views import try_it_context
-
-    return try_it_context(request, version, may_run=may_run)
 
 
 def _latest_published_label() -> Subquery:
@@ -171,7 +164,7 @@ class ModelPageMixin:
                 return redirect_to_login(request.get_full_path())
             raise
         if not anonymous:
-            redirect = mfa_setup_redirect(request, self.catalog_model.organization)
+            redirect = gate_redirect(request, self.catalog_model.organization)
             if redirect is not None:
                 return redirect
         if self.model_action != "view" and not self.may(self.model_action):
@@ -263,8 +256,6 @@ class ModelPageMixin:
             except ValidationError as exc:
                 manifest_problem = " ".join(_messages_from(exc))
         api_root = self.request.build_absolute_uri(reverse("api:model-list")).removesuffix("models/")
-        # The inference app's newest performance card of the version (templates/inference/performance_card.html).
-        cards = getattr(version, "performance_cards", None)
         return {
             "version": version,
             "files": files,
@@ -278,7 +269,6 @@ class ModelPageMixin:
             "api_root": api_root.rstrip("/"),
             "file_paths": [f.path for f in files],
             "yanked_but_pinned": version.status == VersionStatus.YANKED and not self.may("change"),
-            "performance_card": cards.order_by("-measured_at", "-id").first() if cards is not None else None,
         }
 
 
@@ -298,7 +288,7 @@ class ModelView(ModelPageMixin, TemplateView):
         context["current"] = current
         if current is not None:
             context.update(self.version_context(current))
-        context.update(_try_it_context(self.request, current, may_run=self.may("run")))
+        context.update(version_panels_context(self.request, current, may_run=self.may("run")))
         context["aliases"] = (
             Alias.objects.filter(model=self.catalog_model)
             .exclude(version__status=VersionStatus.YANKED)
@@ -330,7 +320,7 @@ class VersionView(ModelPageMixin, TemplateView):
         context.update(self.model_context())
         context.update(self.version_context(version))
         context["aliases"] = Alias.objects.filter(model=self.catalog_model, version=version)
-        context.update(_try_it_context(self.request, version, may_run=self.may("run")))
+        context.update(version_panels_context(self.request, version, may_run=self.may("run")))
         context["yank_form"] = YankForm()
         context["deprecate_form"] = DeprecateForm()
         return self.render_to_response(context)

@@ -38,10 +38,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.audit.services import changes, record_event
-from apps.core.access import Role, Visibility
+from apps.core.access import Role, Visibility, role_of
 from apps.core.errors import Problems, field_errors
 from apps.core.validators import SLUG_RULES, SLUG_VALIDATOR
 from apps.organizations.models import Invitation, Membership, Organization, Team, hash_invitation_key
+from apps.organizations.signals import membership_ended
 from apps.organizations.validators import namespace_is_taken, validate_namespace_slug
 
 logger = logging.getLogger(__name__)
@@ -57,17 +58,6 @@ RESERVED_TEAM_SLUGS = frozenset({"new", "edit", "members", "delete"})
 
 
 # -- lookups --------------------------------------------------------------------------------------------------
-def role_of(user: Any, organization: Organization) -> Role | None:
-    """The user's role in the organization, or None (also for a request that may not reach the organization as a
-    member: one in ``user.access_excluded_organizations``, as restrict() reads it; enforced SSO sets it)."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    if organization.pk in (getattr(user, "access_excluded_organizations", None) or ()):
-        return None
-    role = Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
-    return Role(role) if role is not None else None
-
-
 def check_slug_available(slug: str, *, field: str = "slug", exclude_organization_id: int | None = None) -> None:
     """Refuse a malformed, reserved or taken (by an organization or a user's handle) slug, naming ``field``."""
     try:
@@ -445,10 +435,9 @@ def leave_organization(*, user: Any, organization: Organization) -> None:
 
 
 def _revoke_bound_tokens(*, organization: Organization, user: Any, by: Any) -> None:
-    """A membership ended: its tokens bound to the organization go with it (each revocation audited)."""
-    from apps.accounts.services import revoke_member_tokens  # accounts' services import this module
-
-    revoke_member_tokens(organization=organization, user=user, by=by)
+    """A membership ended: ``membership_ended`` tells the accounts app, which revokes the user's tokens bound to the
+    organization (each revocation audited), in this transaction."""
+    membership_ended.send(sender=Membership, organization=organization, user=user, by=by)
 
 
 # -- teams ----------------------------------------------------------------------------------------------------

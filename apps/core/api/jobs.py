@@ -25,13 +25,12 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from apps.accounts.models import ApiToken, TokenScope
+from apps.core.access import TokenScope, organization_model, request_token, role_of
 from apps.core.api.serializers import absolute_url
 from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
+from apps.core.gates import gate_refusal
 from apps.core.job_services import cancel_job, ensure_sent, job_kinds, job_task_for, start_job
 from apps.core.jobs import Job, JobStatus
-from apps.organizations.models import Organization
-from apps.organizations.services import role_of
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
@@ -127,14 +126,13 @@ class JobFinished(exceptions.APIException):
     default_code = "job_finished"
 
 
-def _refuse_without_mfa(request, organization: Organization) -> None:
+def _refuse_without_mfa(request, organization) -> None:
     """A session caller of an organization that requires MFA, without it: 403 ``mfa_required`` (as its org
-    routes answer; API tokens are not affected)."""
-    from apps.accounts.mfa import mfa_required_error
-
-    error = mfa_required_error(request, organization)
-    if error is not None:
-        raise exceptions.PermissionDenied(error, code="mfa_required")
+    routes answer; API tokens are not affected): the organization's gates (apps/core/gates.py) decide."""
+    refusal = gate_refusal(request, organization)
+    if refusal is not None:
+        message, code = refusal
+        raise exceptions.PermissionDenied(message, code=code)
 
 
 def _invalid(field: str, message: str, code: str) -> exceptions.ValidationError:
@@ -210,10 +208,10 @@ class JobViewSet(
         body = JobSerializer(job, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
-    def _organization_for_job(self, slug: str, task) -> Organization:
+    def _organization_for_job(self, slug: str, task):
         request = self.request
         bound = bound_organization_id(request)
-        visible = Organization.objects.restrict(request.user, "view", within_organization=bound)
+        visible = organization_model().objects.restrict(request.user, "view", within_organization=bound)
         organization = visible.filter(slug=slug.lower()).first()
         if organization is None:
             raise _invalid("organization", f"There is no organization “{slug}” that you can see.", "does_not_exist")
@@ -229,10 +227,10 @@ class JobViewSet(
                 f"Only an organization {task.required_role.label} or above may start “{task.kind}” jobs "
                 f"in “{organization.slug}”."
             )
-        token = request.auth if isinstance(request.auth, ApiToken) else None
+        token = request_token(request)
         if token is not None and not token.allows(task.required_scope):
             raise exceptions.PermissionDenied(
-                f"This token's scope is “{token.get_scope_display()}”; starting “{task.kind}” jobs needs "
+                f"This token's scope is “{token.scope_label()}”; starting “{task.kind}” jobs needs "
                 f"“{task.required_scope.label}”.",
                 code="insufficient_scope",
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rest_framework import permissions
 
-from apps.accounts.models import ApiToken, TokenScope
+from apps.core.access import TokenScope, request_token
 
 # What a token scope must be to perform a restrict() action through the API (read ⊂ write ⊂ run ⊂ admin).
 DEFAULT_SCOPE_FOR_ACTION = {
@@ -35,12 +35,12 @@ class TokenScopePermission(permissions.BasePermission):
         needs_sign_in = request.method not in permissions.SAFE_METHODS or getattr(view, "requires_signed_in", False)
         if needs_sign_in and not (request.user and request.user.is_authenticated):
             return False
-        token = request.auth if isinstance(request.auth, ApiToken) else None
+        token = request_token(request)
         if token is None:
             return True
         needed = required_scope(view, request)
         if not token.allows(needed):
-            self.message = f"This token's scope is “{token.get_scope_display()}”; this action needs “{needed.label}”."
+            self.message = f"This token's scope is “{token.scope_label()}”; this action needs “{needed.label}”."
             return False
         return True
 

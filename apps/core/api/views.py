@@ -14,7 +14,7 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, mixins, viewsets
 
-from apps.accounts.models import ApiToken
+from apps.core.access import bound_organization_id, organization_model, role_of
 
 # How DRF's actions map onto restrict() actions; a custom @action passes ``restrict_action=...``.
 ACTION_FOR_VIEWSET_ACTION = {
@@ -26,11 +26,6 @@ ACTION_FOR_VIEWSET_ACTION = {
     "partial_update": "change",
     "destroy": "delete",
 }
-
-
-def bound_organization_id(request) -> int | None:
-    token = getattr(request, "auth", None)
-    return token.organization_id if isinstance(token, ApiToken) else None
 
 
 class RestrictedViewSetMixin:
@@ -100,9 +95,7 @@ class OrganizationNestedMixin:
     @property
     def organization(self):
         if not hasattr(self, "_organization"):
-            from apps.organizations.models import Organization
-
-            visible = Organization.objects.restrict(
+            visible = organization_model().objects.restrict(
                 self.request.user, "view", within_organization=bound_organization_id(self.request)
             )
             self._organization = get_object_or_404(visible, slug=self.kwargs[self.organization_lookup_kwarg])
@@ -113,8 +106,6 @@ class OrganizationNestedMixin:
 
     def require_role(self, role: Any) -> None:
         """For creating objects in the organization: 403 unless the caller's role there is at least ``role``."""
-        from apps.organizations.services import role_of
-
         bound = bound_organization_id(self.request)
         if bound is not None and bound != self.organization.pk:
             raise exceptions.PermissionDenied(

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms, template
 
+from apps.core.access import organization_model
+
 register = template.Library()
 
 _CHECK_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
@@ -16,8 +18,7 @@ def org_switcher(context: template.Context) -> dict[str, Any]:
     """The organizations the signed-in user belongs to, listed through restrict(), and the page's organization as
     the current one only when the user may view it: a page of a public model of a private organization sets
     ``organization`` to the model's, whose display name is not for outsiders to read."""
-    from apps.organizations.models import Organization
-
+    Organization = organization_model()
     request = context.get("request")
     user = getattr(request, "user", None)
     organizations: list[Any] = []
