@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -70,17 +72,23 @@ class RestrictedViewSetMixin:
             raise exceptions.PermissionDenied(f"You may no longer {action} this {obj._meta.verbose_name}.")
         return locked
 
-    def perform_update(self, serializer) -> None:
+    @contextmanager
+    def locked_for(self, obj, action: str) -> Iterator[Any]:
+        """A write of ``obj``: one transaction, in which the row is locked and the caller's right to ``action`` it
+        re-checked through restrict() (403, and nothing written, if it was lost since the object was looked up).
+        Yields the locked row; the write goes inside the ``with``."""
         with transaction.atomic():
-            self.lock_restricted(serializer.instance, "change")
+            yield self.lock_restricted(obj, action)
+
+    def perform_update(self, serializer) -> None:
+        with self.locked_for(serializer.instance, "change"):
             self.save_update(serializer)
 
     def save_update(self, serializer) -> None:
         serializer.save()
 
     def perform_destroy(self, instance) -> None:
-        with transaction.atomic():
-            self.lock_restricted(instance, "delete")
+        with self.locked_for(instance, "delete"):
             self.delete_object(instance)
 
     def delete_object(self, instance) -> None:

@@ -222,24 +222,28 @@ class PipelineViewSet(
         if "slug" in data and data["slug"] != pipeline.slug:
             raise exceptions.ValidationError({"slug": ["A pipeline's slug cannot change."]}, code="immutable")
         steps_given = "steps" in request.data
-        pipelines.save_pipeline(
-            organization=self.organization,
-            slug=pipeline.slug,
-            steps=data["steps"] if steps_given else pipeline.steps,
-            # New steps without outputs take the default outputs again (the old ones may name steps now gone).
-            outputs=data.get("outputs") if "outputs" in request.data else (None if steps_given else pipeline.outputs),
-            description=data.get("description"),
-            actor=request.user,
-            pipeline=pipeline,
-            bound_organization=bound_organization_id(request),
-        )
+        with self.locked_for(pipeline, "change") as locked:
+            pipelines.save_pipeline(
+                organization=self.organization,
+                slug=locked.slug,
+                steps=data["steps"] if steps_given else locked.steps,
+                # New steps without outputs take the default outputs again (the old ones may name steps now gone).
+                outputs=data.get("outputs") if "outputs" in request.data else (None if steps_given else locked.outputs),
+                description=data.get("description"),
+                actor=request.user,
+                pipeline=locked,
+                bound_organization=bound_organization_id(request),
+            )
         return Response(self._serialized([self.get_queryset().get(pk=pipeline.pk)], many=False))
 
     @extend_schema(summary="Delete a pipeline (admins)", tags=["inference"])
     def destroy(self, request, *args, **kwargs) -> Response:
         pipeline = self.get_object()  # 403 unless the caller may delete it
-        pipelines.delete_pipeline(pipeline=pipeline, actor=request.user)
+        self.perform_destroy(pipeline)  # re-checked with the row locked
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def delete_object(self, instance: Pipeline) -> None:
+        pipelines.delete_pipeline(pipeline=instance, actor=self.request.user)
 
     def get_restrict_action(self) -> str | None:
         if getattr(self, "action", None) == "create":

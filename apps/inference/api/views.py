@@ -489,12 +489,12 @@ class DeploymentViewSet(
         if "slug" in data and data.pop("slug") != deployment.slug:
             raise exceptions.ValidationError({"slug": ["A deployment's slug cannot change."]})
         reason = data.pop("reason", "")
-        services.update_deployment(
-            deployment=deployment, actor=request.user, reason=reason, **self._versions(deployment.model, data)
-        )
+        changes = self._versions(deployment.model, data)
+        with self.locked_for(deployment, "change") as locked:
+            services.update_deployment(deployment=locked, actor=request.user, reason=reason, **changes)
         return Response(self.get_serializer(self.get_queryset().get(pk=deployment.pk)).data)
 
-    def perform_destroy(self, instance: Deployment) -> None:
+    def delete_object(self, instance: Deployment) -> None:
         services.delete_deployment(deployment=instance, actor=self.request.user)
 
     @extend_schema(summary="Roll back to an earlier revision", request=RollbackSerializer, tags=["inference"])
@@ -503,9 +503,10 @@ class DeploymentViewSet(
         deployment = self.get_object()
         body = RollbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.rollback_deployment(
-            deployment=deployment, actor=request.user, to_revision=body.validated_data.get("revision")
-        )
+        with self.locked_for(deployment, "change") as locked:
+            services.rollback_deployment(
+                deployment=locked, actor=request.user, to_revision=body.validated_data.get("revision")
+            )
         return Response(self.get_serializer(self.get_queryset().get(pk=deployment.pk)).data)
 
     @extend_schema(

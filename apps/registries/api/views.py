@@ -103,13 +103,14 @@ class RegistryViewSet(
         if "backend" in data and data["backend"] != registry.backend:
             raise exceptions.ValidationError({"backend": ["A registry's backend cannot change; add a new registry."]})
         data.pop("backend", None)
-        services.update_registry(registry=registry, actor=request.user, config=data.pop("config", None), **data)
+        with self.locked_for(registry, "change") as locked:
+            services.update_registry(registry=locked, actor=request.user, config=data.pop("config", None), **data)
         return Response(self.get_serializer(self.get_queryset().get(pk=registry.pk)).data)
 
     def update(self, request, *args, **kwargs) -> Response:
         raise exceptions.MethodNotAllowed("PUT")
 
-    def perform_destroy(self, instance: Registry) -> None:
+    def delete_object(self, instance: Registry) -> None:
         services.delete_registry(registry=instance, actor=self.request.user)
 
 
