@@ -23,11 +23,10 @@ from apps.accounts.models import TokenScope
 from apps.audit.exports import FORMATS, iter_export_lines
 from apps.audit.filtersets import AuditEventFilterSet
 from apps.audit.models import AuditEvent
-from apps.core.access import Role
 from apps.core.job_services import ProgressReporter
 from apps.core.jobs import Job
+from apps.core.lookup import AUDIT, may_in_organization
 from apps.core.tasks import JobTask, register_job_task
-from apps.organizations.services import role_of
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class ExportAuditTrail(JobTask):
     job_time_limit = 3600
     progress_interval = 0.5
     user_startable = True
-    required_role = Role.ADMIN  # the audit trail is for the organization's admins
+    organization_action = AUDIT  # the audit trail is for the organization's admins
     required_scope = TokenScope.ADMIN
 
     def clean_params(self, params: Any, *, organization: Any, user: Any) -> dict:
@@ -85,8 +84,7 @@ class ExportAuditTrail(JobTask):
 
     def execute(self, job: Job, progress: ProgressReporter) -> dict:
         # The export was allowed when it was started; the creator must still be an admin when it runs.
-        role = role_of(job.creator, job.organization) if job.creator else None
-        if role is None or role < Role.ADMIN:
+        if job.creator is None or not may_in_organization(job.creator, job.organization, AUDIT):
             raise PermissionDenied("The job's creator is no longer an admin of the organization.")
         export_format = job.params.get("format", "csv")
         content_type, extension = FORMATS[export_format]

@@ -18,10 +18,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 
-from apps.core import gates
-from apps.core.access import Role, organization_model, role_of
+from apps.core import gates, lookup
+from apps.core.access import VIEW, Role, organization_model, role_of
 
 PAGE_SIZE = 25
 
@@ -31,25 +30,19 @@ def paginate(request: HttpRequest, queryset: QuerySet | list, *, per_page: int =
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
-def get_viewable_or_404(queryset: QuerySet, user: Any, **lookup: Any) -> Model:
-    """The object ``lookup`` names among those ``user`` may view, else 404."""
-    return get_object_or_404(queryset.restrict(user, "view"), **lookup)
+def get_viewable_or_404(queryset: QuerySet, user: Any, **lookup_: Any) -> Model:
+    """The object ``lookup_`` names among those ``user`` may view, else 404."""
+    return lookup.find_allowed(queryset, user, VIEW, **lookup_)
 
 
 def require_allowed(obj: Model, user: Any, action: str) -> None:
     """403 unless restrict() allows ``action`` on ``obj`` (call it on an object already known to be viewable)."""
-    if action == "view":
-        return
-    manager = type(obj)._default_manager
-    if not manager.restrict(user, action).filter(pk=obj.pk).exists():
-        raise PermissionDenied(f"You may view this {obj._meta.verbose_name} but not {action} it.")
+    lookup.require_action(obj, user, action)
 
 
-def get_allowed_or_403(queryset: QuerySet, user: Any, action: str, **lookup: Any) -> Model:
-    """The object ``lookup`` names: 404 if not viewable, 403 if viewable but ``action`` is not allowed."""
-    obj = get_viewable_or_404(queryset, user, **lookup)
-    require_allowed(obj, user, action)
-    return obj
+def get_allowed_or_403(queryset: QuerySet, user: Any, action: str, **lookup_: Any) -> Model:
+    """The object ``lookup_`` names: 404 if not viewable, 403 if viewable but ``action`` is not allowed."""
+    return lookup.find_allowed(queryset, user, action, **lookup_)
 
 
 def require_role(user: Any, organization: Any, role: Role) -> None:
@@ -71,9 +64,10 @@ class OrganizationPageMixin:
     """For pages under ``/orgs/<org_slug>/``.
 
     ``self.organization`` is resolved through ``Organization.objects.restrict(user, "view")``. A page may ask
-    for more: ``organization_action`` (a restrict() action on the organization itself, e.g. "change" for
-    its settings) or ``required_role`` (the least role the page needs, read from the model's AccessPolicy,
-    e.g. ``Invitation.access.role_for("view")``). Viewable but not enough answers 403.
+    for more: ``organization_action`` (a restrict() action on the organization: "change" for its settings, or what
+    is done in it, "create" objects or read the "audit" trail: apps/core/lookup.py) or ``required_role`` (the
+    least role the page needs, read from the model's AccessPolicy, e.g. ``Invitation.access.role_for("view")``).
+    Viewable but not enough answers 403.
     """
 
     organization_url_kwarg = "org_slug"
@@ -98,7 +92,9 @@ class OrganizationPageMixin:
         redirect = gate_redirect(request, self.organization)
         if redirect is not None:
             return redirect
-        if self.organization_action != "view":
+        if self.organization_action in lookup.IN_ORGANIZATION:
+            lookup.require_organization_action(request.user, self.organization, self.organization_action)
+        elif self.organization_action != VIEW:
             require_allowed(self.organization, request.user, self.organization_action)
         if self.required_role is not None:
             require_role(request.user, self.organization, self.required_role)

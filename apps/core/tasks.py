@@ -28,7 +28,7 @@ from celery.worker.request import Request
 from django.db import connection
 from rest_framework import serializers
 
-from apps.core.access import Role, TokenScope
+from apps.core.access import TokenScope
 from apps.core.job_services import (
     HARD_LIMIT_MARGIN,
     JobClaimLost,
@@ -41,6 +41,7 @@ from apps.core.job_services import (
     register_job_kind,
 )
 from apps.core.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIME_LIMIT, Job, JobQueue, JobStatus
+from apps.core.lookup import ADMINISTER
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ class JobTask(Task):
     # Whether a job of this kind is its creator's own (a prediction) and stays visible to them after they leave
     # the organization; otherwise (an audit export, a sync) it is the organization's and goes with the membership.
     creator_keeps_access: ClassVar[bool] = False
-    required_role: ClassVar[Role] = Role.ADMIN
+    # What starting one takes: a restrict() action on the organization (apps/core/lookup.py: "administer", "audit",
+    # "create"...; its least role is Organization.access's) and a token scope.
+    organization_action: ClassVar[str] = ADMINISTER
     required_scope: ClassVar[TokenScope] = TokenScope.ADMIN
     # Whether starting a job records ``job.created`` in the audit trail (not for predictions and pipeline runs:
     # their Job rows are their record, and they are too many for a hash chain that serializes its writers).

@@ -138,7 +138,7 @@ class PredictBatched(DeploymentBatches):
     job_time_limit = 60
     # What the job registry asks of every kind (apps/core/tasks.py JobTask): people never start these by hand.
     user_startable = False
-    required_role = JobTask.required_role
+    organization_action = JobTask.organization_action
     required_scope = JobTask.required_scope
     clean_params = JobTask.clean_params
     audit_creation = False

@@ -49,6 +49,7 @@ from apps.analytics.services import has_used
 from apps.core.api.jobs import JobFilterSet
 from apps.core.forms import add_service_errors
 from apps.core.jobs import Job, JobStatus
+from apps.core.lookup import CREATE_IN
 from apps.core.mixins import gate_redirect, get_viewable_or_404, paginate
 from apps.core.templatetags.portal import human_duration
 from apps.inference import services
@@ -769,7 +770,7 @@ class DeploymentCreateView(OrganizationPage):
     """Members deploy one of the organization's models (``?model=<name>&version=<label>`` fills the form in)."""
 
     template_name = "inference/deployment_form.html"
-    required_role = DEPLOYMENT_CHANGE
+    organization_action = CREATE_IN  # members (Organization.access)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from apps.accounts.models import TokenScope
 from apps.audit.services import record_event
-from apps.core.access import Role
 from apps.core.job_services import ProgressReporter
 from apps.core.jobs import Job
+from apps.core.lookup import ADMINISTER
 from apps.core.tasks import JobTask, register_job_task
 from apps.marketplace.models import Blob, Model, VersionFile
 from apps.marketplace.storage import delete_blob_file, unreferenced_blobs
@@ -90,7 +90,7 @@ class PurgeCatalog(JobTask):
     job_queue = "default"
     job_time_limit = 3600
     user_startable = True
-    required_role = Role.ADMIN
+    organization_action = ADMINISTER  # the organization's admins
     required_scope = TokenScope.ADMIN
 
     def execute(self, job: Job, progress: ProgressReporter) -> dict:

@@ -27,6 +27,7 @@ from django.views.generic import TemplateView
 
 from apps.analytics.services import has_used
 from apps.core.forms import add_service_errors
+from apps.core.lookup import CREATE_IN
 from apps.core.mixins import OrganizationPageMixin, gate_redirect, get_viewable_or_404, paginate
 from apps.marketplace import services
 from apps.marketplace.extensions import version_panels_context
@@ -118,7 +119,7 @@ class ModelCreateView(OrganizationPageMixin, TemplateView):
     """/orgs/<slug>/models/new/: members and up create a model in the organization."""
 
     template_name = "marketplace/model_form.html"
-    required_role = Model.access.role_for("change")
+    organization_action = CREATE_IN  # members (Organization.access)
 
     def render_form(self, form: ModelCreateForm, status: int = 200) -> HttpResponse:
         return self.render_to_response(self.get_context_data(form=form, creating=True, tasks=TASKS), status=status)

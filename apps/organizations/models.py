@@ -22,10 +22,20 @@ from apps.organizations.validators import validate_namespace_slug
 class Organization(OwnedModel):
     """An owner of models, registries and jobs. Every user also has a personal one named by their handle."""
 
+    # Besides what is done to the organization itself, what is done in it (apps/core/lookup.py): "create" objects
+    # in it (members), read its "audit" trail and run its "administer" jobs (admins).
     access: ClassVar[AccessPolicy] = AccessPolicy(
         organization_field=None,
         visibility_field="visibility",
-        roles={"view": Role.VIEWER, "change": Role.OWNER, "delete": Role.OWNER, "run": Role.MEMBER},
+        roles={
+            "view": Role.VIEWER,
+            "change": Role.OWNER,
+            "delete": Role.OWNER,
+            "run": Role.MEMBER,
+            "create": Role.MEMBER,
+            "audit": Role.ADMIN,
+            "administer": Role.ADMIN,
+        },
     )
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

@@ -24,6 +24,7 @@ from apps.accounts.models import ApiToken
 from apps.accounts.services import revoke_api_token
 from apps.core.access import Role
 from apps.core.forms import add_service_errors
+from apps.core.lookup import AUDIT, require_organization_action
 from apps.core.mixins import OrganizationPageMixin, get_allowed_or_403, get_viewable_or_404, paginate
 from apps.organizations import services
 from apps.organizations.forms import (
@@ -505,7 +506,7 @@ class AuditView(OrganizationPage):
     """/orgs/<slug>/audit/: admins read the organization's audit trail, filter it, and export it as a job."""
 
     template_name = "organizations/audit.html"
-    required_role = Role.ADMIN  # as the audit API: the trail is for the organization's admins
+    organization_action = AUDIT  # as the audit API: the trail is for the organization's admins
 
     def filterset(self):
         from apps.audit.filtersets import AuditEventFilterSet
@@ -530,7 +531,7 @@ class AuditView(OrganizationPage):
 class AuditExportView(OrganizationAction):
     """Start an "audit.export" job with the page's filters; htmx gets the progress fragment, others the job page."""
 
-    required_role = Role.ADMIN
+    organization_action = AUDIT
 
     def next_url(self) -> str:
         return reverse("org-audit", args=[self.organization.slug])
@@ -539,10 +540,9 @@ class AuditExportView(OrganizationAction):
         from rest_framework.exceptions import ValidationError as ApiValidationError
 
         from apps.core.job_services import job_task_for, start_job
-        from apps.core.mixins import require_role
 
         task = job_task_for("audit.export")
-        require_role(request.user, self.organization, task.required_role)
+        require_organization_action(request.user, self.organization, task.organization_action)
         filters = {name: request.POST[name] for name in AUDIT_FILTERS if request.POST.get(name)}
         params = {"format": request.POST.get("format", "csv"), "filters": filters}
         try:

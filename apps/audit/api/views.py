@@ -21,8 +21,8 @@ from apps.audit.exports import FORMATS, batched, iter_export_lines
 from apps.audit.filtersets import AuditEventFilterSet
 from apps.audit.models import AuditEvent
 from apps.audit.services import record_event
-from apps.core.access import Role
 from apps.core.api.views import OrganizationNestedMixin
+from apps.core.lookup import AUDIT
 
 EXPORT_ACTION = "audit.exported"
 
@@ -54,8 +54,8 @@ class OrganizationAuditEventViewSet(OrganizationNestedMixin, mixins.ListModelMix
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        # 404 when the caller may not view the organization, then 403 below admin.
-        self.require_role(Role.ADMIN)
+        # 404 when the caller may not view the organization, then 403 unless they may read its audit trail (admins).
+        self.require_organization_action(AUDIT)
 
     def get_queryset(self):
         return AuditEvent.objects.filter(organization=self.organization).select_related("actor")

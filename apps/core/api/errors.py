@@ -80,7 +80,7 @@ def exception_handler(exc, context):
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or None)
+        exc = exceptions.PermissionDenied(str(exc) or None, code=getattr(exc, "code", None))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -3,8 +3,9 @@
 
 Who sees what (docs/api/jobs.md): a job is visible to its creator (while a member of its organization, or for good
 when it is their own, a prediction) and to its organization's admins and owners (``Job.objects.restrict(user,
-"view")``); anyone else gets 404. The same people may cancel it (``"cancel"``). Starting a job needs the role and
-token scope its kind asks for (``audit.export``: admin and admin); a token bound to an organization sees and starts
+"view")``); anyone else gets 404. The same people may cancel it (``"cancel"``). Starting a job needs the restrict()
+action on the organization and the token scope its kind asks for (``audit.export``: ``audit``, that is admins, and
+the ``admin`` scope); a token bound to an organization sees and starts
 jobs of that organization only. An organization that requires MFA refuses its jobs to a session caller without it.
 """
 
@@ -25,12 +26,14 @@ from rest_framework.exceptions import ErrorDetail
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from apps.core.access import TokenScope, organization_model, request_token, role_of
+from apps.core.access import TokenScope, organization_model
+from apps.core.api.permissions import require_scope
 from apps.core.api.serializers import absolute_url
-from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
+from apps.core.api.views import RestrictedViewSetMixin, api_refusals, bound_organization_id
 from apps.core.gates import gate_refusal
 from apps.core.job_services import cancel_job, ensure_sent, job_kinds, job_task_for, start_job
 from apps.core.jobs import Job, JobStatus
+from apps.core.lookup import require_organization_action
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
@@ -209,6 +212,9 @@ class JobViewSet(
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
     def _organization_for_job(self, slug: str, task):
+        """The organization a job of ``task``'s kind starts in, through core's lookup path: one the caller may view
+        (else a 400 on the field), its gates (MFA), then the kind's restrict() action on it (``audit`` for an audit
+        export) and the kind's token scope."""
         request = self.request
         bound = bound_organization_id(request)
         visible = organization_model().objects.restrict(request.user, "view", within_organization=bound)
@@ -216,24 +222,12 @@ class JobViewSet(
         if organization is None:
             raise _invalid("organization", f"There is no organization “{slug}” that you can see.", "does_not_exist")
         _refuse_without_mfa(request, organization)
-        if bound is not None and organization.pk != bound:
-            raise exceptions.PermissionDenied(
-                f"This token is bound to another organization and cannot start jobs in “{organization.slug}”.",
-                code="token_binding",
+        doing = f"start “{task.kind}” jobs"
+        with api_refusals():
+            require_organization_action(
+                request.user, organization, task.organization_action, within_organization=bound, doing=doing
             )
-        role = role_of(request.user, organization)
-        if role is None or role < task.required_role:
-            raise exceptions.PermissionDenied(
-                f"Only an organization {task.required_role.label} or above may start “{task.kind}” jobs "
-                f"in “{organization.slug}”."
-            )
-        token = request_token(request)
-        if token is not None and not token.allows(task.required_scope):
-            raise exceptions.PermissionDenied(
-                f"This token's scope is “{token.scope_label()}”; starting “{task.kind}” jobs needs "
-                f"“{task.required_scope.label}”.",
-                code="insufficient_scope",
-            )
+        require_scope(request, task.required_scope, doing=f"starting “{task.kind}” jobs")
         return organization
 
     @extend_schema(

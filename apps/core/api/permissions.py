@@ -5,7 +5,7 @@ Object-level rights are not decided here: restrict() decides them in the base vi
 
 from __future__ import annotations
 
-from rest_framework import permissions
+from rest_framework import exceptions, permissions
 
 from apps.core.access import TokenScope, request_token
 
@@ -25,6 +25,15 @@ def required_scope(view, request) -> TokenScope:
         action = "view" if request.method in permissions.SAFE_METHODS else "change"
     table = {**DEFAULT_SCOPE_FOR_ACTION, **getattr(view, "scope_for_action", {})}
     return table.get(action, TokenScope.ADMIN)
+
+
+def require_scope(request, scope: TokenScope, *, doing: str) -> None:
+    """403 ``insufficient_scope`` when the request's token (if any) does not reach ``scope`` for ``doing``."""
+    token = request_token(request)
+    if token is not None and not token.allows(scope):
+        raise exceptions.PermissionDenied(
+            f"This token's scope is “{token.scope_label()}”; {doing} needs “{scope.label}”.", code="insufficient_scope"
+        )
 
 
 class TokenScopePermission(permissions.BasePermission):

@@ -19,10 +19,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
-from apps.core.access import Role
+from apps.core import lookup
 from apps.core.api.serializers import absolute_url
-from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
+from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, api_refusals, bound_organization_id
 from apps.core.jobs import Job, JobStatus
+from apps.core.lookup import CREATE_IN
 from apps.inference import pipelines
 from apps.inference.api.views import NPZ_TYPES, Conflict, PredictThrottle, RunFailed, _truthy
 from apps.inference.completion import wait_finished
@@ -188,7 +189,7 @@ class PipelineViewSet(
         tags=["inference"],
     )
     def create(self, request, *args, **kwargs) -> Response:
-        self.require_role(Role.MEMBER)
+        self.require_organization_action(CREATE_IN)
         body = PipelineWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -265,16 +266,16 @@ class PipelineRunView(OrganizationNestedMixin, APIView):
         return "run"
 
     def _pipeline(self, action: str) -> Pipeline:
-        visible = Pipeline.objects.restrict(
-            self.request.user, "view", within_organization=bound_organization_id(self.request)
-        ).select_related("organization")
-        pipeline = get_object_or_404(visible, organization=self.organization, slug=self.kwargs["slug"])
-        allowed = Pipeline.objects.restrict(
-            self.request.user, action, within_organization=bound_organization_id(self.request)
-        )
-        if not allowed.filter(pk=pipeline.pk).exists():
-            raise exceptions.PermissionDenied(f"You may view the pipeline {pipeline} but not {action} it.")
-        return pipeline
+        """The pipeline through core's lookup path: 404 unless the caller may view it, 403 unless ``action``."""
+        with api_refusals():
+            return lookup.find_allowed(
+                Pipeline.objects.select_related("organization"),
+                self.request.user,
+                action,
+                within_organization=bound_organization_id(self.request),
+                organization=self.organization,
+                slug=self.kwargs["slug"],
+            )
 
     @extend_schema(
         summary="Run a pipeline",

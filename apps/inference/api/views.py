@@ -25,6 +25,7 @@ from apps.core.api.throttling import UserRateThrottle
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
 from apps.core.job_services import QueueUnavailable, broker_errors, ensure_sent
 from apps.core.jobs import Job, JobStatus
+from apps.core.lookup import CREATE_IN
 from apps.inference import services
 from apps.inference.api.serializers import (
     DeploymentRevisionSerializer,
@@ -461,7 +462,7 @@ class DeploymentViewSet(
         summary="Deploy a model of the organization (members)", request=DeploymentWriteSerializer, tags=["inference"]
     )
     def create(self, request, *args, **kwargs) -> Response:
-        self.require_role(Role.MEMBER)
+        self.require_organization_action(CREATE_IN)
         body = DeploymentWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.fields_given()

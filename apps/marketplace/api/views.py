@@ -24,6 +24,7 @@ from apps.core.api.views import (
     RestrictedViewSetMixin,
     bound_organization_id,
 )
+from apps.core.lookup import CREATE_IN
 from apps.marketplace import services, storage
 from apps.marketplace.api.manifest import label_from_manifest
 from apps.marketplace.api.mixins import CatalogErrorsMixin, DownloadMixin, ModelLookupMixin
@@ -161,7 +162,7 @@ class OrganizationModelViewSet(
         return ModelDetailSerializer if self.wants_deleted() else ModelSerializer
 
     def create(self, request, *args, **kwargs) -> Response:
-        self.require_role(Role.MEMBER)
+        self.require_organization_action(CREATE_IN)
         serializer = ModelCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         model = services.create_model(organization=self.organization, actor=request.user, **serializer.validated_data)

@@ -7,14 +7,14 @@ outsiders 404 (the organization's models themselves are in the catalog, under th
 from __future__ import annotations
 
 from django.db.models import Count
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
-from apps.core.api.views import RestrictedViewSetMixin
+from apps.core import lookup
+from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
 from apps.organizations.api.views import ORG_SLUG, OrganizationScopedMixin
 from apps.registries import services
 from apps.registries.api.serializers import (
@@ -120,8 +120,13 @@ class RegistryChildMixin(OrganizationScopedMixin):
     @property
     def registry(self) -> Registry:
         if not hasattr(self, "_registry"):
-            visible = Registry.objects.restrict(self.request.user, "view").filter(organization=self.organization)
-            self._registry = get_object_or_404(visible, slug=self.kwargs["registry_slug"])
+            self._registry = lookup.find_allowed(
+                Registry.objects.all(),
+                self.request.user,
+                within_organization=bound_organization_id(self.request),
+                organization=self.organization,
+                slug=self.kwargs["registry_slug"],
+            )
         return self._registry
 
 
