@@ -48,6 +48,24 @@ def personal_organization_of(user: User) -> Organization | None:
     return Organization.objects.filter(personal_owner=user, is_personal=True).first()
 
 
+def acting_organization(user: Any, bound_organization_id: int | None, fallback: Any) -> Any:
+    """Whom a run counts against: the token's bound organization, else the caller's personal one."""
+    if bound_organization_id:
+        return bound_organization_id
+    personal = _personal_organizations.get(user.pk)
+    if personal is None:
+        found = personal_organization_of(user)
+        if found is None:
+            return fallback
+        if len(_personal_organizations) > 10_000:
+            _personal_organizations.clear()
+        personal = _personal_organizations[user.pk] = found.pk  # a personal organization never changes hands
+    return personal
+
+
+_personal_organizations: dict[int, int] = {}
+
+
 def token_chain_organization(token: ApiToken) -> Organization | None:
     """Which audit chain a token's events belong to: the bound organization, else the owner's personal one."""
     return token.organization if token.organization_id else personal_organization_of(token.user)

@@ -280,13 +280,6 @@ def _token_of(request: Any) -> Any:
     return token if token is not None and hasattr(token, "prefix") else None
 
 
-def compute_device(device: str) -> str:
-    """``gpu`` or ``cpu``: where a run that asks for ``device`` (gpu, cpu, auto) goes, for its compute quota."""
-    from apps.inference.routing import queue_for
-
-    return "gpu" if queue_for(device) == "inference.gpu" else "cpu"
-
-
 def check_prediction(request: Any, *, organization_id: int, device: str, organization_label: str = "") -> None:
     """Before a prediction starts: the organization's compute allowance on ``device`` (no counting), then one
     prediction against the organization's and the token's per-minute limits. 429 with Retry-After when refused.
@@ -309,7 +302,7 @@ class ApiRateQuota(BaseThrottle):
         user = getattr(request, "user", None)
         if user is None or not getattr(user, "is_authenticated", False):
             return True
-        from apps.inference.predictions import acting_organization
+        from apps.accounts.services import acting_organization
 
         token = _token_of(request)
         organization_id = acting_organization(user, getattr(token, "organization_id", None), None)
@@ -324,7 +317,6 @@ __all__ = [
     "check_compute",
     "check_prediction",
     "check_rate",
-    "compute_device",
     "forget_cached_limits",
     "limits_for",
     "quota_overview",

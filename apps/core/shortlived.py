@@ -118,9 +118,13 @@ def invalidate(*, publish: bool = True) -> None:
 
 
 def _redis():
-    from apps.inference.completion import _client
+    """A client of the portal's Redis (``REDIS_URL``), or None without one."""
+    url = getattr(settings, "REDIS_URL", None)
+    if not url:
+        return None
+    import redis
 
-    return _client()
+    return redis.Redis.from_url(url, socket_timeout=None, health_check_interval=30)
 
 
 def watched(sender: Any) -> bool:

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from apps.accounts.services import acting_organization  # re-exported: whom a run counts against
 from apps.core.errors import field_error, field_errors
 from apps.core.job_services import start_job
 from apps.core.jobs import Job, JobStatus
@@ -169,26 +170,6 @@ def _items_of(version: ModelVersion, arrays: dict[str, np.ndarray]) -> int:
         if first is not None and first.ndim:
             return int(first.shape[0])
     return 1
-
-
-def acting_organization(user: Any, bound_organization_id: int | None, fallback: Any) -> Any:
-    """Whom a run counts against: the token's bound organization, else the caller's personal one."""
-    if bound_organization_id:
-        return bound_organization_id
-    personal = _personal_organizations.get(user.pk)
-    if personal is None:
-        from apps.accounts.services import personal_organization_of
-
-        found = personal_organization_of(user)
-        if found is None:
-            return fallback
-        if len(_personal_organizations) > 10_000:
-            _personal_organizations.clear()
-        personal = _personal_organizations[user.pk] = found.pk  # a personal organization never changes hands
-    return personal
-
-
-_personal_organizations: dict[int, int] = {}
 
 
 def prediction_organization(

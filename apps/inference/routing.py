@@ -66,3 +66,8 @@ def queue_for(device: str) -> str:
 def reset_cache() -> None:
     global _cached
     _cached = (0.0, False)
+
+
+def compute_device(device: str) -> str:
+    """``gpu`` or ``cpu``: where a run that asks for ``device`` (gpu, cpu, auto) goes, for its compute quota."""
+    return "gpu" if queue_for(device) == "inference.gpu" else "cpu"

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
-from apps.analytics.quotas import check_prediction, compute_device
+from apps.analytics.quotas import check_prediction
 from apps.core.access import Role
 from apps.core.api.throttling import UserRateThrottle
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
@@ -54,6 +54,7 @@ from apps.inference.predictions import (
     sync_timeout,
     viewable_models,
 )
+from apps.inference.routing import compute_device
 from apps.inference.webhooks import check_webhook_url, rotate_secret, secret_of
 from apps.marketplace.api.mixins import ModelLookupMixin
 from apps.marketplace.models import Model, ModelVersion, VersionStatus
