@@ -21,7 +21,7 @@ from django.shortcuts import get_object_or_404
 from django.views import View
 
 from apps.core.access import CHANGE, SHARE, VIEW
-from apps.core.mixins import mfa_setup_redirect
+from apps.core.mixins import gate_redirect
 from apps.organizations.grants import (
     GRANTEE_TYPES,
     PERMISSION_HELP,
@@ -82,7 +82,7 @@ class ObjectAccessView(View):
         obj = get_object_or_404(
             manager.restrict(request.user, VIEW).select_related("organization"), **self.object_lookup(**kwargs)
         )
-        redirect = mfa_setup_redirect(request, obj.organization)
+        redirect = gate_redirect(request, obj.organization)
         if redirect is not None:
             return redirect
         if not _allowed(obj, request.user, SHARE):
