@@ -138,6 +138,14 @@ class RegistrySync(OwnedModel):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["registry", "-created_at"])]
 
+    def summary(self) -> str:
+        """The run's totals in one line, as its page and its job's last progress message say them."""
+        text = (
+            f"{self.seen:,} models read in {self.pages:,} pages: {self.created:,} new, {self.updated:,} updated, "
+            f"{self.unchanged:,} unchanged, {self.failed:,} failed"
+        )
+        return text + (f", {self.removed:,} removed upstream" if self.removed else "")
+
     def __str__(self) -> str:
         return f"sync {self.pk} of {self.registry_id}"
 

@@ -24,7 +24,11 @@ class SyncRegistry(JobTask):
 
     def execute(self, job: Job, progress: ProgressReporter) -> Any:
         sync = RegistrySync.objects.select_related("registry__organization", "job__creator").get(job=job)
-        return services.run_registry_sync(sync, progress)
+        result = services.run_registry_sync(sync, progress)
+        # The last word is the whole run's (the progress line may have been written pages before the end).
+        sync.refresh_from_db()
+        progress(1.0, sync.summary())
+        return result
 
 
 sync_registry = register_job_task(SyncRegistry)

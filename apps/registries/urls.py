@@ -19,4 +19,7 @@ urlpatterns = [
     path(f"{REGISTRY}/access/revoke/", views.RegistryRevokeView.as_view(), name="org-registry-access-revoke"),
     path(f"{REGISTRY}/delete/", views.RegistryDeleteView.as_view(), name="org-registry-delete"),
     path(f"{REGISTRY}/syncs/<int:sync_id>/", views.RegistrySyncDetailView.as_view(), name="org-registry-sync-detail"),
+    path(
+        f"{REGISTRY}/syncs/<int:sync_id>/live/", views.RegistrySyncLiveFragment.as_view(), name="org-registry-sync-live"
+    ),
 ]

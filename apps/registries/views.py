@@ -10,6 +10,7 @@
 /orgs/<org_slug>/registries/<registry_slug>/access/          org-registry-access      POST: grant (its Access panel)
 /orgs/<org_slug>/registries/<registry_slug>/access/revoke/   org-registry-access-revoke POST: revoke a grant
 /orgs/<org_slug>/registries/<registry_slug>/syncs/<sync_id>/ org-registry-sync-detail one run and its errors
+/orgs/<org_slug>/registries/<registry_slug>/syncs/<sync_id>/live/ org-registry-sync-live its live part (htmx)
 """
 
 from __future__ import annotations
@@ -243,6 +244,10 @@ class RegistryDeleteView(RegistryAction):
 
 
 class RegistrySyncDetailView(RegistryPageMixin, OrganizationPage):
+    """One sync: who or what started it, when, how long it ran, its totals (read from the sync's own row, so the
+    counts and the progress never disagree) and its per-model errors; while it runs, ``org-registry-sync-live``
+    answers the live part again every second."""
+
     template_name = "registries/sync_detail.html"
     required_role = ADMIN
 
@@ -251,10 +256,18 @@ class RegistrySyncDetailView(RegistryPageMixin, OrganizationPage):
         registry = self.get_registry()
         context["registry"] = registry
         context["sync"] = get_object_or_404(
-            RegistrySync.objects.restrict(self.request.user, "view").filter(registry=registry).select_related("job"),
+            RegistrySync.objects.restrict(self.request.user, "view")
+            .filter(registry=registry)
+            .select_related("job", "job__creator"),
             pk=self.kwargs["sync_id"],
         )
         return context
+
+
+class RegistrySyncLiveFragment(RegistrySyncDetailView):
+    """The live part of a sync's page (progress, totals, timing), which htmx polls while the sync runs."""
+
+    template_name = "registries/_sync_live.html"
 
 
 def _registry_url(registry: Registry) -> str:

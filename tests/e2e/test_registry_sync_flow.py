@@ -67,7 +67,12 @@ def test_an_admin_adds_syncs_and_browses_a_registry(
         page.get_by_role("button", name="Sync now").click()
         page.wait_for_selector("#active-sync .progress")
         screenshot(page, "syncing")
-        page.wait_for_selector('#active-sync [data-status="succeeded"]', timeout=60_000)
+        # When the sync ends the page reloads: its history and counts then agree with it.
+        page.wait_for_function(
+            "!document.querySelector('#active-sync') && document.querySelector('#sync-history')"
+            " && document.querySelector('#sync-history').innerText.includes('succeeded')",
+            timeout=60_000,
+        )
         screenshot(page, "synced")
         page.reload()
         history = page.inner_text("#sync-history")

@@ -70,4 +70,5 @@ PAGE_ROUTES = [
     Route("org-registry-access", "POST", REGISTRY_SHARING, of_registry, lambda s, p: s.team and TEAM_VIEW),
     Route("org-registry-access-revoke", "POST", REGISTRY_SHARING, of_granted_registry, lambda s, p: TEAM_VIEW),
     Route("org-registry-sync-detail", "GET", PAGE_ADMIN, of_sync),
+    Route("org-registry-sync-live", "GET", PAGE_ADMIN, of_sync),
 ]
