@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.core.errors import field_error, field_errors
+from apps.core.errors import Problems, field_error
 from apps.core.parsing import InvalidText, NestingTooDeep, loads_json
 from apps.inference.batch.formats import (
     FORMAT_BY_SUFFIX,
@@ -195,7 +195,7 @@ def _inspect_npz(version: ModelVersion, uploaded: Any) -> InspectedFile:
         ) from None
     lengths: dict[str, int] = {}
     plan: dict[str, str] = {}
-    problems: dict[str, list[str]] = {}
+    problems = Problems()
     total = 0
     with archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
@@ -211,18 +211,18 @@ def _inspect_npz(version: ModelVersion, uploaded: Any) -> InspectedFile:
                 )
             if name not in inputs:
                 hint = " (send texts as JSONL or CSV)" if name in READABLE_KEYS else ""
-                problems.setdefault(key, []).append(f"unknown input; the model's inputs are {', '.join(inputs)}{hint}")
+                problems.add(key, f"unknown input; the model's inputs are {', '.join(inputs)}{hint}")
                 continue
             try:
                 shape, dtype = _npy_header(archive, info)
             except ValueError as exc:
-                problems.setdefault(key, []).append(f"not a .npy array: {exc}")
+                problems.add(key, f"not a .npy array: {exc}")
                 continue
             if dtype.hasobject:
-                problems.setdefault(key, []).append("object arrays are refused (they would need unpickling)")
+                problems.add(key, "object arrays are refused (they would need unpickling)")
                 continue
             if not shape:
-                problems.setdefault(key, []).append("a scalar has no rows; put the rows along axis 0")
+                problems.add(key, "a scalar has no rows; put the rows along axis 0")
                 continue
             declared = inputs[name].get("shape")
             rank = len(declared) if isinstance(declared, list) else len(shape)
@@ -231,24 +231,25 @@ def _inspect_npz(version: ModelVersion, uploaded: Any) -> InspectedFile:
             elif len(shape) == rank + 1:
                 plan[name] = "index"
             else:
-                problems.setdefault(key, []).append(
-                    f"shape {list(shape)} does not fit the input's shape {shape_text(declared)} with rows along axis 0"
+                problems.add(
+                    key,
+                    f"shape {list(shape)} does not fit the input's shape {shape_text(declared)} with rows along axis 0",
                 )
                 continue
             lengths[name] = int(shape[0])
     for name in inputs:
-        if name not in lengths and f"file.{name}" not in problems:
-            problems[f"file.{name}"] = [f"required input is missing; the model's inputs are {', '.join(inputs)}"]
+        if name not in lengths and f"file.{name}" not in problems.errors:
+            problems.add(f"file.{name}", f"required input is missing; the model's inputs are {', '.join(inputs)}")
     if len(set(lengths.values())) > 1:
         first = next(iter(lengths))
         for name, length in lengths.items():
             if length != lengths[first]:
-                problems.setdefault(f"file.{name}", []).append(
+                problems.add(
+                    f"file.{name}",
                     f"{length} rows along axis 0, but file.{first} has {lengths[first]}; every array needs the same "
-                    "number of rows"
+                    "number of rows",
                 )
-    if problems:
-        raise field_errors(problems, code="invalid")
+    problems.raise_if_any()
     return InspectedFile(BatchFormat.NPZ, next(iter(lengths.values()), 0), {"arrays": plan})
 
 
