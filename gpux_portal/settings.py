@@ -420,6 +420,7 @@ SPECTACULAR_SETTINGS = {
         "VisibilityEnum": "apps.core.access.Visibility",
         "RegistryModeEnum": "apps.registries.models.RegistryMode",
         "DeploymentStatusEnum": "apps.inference.models.DeploymentStatus",
+        "ApiTokenKindEnum": "apps.accounts.models.TokenKind",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.marketplace.api.urls")),
     path("", include("apps.registries.api.urls")),
     path("", include("apps.inference.api.urls")),
+    path("", include("apps.analytics.api.urls")),
 ]
 
 urlpatterns = [

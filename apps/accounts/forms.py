@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from apps.accounts.models import ApiToken, TokenScope, User
+from apps.accounts.models import ApiToken, TokenKind, TokenScope, User
 from apps.organizations.models import Organization
 
 
@@ -37,6 +37,12 @@ class TokenForm(forms.Form):
         empty_label="Not bound (all my organizations)",
         label="Bound to organization",
         help_text="A bound token sees only that organization's objects and public ones; its admins can revoke it.",
+    )
+    kind = forms.ChoiceField(
+        choices=TokenKind.choices,
+        initial=TokenKind.PERSONAL,
+        label="Used by",
+        help_text="A person, CI or a service: usage analytics tell their traffic apart.",
     )
     expires_on = forms.DateField(
         required=False,

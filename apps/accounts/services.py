@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.models import ApiToken, TokenScope, User
+from apps.accounts.models import ApiToken, TokenKind, TokenScope, User
 from apps.audit.services import changes, record_event
 from apps.core import shortlived
 from apps.core.access import Role, role_of
@@ -116,6 +116,7 @@ def create_api_token(
     organization: Organization | None = None,
     expires_at: datetime | None = None,
     via_token: ApiToken | None = None,
+    kind: str = "personal",
 ) -> tuple[ApiToken, str]:
     """Create a token for ``user``; return it with the raw secret, which is shown once and never stored.
 
@@ -125,6 +126,8 @@ def create_api_token(
     name = _clean_name(name)
     scope = _as_scope(scope)
     now = timezone.now()
+    if kind not in TokenKind.values:
+        raise field_error("kind", f"“{kind}” is not a token kind: use one of {', '.join(TokenKind.values)}.")
 
     if via_token is not None:
         if not via_token.allows(TokenScope.ADMIN):
@@ -192,6 +195,7 @@ def create_api_token(
                         organization=organization,
                         expires_at=expires_at,
                         created_at=now,
+                        kind=kind,
                     )
                 break
             except IntegrityError:

@@ -77,6 +77,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
                     scope=form.cleaned_data["scope"],
                     organization=form.cleaned_data["organization"],
                     expires_at=form.expires_at(),
+                    kind=form.cleaned_data.get("kind") or "personal",
                 )
             except ValidationError as exc:
                 add_service_errors(form, exc, aliases={"expires_at": "expires_on"})

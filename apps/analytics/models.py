@@ -162,6 +162,7 @@ class UsageRollup(models.Model):
         indexes = [
             models.Index(fields=["organization", "granularity", "scope", "bucket_start"]),
             models.Index(fields=["granularity", "bucket_start"]),
+            models.Index(fields=["model_id", "granularity", "scope", "bucket_start"]),
         ]
 
     def __str__(self) -> str:

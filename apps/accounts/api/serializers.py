@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.accounts.models import ApiToken, TokenScope, User
+from apps.accounts.models import ApiToken, TokenKind, TokenScope, User
 
 SCOPE_NAMES = [scope.label for scope in TokenScope]
 STATUS_NAMES = ["active", "expired", "revoked"]
@@ -40,6 +40,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
             "name",
             "prefix",
             "scope",
+            "kind",
             "organization",
             "status",
             "created_at",
@@ -71,6 +72,7 @@ class OrganizationApiTokenSerializer(ApiTokenSerializer):
             "name",
             "prefix",
             "scope",
+            "kind",
             "organization",
             "status",
             "created_at",
@@ -86,6 +88,11 @@ class ApiTokenCreateSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=ApiToken.NAME_MAX_LENGTH, trim_whitespace=True)
     scope = serializers.ChoiceField(choices=SCOPE_NAMES, default="read")
+    kind = serializers.ChoiceField(
+        choices=TokenKind.values,
+        default=TokenKind.PERSONAL,
+        help_text="Who uses it (personal, ci, service): usage analytics tell their traffic apart by it.",
+    )
     organization = serializers.CharField(
         required=False,
         allow_null=True,

@@ -147,6 +147,7 @@ class UserTokenViewSet(
             organization=self._organization_named(data.get("organization")),
             expires_at=data.get("expires_at"),
             via_token=request.auth if isinstance(request.auth, ApiToken) else None,
+            kind=data.get("kind", "personal"),
         )
         answer = ApiTokenCreatedSerializer(token, context={**self.get_serializer_context(), "raw_token": raw})
         return Response(answer.data, status=status.HTTP_201_CREATED)
