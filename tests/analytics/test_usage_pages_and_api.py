@@ -27,7 +27,9 @@ def used(world):
     now = datetime.now(UTC)
     model = catalog.create_model(organization=world.org, actor=world.user("member"), name="iris", visibility="public")
     ci, _ = create_api_token(user=world.user("member"), name="ci", scope="read", organization=world.org, kind="ci")
-    service, _ = create_api_token(user=world.user("admin"), name="svc", scope="read", organization=world.org, kind="service")
+    service, _ = create_api_token(
+        user=world.user("admin"), name="svc", scope="read", organization=world.org, kind="service"
+    )
     when = (now - timedelta(days=2)).timestamp()
     for _ in range(3):
         usage.record("prediction", organization_id=world.org.pk, user_id=world.user("member").pk, token_id=ci.pk,
