@@ -5,6 +5,7 @@ organization's jobs and predictions, never another's."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 
 import pytest
@@ -58,7 +59,9 @@ def test_the_live_fragment_shows_every_queue_and_the_window_between_two_refreshe
         sample["t"] -= 5
     cache.set(dashboards.OPS_RING_KEY, ring)
     second = staff.get("/operations/live/").content.decode()
-    assert "Over the last 5 s" in second
+    # At least the five seconds moved back, plus however long the second refresh took on a loaded machine.
+    window = re.search(r"Over the last (\d+) s", second)
+    assert window is not None and int(window.group(1)) >= 5
     overview = second.split('id="kpi-request-rate">', 1)[1].split("<", 1)[0]
     assert float(overview) > 0
 
