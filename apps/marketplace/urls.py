@@ -1,6 +1,7 @@
 """Catalog pages. URL names are stable (tests and templates use them); the API's names live in ``api:``.
 
 /models/                                              catalog-models            the catalog (search, filters)
+/orgs/<org_slug>/models/                              org-models                the organization's Models tab
 /orgs/<org_slug>/models/new/                          catalog-model-create      members create a model
 /models/<owner>/<name>/                               catalog-model             a model's page
 /models/<owner>/<name>/edit/                          catalog-model-edit        members edit the card
@@ -30,6 +31,7 @@ VERSION = f"{MODEL}/versions/<str:label>"
 
 urlpatterns = [
     path("models/", views.catalog, name="catalog-models"),
+    path("orgs/<str:org_slug>/models/", views.OrganizationModelsView.as_view(), name="org-models"),
     path("orgs/<str:org_slug>/models/new/", views.ModelCreateView.as_view(), name="catalog-model-create"),
     path(f"{MODEL}/", views.ModelView.as_view(), name="catalog-model"),
     path(f"{MODEL}/edit/", views.ModelEditView.as_view(), name="catalog-model-edit"),

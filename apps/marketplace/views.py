@@ -69,7 +69,14 @@ def _latest_published_label() -> Subquery:
 # -- the catalog ----------------------------------------------------------------------------------------------------
 def catalog(request: HttpRequest) -> HttpResponse:
     """/models/: the models the caller may view, searched (``q``) and filtered by task, license, owner, tags."""
-    visible = Model.objects.restrict(request.user, "view")
+    context, status = catalog_listing(request, Model.objects.restrict(request.user, "view"))
+    context["creatable_in"] = _organizations_to_create_in(request.user)
+    return render(request, "marketplace/catalog.html", context, status=status)
+
+
+def catalog_listing(request: HttpRequest, visible: QuerySet) -> tuple[dict[str, Any], int]:
+    """The catalog's filters, facets and page of results over ``visible`` (models restrict() already allowed), and
+    the status to answer (400 when a filter is invalid): for the catalog and for an organization's Models tab."""
     models = visible.select_related("organization").annotate(latest_version_label=_latest_published_label())
     filterset = ModelFilterSet(request.GET or None, queryset=models)
     sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "updated"
@@ -88,10 +95,8 @@ def catalog(request: HttpRequest) -> HttpResponse:
         "facets": facets,
         "sort": sort,
         "filtering": filtering,
-        "creatable_in": _organizations_to_create_in(request.user),
     }
-    status = 200 if valid else 400
-    return render(request, "marketplace/catalog.html", context, status=status)
+    return context, 200 if valid else 400
 
 
 def _source_facet(visible: Any) -> list[tuple[str, int]]:
@@ -112,6 +117,22 @@ def _organizations_to_create_in(user: Any) -> list:
         .filter(memberships__user=user, memberships__role__gte=Model.access.role_for("change") or Role.MEMBER)
         .order_by("-is_personal", "slug")
     )
+
+
+# -- an organization's models ----------------------------------------------------------------------------------------
+class OrganizationModelsView(OrganizationPageMixin, TemplateView):
+    """/orgs/<slug>/models/: the organization's models the caller may view, with the catalog's search and filters,
+    and "New model" for those who may create one there (members and up)."""
+
+    template_name = "marketplace/organization_models.html"
+    allow_anonymous = True
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        visible = Model.objects.restrict(request.user, "view").filter(organization=self.organization)
+        listing, status = catalog_listing(request, visible)
+        context = self.get_context_data(**listing)
+        context["may_create"] = self.has_role(Model.access.role_for("change"))
+        return self.render_to_response(context, status=status)
 
 
 # -- creating a model -----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.core.access import Visibility
-from tests.permissions.matrix import DONE, LOGIN, Access, Route, Scene, acme, table
+from tests.permissions.matrix import DONE, LOGIN, PAGE_ORG_READ, Access, Route, Scene, acme, table
 
 
 # The same expectations whatever the organization's visibility: the model's visibility decides.
@@ -209,6 +209,7 @@ def _routes_for(visibility: str) -> list[Route]:
 
 PAGE_ROUTES: list[Route] = [
     Route("catalog-models", "GET", EVERYONE, lambda s, p: {}, under_org=False),
+    Route("org-models", "GET", PAGE_ORG_READ, acme, note="the organization's Models tab: each sees what they may view"),
     Route("catalog-model-create", "GET", PAGE_ORG_MEMBER, acme),
     Route(
         "catalog-model-create",

@@ -1,6 +1,7 @@
-"""The organization switcher names only organizations the viewer may view: the page of a public (or internal) model
-of a private organization takes that organization as the page's own, and an outsider must not read its display
-name there (it is not theirs to see); a member still sees it marked as current."""
+"""The organization switcher lists the viewer's own organizations and names the page's organization as current only
+when it is one of them: the page of a public (or internal) model of a private organization takes that organization
+as the page's own, and an outsider must not read its display name there (it is not theirs to see), nor see a public
+organization as theirs; a member still sees it marked as current."""
 
 from __future__ import annotations
 
@@ -48,12 +49,13 @@ def test_a_member_on_the_same_page_sees_the_organization_as_current(world, page_
     assert 'class="dropdown-item active" href="/orgs/acme/"' in switcher(html)
 
 
-def test_a_public_organizations_name_is_shown_to_an_outsider_as_current(
-    world, page_client, public_model_of_a_private_org
-):
+def test_a_public_organization_is_not_an_outsiders_current_one(world, page_client, public_model_of_a_private_org):
+    """Issue #14 item 9: the switcher is the viewer's own organizations; another one, public or not, is never shown
+    as theirs."""
     world.org.visibility = Visibility.PUBLIC
     world.org.save(update_fields=["visibility"])
-    html = page_client("outsider").get(reverse("catalog-model", args=["acme", "open-iris"])).content.decode()
-    toggle = html.split('id="org-switcher"', 1)[1].split("</a>", 1)[0]
-    assert SECRET_NAME in toggle
-    assert "/orgs/acme/" not in switcher(html)  # listed only for its members
+    for url in (reverse("catalog-model", args=["acme", "open-iris"]), reverse("org-overview", args=["acme"])):
+        html = page_client("outsider").get(url).content.decode()
+        toggle = html.split('id="org-switcher"', 1)[1].split("</a>", 1)[0]
+        assert SECRET_NAME not in toggle and "Organizations" in toggle, url
+        assert "/orgs/acme/" not in switcher(html)  # listed only for its members

@@ -16,22 +16,20 @@ _CHECK_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMu
 @register.inclusion_tag("includes/org_switcher.html", takes_context=True)
 def org_switcher(context: template.Context) -> dict[str, Any]:
     """The organizations the signed-in user belongs to, listed through restrict(), and the page's organization as
-    the current one only when the user may view it: a page of a public model of a private organization sets
-    ``organization`` to the model's, whose display name is not for outsiders to read."""
+    the current one only when it is one of them: on another organization's page (a public model of theirs, their
+    public overview) the switcher names none as current, so nobody reads it as their own, nor reads the display name
+    of an organization they may not view."""
     Organization = organization_model()
     request = context.get("request")
     user = getattr(request, "user", None)
     organizations: list[Any] = []
-    current = context.get("organization")
     if user is not None and user.is_authenticated:
         organizations = list(
             Organization.objects.restrict(user, "view").filter(memberships__user=user).order_by("-is_personal", "slug")
         )
-    if isinstance(current, Organization) and all(org.pk != current.pk for org in organizations):
-        if not Organization.objects.restrict(user, "view").filter(pk=current.pk).exists():
-            current = None
-    elif current is not None and not isinstance(current, Organization):
-        current = None
+    page = context.get("organization")
+    page_pk = page.pk if isinstance(page, Organization) else None
+    current = next((org for org in organizations if org.pk == page_pk), None)
     return {"organizations": organizations, "current": current}
 
 
