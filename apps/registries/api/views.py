@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
 from apps.core import lookup
-from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
+from apps.core.api.views import RestrictedModelViewSet, RestrictedViewSetMixin, bound_organization_id
 from apps.organizations.api.views import ORG_SLUG, OrganizationScopedMixin
 from apps.registries import services
 from apps.registries.api.serializers import (
@@ -54,16 +54,7 @@ class BackendListView(APIView):
     ),
     destroy=extend_schema(summary="Delete a registry (admins); its models stay in the catalog", parameters=[SLUG]),
 )
-class RegistryViewSet(
-    OrganizationScopedMixin,
-    RestrictedViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class RegistryViewSet(OrganizationScopedMixin, RestrictedModelViewSet):
     admin_only = True
     queryset = Registry.objects.select_related("last_sync__job")
     serializer_class = RegistrySerializer
