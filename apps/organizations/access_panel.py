@@ -32,6 +32,9 @@ from apps.organizations.grants import (
 )
 from apps.organizations.models import Team
 
+# The tag of the panel's messages: the panel shows them itself, where the page returns to (``#access``).
+ACCESS = "access"
+
 
 def _allowed(obj: models.Model, user: Any, action: str) -> bool:
     return type(obj)._default_manager.restrict(user, action).filter(pk=obj.pk).exists()
@@ -99,16 +102,20 @@ class ObjectAccessView(View):
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 for message in errors:
-                    messages.error(request, f"{field.replace('_', ' ')}: {message}")
+                    messages.error(request, f"{field.replace('_', ' ')}: {message}", extra_tags=ACCESS)
             return back
         except LookupError:
-            messages.error(request, "That grant is no longer there.")
+            messages.error(request, "That grant is no longer there.", extra_tags=ACCESS)
             return back
         if self.revoke:
-            messages.success(request, f"Revoked: {grant.grantee_label} no longer has {grant.permission} access.")
+            messages.success(
+                request, f"Revoked: {grant.grantee_label} no longer has {grant.permission} access.", extra_tags=ACCESS
+            )
         else:
             messages.success(
-                request, f"Granted: {grant.grantee_label} {PERMISSION_HELP[grant.permission]} ({grant.permission})."
+                request,
+                f"Granted: {grant.grantee_label} {PERMISSION_HELP[grant.permission]} ({grant.permission}).",
+                extra_tags=ACCESS,
             )
         return back
 
