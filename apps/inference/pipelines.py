@@ -570,6 +570,7 @@ def hide_unviewable_steps(answer: dict[str, Any], *, actor: Any, bound_organizat
     for step in steps:
         if step.get("version") and step["version"] not in shown:
             step["version"], step["reference"] = None, None
+            step.pop("outputs", None)
 
 
 def pipeline_inputs(pipeline: Pipeline, versions: dict[str, ModelVersion] | None = None) -> list[PipelineInput]:
@@ -768,6 +769,23 @@ def start_pipeline_run(
 # --- running (the worker side) -----------------------------------------------------------------------------------
 
 
+SUMMARY_VALUES = 8
+
+
+def tensor_summary(value: Any) -> dict[str, Any]:
+    """What a run's page shows of one step's output: its type, shape and first values (4 significant digits)."""
+    if not isinstance(value, np.ndarray):
+        return {"dtype": type(value).__name__, "shape": None, "head": [str(value)[:60]], "size": 1}
+    flat = value.reshape(-1)[:SUMMARY_VALUES]
+    if value.dtype.kind in "fc":
+        head: list[Any] = [float(f"{float(item):.4g}") for item in flat.real]
+    elif value.dtype.kind in "iub":
+        head = [int(item) for item in flat]
+    else:
+        head = [str(item)[:60] for item in flat]
+    return {"dtype": str(value.dtype), "shape": list(value.shape), "head": head, "size": int(value.size)}
+
+
 class StepFailed(Exception):
     """A step could not run; the message names it (``steps[1] (argmax): ...``)."""
 
@@ -842,6 +860,7 @@ def _run_steps(job: Job, run: PipelineRun, progress: ProgressReporter, timings: 
                 "load_ms": round(loaded.load_ms, 3),
                 "run_ms": ran.timings["run_ms"],
                 "ms": round((time.perf_counter() - started) * 1000, 3),
+                "outputs": {output: tensor_summary(value) for output, value in ran.outputs.items()},
             }
         )
         progress((index + 1) / (len(steps) + 1), f"step {index + 1} of {len(steps)} ({name}) done")

@@ -63,7 +63,7 @@ from apps.inference.forms import (
     describe_version,
     messages_of,
 )
-from apps.inference.models import Deployment, DeploymentStatus, InferenceJob
+from apps.inference.models import Deployment, DeploymentStatus, InferenceJob, PipelineRun
 from apps.inference.predictions import (
     NotRunnable,
     NoWorker,
@@ -484,8 +484,12 @@ def describe_inference_jobs(rows: list[dict[str, Any]], user: Any) -> None:
         elif described["pipeline"] is not None:
             pipeline = described["pipeline"]
             row["subject"] = f"pipeline {pipeline.organization.slug}/{pipeline.slug}"
-        if job.kind.startswith(INFERENCE_KINDS) and isinstance(_feature_row(job), InferenceJob):
+        feature = _feature_row(job) if job.kind.startswith(INFERENCE_KINDS) else None
+        if isinstance(feature, InferenceJob):
             row["url"] = reverse("inference-job", kwargs={"uuid": job.uuid})
+        elif isinstance(feature, PipelineRun):
+            pipeline = feature.pipeline
+            row["url"] = reverse("org-pipeline-run", args=[pipeline.organization.slug, pipeline.slug, job.uuid])
 
 
 def _names_a_version(job: Job) -> bool:

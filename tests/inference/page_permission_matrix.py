@@ -20,6 +20,7 @@ from typing import Any
 
 from apps.core.access import Visibility
 from tests.inference.matrix_api import INPUTS, deployment, runnable_version
+from tests.inference.matrix_pipelines import of_pipeline
 from tests.permissions.matrix import (
     DONE,
     LOGIN,
@@ -51,6 +52,8 @@ DEPLOYMENT_CREATE = Access(  # members of the organization; a public organizatio
     public=table(DONE, DONE, DONE, 403, 403, LOGIN),
 )
 NO_AUDIT_EVENT = frozenset(PERSONAS)
+# A run's page: the pipeline's viewers, and the run's own viewers (its creator, acme's member, and the admins).
+PIPELINE_RUN_PAGE = _same(table(DONE, DONE, DONE, 404, 404, LOGIN))
 
 
 def try_it_kwargs(visibility: str):
@@ -75,6 +78,21 @@ def run_file_body(scene: Scene, persona: str) -> dict:
 
     line = json.dumps({"float_input": INPUTS["inputs"]["float_input"]}).encode() + b"\n"
     return {"file": SimpleUploadedFile("rows.jsonl", line, content_type="application/x-ndjson")}
+
+
+def pipeline_form(scene: Scene, persona: str) -> dict:
+    """The builder's form for a one-step pipeline of acme's linear model (its input mapped by default)."""
+    from tests.inference.matrix_pipelines import linear_version
+    from tests.inference.pipeline_models import ref
+
+    return {"slug": f"page-{persona}", "step_count": "1", "steps-0-name": "project",
+            "steps-0-version": ref(linear_version(scene))}  # fmt: skip
+
+
+def of_pipeline_run(scene: Scene, persona: str) -> dict:
+    from tests.inference.matrix_pipelines import pipeline, pipeline_run
+
+    return {"org_slug": scene.org.slug, "slug": pipeline(scene).slug, "uuid": str(pipeline_run(scene).uuid)}
 
 
 def admin_prediction(scene: Scene):
@@ -155,6 +173,18 @@ PAGE_ROUTES = [
     Route("inference-run-on-file", "POST", TRY_PUBLIC, try_it_kwargs("public"), run_file_body,
           query={"model": "public"}, under_org=False),
     Route("inference-jobs", "GET", PAGE_SIGNED_IN, no_kwargs, under_org=False),
+    # Pipelines: private to acme whatever its visibility, as deployments; checking the builder and running write
+    # no audit event (a run is a job), saving writes pipeline.created.
+    Route("org-pipelines", "GET", PAGE_ORG_READ),
+    Route("org-pipeline-create", "GET", DEPLOYMENT_CREATE),
+    Route("org-pipeline-create", "POST", DEPLOYMENT_CREATE, body=pipeline_form),
+    Route("org-pipeline-check", "POST", DEPLOYMENT_CREATE, body=pipeline_form, unchanged_for=NO_AUDIT_EVENT,
+          note="checking writes nothing"),
+    Route("org-pipeline", "GET", DEPLOYMENT_PAGE, of_pipeline),
+    Route("org-pipeline-run-start", "POST", DEPLOYMENT_CHANGE, of_pipeline,
+          lambda s, p: {"input-features": "[[5.1, 3.5, 1.4, 0.2]]"}, unchanged_for=NO_AUDIT_EVENT,
+          note="a run is a job, not an audit event"),
+    Route("org-pipeline-run", "GET", PIPELINE_RUN_PAGE, of_pipeline_run),
     Route("inference-job", "GET", PAGE_JOB, of_job, under_org=False),
     Route("inference-job-answer", "GET", PAGE_JOB, of_job, under_org=False),
     Route("org-deployments", "GET", PAGE_ORG_READ),
