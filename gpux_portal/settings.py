@@ -491,6 +491,8 @@ USAGE_RECORDING = env_bool("USAGE_RECORDING", True)
 USAGE_REDIS_URL = env("USAGE_REDIS_URL")
 USAGE_REDIS_TIMEOUT_SECONDS = float(env("USAGE_REDIS_TIMEOUT_SECONDS", "0.5"))
 USAGE_REDIS_RETRY_SECONDS = float(env("USAGE_REDIS_RETRY_SECONDS", "5"))
+# Events wait this long in a per-process buffer and go to Redis in one round trip (0: each from its request).
+USAGE_RECORD_BUFFER_SECONDS = float(env("USAGE_RECORD_BUFFER_SECONDS", "0.05"))
 # Past this many entries waiting (the drain stopped for long), Redis trims the oldest: a bound on its memory.
 USAGE_STREAM_MAX_LENGTH = env_int("USAGE_STREAM_MAX_LENGTH", 2_000_000)
 USAGE_DRAIN_INTERVAL_SECONDS = env_int("USAGE_DRAIN_INTERVAL_SECONDS", 5)

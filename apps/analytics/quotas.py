@@ -199,6 +199,7 @@ def compute_used(organization_id: int) -> dict[str, float]:
     client = _redis()
     if client is None:
         return compute_used_from_database(organization_id)
+    usage.flush()  # this process' own recent events count too
     try:
         raw = client.hgetall(f"{usage.COMPUTE_PREFIX}{organization_id}:{usage.month_key()}")
     except Exception:

@@ -23,16 +23,21 @@ Every argument but ``kind`` is keyword-only; all but ``organization_id`` are opt
 may pass the same id). It returns the event id. ``record_many(events)`` sends a list of such keyword dicts (each with
 its ``kind``) in one round trip, for a batching loop.
 
-Cost: a few tens of microseconds of CPU (benchmarks/analytics.py measures it against recording off). Never raises:
-when Redis does not answer, the event is written to the database directly (and Redis is not tried again for
-``USAGE_REDIS_RETRY_SECONDS``); without Redis (``make run``) it is always written directly. ``USAGE_RECORDING=false``
-turns recording off.
+Cost: microseconds of the request's CPU (benchmarks/analytics.py measures it against recording off). Events wait in
+a per-process buffer that a background thread sends every ``USAGE_RECORD_BUFFER_SECONDS`` (0.05) in one pipelined
+XADD round trip for all of them, and at exit; Celery workers send it after each task. What a SIGKILLed process had
+not sent yet (at most that interval's events) is lost; ``USAGE_RECORD_BUFFER_SECONDS=0`` sends each event from the
+request itself (one round trip each, nothing buffered). Never raises: when Redis does not answer, the events are
+written to the database directly (and Redis is not tried again for ``USAGE_REDIS_RETRY_SECONDS``); without Redis
+(``make run``) they are always written directly. ``USAGE_RECORDING=false`` turns recording off.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -139,6 +144,58 @@ def record_many(events: Iterable[dict[str, Any]]) -> list[str]:
     return [one["id"] for one in made]
 
 
+_buffer: list[dict[str, Any]] = []
+_buffer_lock = threading.Lock()
+_wake = threading.Event()
+_flusher_pid: int | None = None
+
+
+def _forget_parents_buffer() -> None:
+    """In a forked child: the buffer's events are the parent's to send; the flusher thread did not survive."""
+    global _buffer_lock, _flusher_pid, _wake
+    _buffer.clear()
+    _buffer_lock = threading.Lock()
+    _wake = threading.Event()
+    _flusher_pid = None
+
+
+os.register_at_fork(after_in_child=_forget_parents_buffer)
+
+
+def _flush_every(interval: float) -> None:
+    while True:
+        _wake.wait(interval)
+        _wake.clear()
+        flush()
+
+
+def flush() -> None:
+    """Send what this process has buffered now (tests, the end of a Celery task, exit)."""
+    with _buffer_lock:
+        if not _buffer:
+            return
+        events = _buffer[:]
+        _buffer.clear()
+    _send_now(events)
+
+
+def _send(events: list[dict[str, Any]]) -> None:
+    global _flusher_pid
+    interval = float(getattr(settings, "USAGE_RECORD_BUFFER_SECONDS", 0.05))
+    if interval <= 0 or stream_url() is None:  # without a stream the database write is the recording
+        _send_now(events)
+        return
+    with _buffer_lock:
+        _buffer.extend(events)
+        waiting = len(_buffer)
+        if _flusher_pid != os.getpid():
+            _flusher_pid = os.getpid()
+            threading.Thread(target=_flush_every, args=(interval,), name="usage-recorder", daemon=True).start()
+            atexit.register(flush)
+    if waiting >= 1000:
+        _wake.set()
+
+
 def _counts_as_downloaded(one: dict[str, Any]) -> bool:
     return bool(
         one["kind"] == "download"
@@ -149,7 +206,7 @@ def _counts_as_downloaded(one: dict[str, Any]) -> bool:
     )
 
 
-def _send(events: list[dict[str, Any]]) -> None:
+def _send_now(events: list[dict[str, Any]]) -> None:
     global _redis_down_until
     redis_client = client()
     if redis_client is None or time.monotonic() < _redis_down_until:
@@ -187,6 +244,9 @@ def _write_now(events: list[dict[str, Any]]) -> None:
 
 def recently_downloaded(*, user_id: int, subject_id: str) -> bool:
     """Whether the stream side knows of a download of ``subject_id`` by ``user_id`` not yet drained, maybe."""
+    with _buffer_lock:
+        if any(_counts_as_downloaded(e) and e["subject_id"] == subject_id and e["user_id"] == user_id for e in _buffer):
+            return True
     redis_client = client()
     if redis_client is None or time.monotonic() < _redis_down_until:
         return False

@@ -296,7 +296,7 @@ def _fail_unsent(job: Job, error: str) -> None:
     if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
         status=JobStatus.FAILED, error=error, finished_at=timezone.now()
     ):
-        transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.FAILED))
+        transaction.on_commit(lambda: after_job_outcome(job, JobStatus.FAILED))
 
 
 def cancel_job(*, job: Job, actor: Any = None) -> bool:
@@ -310,7 +310,7 @@ def cancel_job(*, job: Job, actor: Any = None) -> bool:
             status=JobStatus.CANCELLED, finished_at=timezone.now()
         )
         if cancelled:
-            transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.CANCELLED))
+            transaction.on_commit(lambda: after_job_outcome(job, JobStatus.CANCELLED))
             job_event.send(
                 sender=Job,
                 action="job.cancelled",
@@ -418,6 +418,31 @@ def _as_json(result: Any) -> Any:
     return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
 
 
+# Called once per job outcome, after its commit, with (job, status, finished_at): the metrics, and whatever an app
+# registers (``register_outcome_listener``: usage analytics records each finished job).
+_outcome_listeners: list[Any] = []
+
+
+def register_outcome_listener(listener: Any) -> None:
+    """Call ``listener(job, status, finished_at)`` after each job outcome is committed (on the process recording
+    it). A listener must be cheap and must not raise into the job's path (its errors are logged)."""
+    if listener not in _outcome_listeners:
+        _outcome_listeners.append(listener)
+
+
+def after_job_outcome(job: Job, status: str, finished_at: Any = None) -> None:
+    """The metrics of a job's outcome, then the registered listeners."""
+    if finished_at is None:
+        metrics.job_outcome(job, status)
+    else:
+        metrics.job_outcome(job, status, finished_at=finished_at)
+    for listener in _outcome_listeners:
+        try:
+            listener(job, status, finished_at)
+        except Exception:
+            logger.exception("A job outcome listener failed for job %s", job.pk)
+
+
 def finish_job(job: Job, result: Any = None) -> str | None:
     """Record success for the attempt that claimed ``job``: the status recorded, or None if it lost the job.
 
@@ -440,7 +465,7 @@ def finish_job(job: Job, result: Any = None) -> str | None:
     if not recorded:
         _discard_orphan_file(job)
         return None
-    transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.SUCCEEDED, finished_at=now))
+    transaction.on_commit(lambda: after_job_outcome(job, JobStatus.SUCCEEDED, finished_at=now))
     return JobStatus.SUCCEEDED
 
 
@@ -470,7 +495,7 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
     for job, _result in outcomes:
         if job.pk in recorded:
             job.status, job.finished_at = JobStatus.SUCCEEDED, now
-            transaction.on_commit(lambda job=job: metrics.job_outcome(job, JobStatus.SUCCEEDED, finished_at=now))
+            transaction.on_commit(lambda job=job: after_job_outcome(job, JobStatus.SUCCEEDED, finished_at=now))
     return recorded
 
 
@@ -510,7 +535,7 @@ def fail_job(job: Job, *, error: str, traceback: str = "") -> bool:
     )
     _discard_orphan_file(job)
     if recorded:
-        transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.FAILED, finished_at=now))
+        transaction.on_commit(lambda: after_job_outcome(job, JobStatus.FAILED, finished_at=now))
     return bool(recorded)
 
 
@@ -538,7 +563,7 @@ def fail_past_hard_limit(job_id: int, hard_limit: float) -> Job | None:
     if not recorded:
         return None
     job.status, job.error, job.finished_at = JobStatus.FAILED, error, now
-    transaction.on_commit(lambda: metrics.job_outcome(job, JobStatus.FAILED, finished_at=now))
+    transaction.on_commit(lambda: after_job_outcome(job, JobStatus.FAILED, finished_at=now))
     logger.warning("Job %s (%s) was killed at its hard time limit of %g s", job.uuid, job.kind, hard_limit)
     return job
 
@@ -670,7 +695,7 @@ def reap_stale_jobs(*, now: Any = None) -> ReapReport:
         if changed:
             logger.warning("Reaped job %s (%s): now %s", job.uuid, job.kind, job.status)
             if job.status == JobStatus.FAILED:
-                metrics.job_outcome(job, JobStatus.FAILED)
+                after_job_outcome(job, JobStatus.FAILED)
             else:
                 metrics.job_requeued(job)
     report.resent = resend_unclaimed_jobs(now=now)

@@ -49,7 +49,9 @@ def _drain_killed(where: str, batch: int) -> int:
 
 
 def _record(org, count: int) -> list[str]:
-    return [usage.record("download", organization_id=org.pk, items=1) for _ in range(count)]
+    ids = [usage.record("download", organization_id=org.pk, items=1) for _ in range(count)]
+    usage.flush()
+    return ids
 
 
 @pytest.mark.parametrize("where", ["after_read", "after_commit"])

@@ -31,6 +31,8 @@ def test_recording_writes_nothing_to_the_database(world, django_assert_num_queri
     with django_assert_num_queries(0):
         _download(world, world.user("member"))
     assert not UsageEvent.objects.exists()
+    assert usage.client().xlen(usage.STREAM) == 0  # buffered in the process, sent together
+    usage.flush()
     assert usage.client().xlen(usage.STREAM) == 1
 
 
@@ -133,8 +135,10 @@ def test_when_redis_does_not_answer_the_event_is_written_directly(world, setting
     settings.USAGE_REDIS_URL = f"redis://127.0.0.1:{a_closed_port()}/0"
     settings.USAGE_REDIS_TIMEOUT_SECONDS = 0.2
     _download(world)
+    usage.flush()
     assert UsageEvent.objects.count() == 1
     _download(world)  # Redis is not tried again for a while
+    usage.flush()
     assert UsageEvent.objects.count() == 2
 
 
@@ -172,3 +176,18 @@ def test_usage_events_are_for_the_organizations_admins(world):
     assert UsageEvent.objects.restrict(world.user("admin"), "view").count() == 1
     assert UsageEvent.objects.restrict(world.user("member"), "view").count() == 0
     assert UsageEvent.objects.restrict(world.user("outsider"), "view").count() == 0
+
+
+def test_buffered_events_reach_the_stream_within_the_interval_without_a_flush(world, settings):
+    settings.USAGE_RECORD_BUFFER_SECONDS = 0.05
+    for _ in range(3):
+        _download(world)
+    from tests.jobs_support import wait_for
+
+    wait_for(lambda: usage.client().xlen(usage.STREAM) == 3, timeout=10, what="the recorder's thread to send")
+
+
+def test_unbuffered_recording_sends_from_the_call(world, settings):
+    settings.USAGE_RECORD_BUFFER_SECONDS = 0
+    _download(world)
+    assert usage.client().xlen(usage.STREAM) == 1

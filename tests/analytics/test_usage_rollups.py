@@ -158,3 +158,18 @@ def test_buckets_older_than_the_raw_retention_are_not_rolled_up_again(people, se
     roll_up_pending(now=DAY + timedelta(days=10))
     assert not UsageRollup.objects.exists()
     assert not PendingRollup.objects.exists()
+
+
+def test_the_rollup_command_recounts_a_range_of_days(people, settings):
+    from django.core.management import call_command
+
+    settings.USAGE_RAW_RETENTION_DAYS = 0  # the test's day is long past the default retention
+
+    orgs, users = people
+    _record_some(orgs, users, hours=[4], count=10, seed=7)
+    roll_up_pending(now=AFTER)
+    UsageRollup.objects.all().delete()  # lost rollups: recount the day from the raw events
+    call_command("rollup_usage", "--since", "2026-03-02", "--until", "2026-03-02")
+    _assert_rollups_equal_a_recount()
+    with pytest.raises(Exception, match="YYYY-MM-DD"):
+        call_command("rollup_usage", "--since", "March")

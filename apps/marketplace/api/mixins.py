@@ -118,7 +118,22 @@ class DownloadMixin(AnyContentMixin):
             raise UpstreamFailed(f"The file is not cached yet and its registry could not deliver it: {exc}") from exc
         if version_file is None:
             raise Http404("No such file in this version.")
-        return VersionFile.objects.select_related("blob", "version").get(pk=version_file.pk)
+        fetched = VersionFile.objects.select_related("blob", "version").get(pk=version_file.pk)
+        # A pull through the registry: the portal fetched these bytes upstream for this caller (usage analytics).
+        usage.record(
+            UsageKind.REGISTRY_PULL,
+            organization_id=version.model.organization_id,
+            **usage.caller(self.request),
+            model_id=version.model_id,
+            version_id=version.pk,
+            subject_type=version._meta.label_lower,
+            subject_id=str(version.uuid),
+            subject_label=f"{version.model}@{version.label}",
+            path=fetched.path,
+            blob_sha256=fetched.blob.sha256,
+            bytes=fetched.blob.size,
+        )
+        return fetched
 
     def send_file(
         self,
