@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 
+from apps.core.access import CHANGE, DELETE, VIEW, Role
 from apps.core.forms import add_service_errors
 from apps.core.mixins import paginate
 from apps.organizations.access_panel import access_panel_context, access_views
@@ -59,7 +60,23 @@ def describe_sync_jobs(rows: list[dict[str, Any]], user: Any) -> None:
 
 
 class RegistryPageMixin:
-    """Resolves ``self.registry`` of the page's organization through restrict() (404 when not viewable)."""
+    """Resolves ``self.registry`` of the page's organization through restrict() (404 when not viewable).
+
+    A registry's pages are its organization's admins', and also of whoever restrict() lets take the page's
+    ``registry_action`` on it (a grant of view or change, from its Access panel); anyone else gets the admins' 403.
+    """
+
+    registry_action = VIEW
+
+    @property
+    def required_role(self) -> Role | None:
+        granted = Registry.objects.restrict(self.request.user, self.registry_action).filter(
+            organization=self.organization, slug=self.kwargs.get("registry_slug")
+        )
+        return None if granted.exists() else ADMIN
+
+    def may(self, action: str) -> bool:
+        return Registry.objects.restrict(self.request.user, action).filter(pk=self.get_registry().pk).exists()
 
     def get_registry(self) -> Registry:
         if not hasattr(self, "_registry"):
@@ -138,7 +155,6 @@ class RegistryCreateView(OrganizationPage):
 
 class RegistryDetailView(RegistryPageMixin, OrganizationPage):
     template_name = "registries/detail.html"
-    required_role = ADMIN
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -161,6 +177,8 @@ class RegistryDetailView(RegistryPageMixin, OrganizationPage):
         context["active"] = services.active_sync(registry)
         context["model_count"] = registry.links.count()
         context["removed_count"] = registry.links.filter(removed_upstream_at__isnull=False).count()
+        context["may_change"] = self.may(CHANGE)
+        context["may_delete"] = self.may(DELETE)
         slugs = [self.organization.slug, registry.slug]
         context.update(
             access_panel_context(
@@ -175,7 +193,7 @@ class RegistryDetailView(RegistryPageMixin, OrganizationPage):
 
 class RegistryEditView(RegistryPageMixin, OrganizationPage):
     template_name = "registries/form.html"
-    required_role = ADMIN
+    registry_action = CHANGE
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -208,7 +226,7 @@ class RegistryEditView(RegistryPageMixin, OrganizationPage):
 
 
 class RegistryAction(RegistryPageMixin, OrganizationAction):
-    required_role = ADMIN
+    registry_action = CHANGE
 
     def next_url(self) -> str:
         return reverse("org-registry", args=[self.organization.slug, self.get_registry().slug])
@@ -233,6 +251,8 @@ class RegistryCheckView(RegistryAction):
 
 
 class RegistryDeleteView(RegistryAction):
+    registry_action = DELETE
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         registry = self.get_registry()
         if request.POST.get("confirm_slug") != registry.slug:
@@ -249,7 +269,6 @@ class RegistrySyncDetailView(RegistryPageMixin, OrganizationPage):
     answers the live part again every second."""
 
     template_name = "registries/sync_detail.html"
-    required_role = ADMIN
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
