@@ -157,7 +157,7 @@ def usage_report(
         rows = rows.filter(organization_id=organization_id)
     if filters.kind is not None:
         rows = rows.filter(kind=filters.kind)
-    if filters.token_kind is not None:
+    if filters.token_kind is not None and model_id is None:  # model rows are not split by token kind
         rows = rows.filter(token_kind=filters.token_kind)
     grouped = (
         rows.values("bucket_start", "kind", "token_kind")

@@ -5,8 +5,8 @@ one transaction: running it twice gives the same rows, so the periodic job is id
 comes from ``PendingRollup`` markers that every insert of events writes in its own transaction: the job catches up
 after any downtime (a missed hour is still marked) and an event drained late is counted in its own hour and day.
 
-Three scopes per bucket, organization and kind and token kind: the organization as a whole, each model version,
-each token (``RollupScope``). ``users`` counts distinct signed-in users within a row.
+Three scopes per bucket, organization and kind: the organization as a whole and each token, by token kind; each
+model version, all token kinds together (``RollupScope``). ``users`` counts distinct signed-in users within a row.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ _SCOPE_COLUMNS = {
     RollupScope.MODEL: ("model_id", "COALESCE(version_id, 0)", "0", "AND model_id IS NOT NULL"),
     RollupScope.TOKEN: ("0", "0", "token_id", "AND token_id IS NOT NULL"),
 }
+# Model rows are not split by token kind (it would multiply the largest scope's rows for a split the organization
+# and token scopes already give): their token_kind is ''.
+_SPLIT_BY_TOKEN_KIND = {RollupScope.ORGANIZATION: True, RollupScope.MODEL: False, RollupScope.TOKEN: True}
 
 
 def _insert_sql(scope: str) -> str:
@@ -39,7 +42,10 @@ def _insert_sql(scope: str) -> str:
     p95 = "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)" if connection.vendor == "postgresql" else "NULL"
     rollups, events = UsageRollup._meta.db_table, UsageEvent._meta.db_table
     dimensions = [column for column in (model_column, version_column, token_column) if column != "0"]
-    group_by = ", ".join(["organization_id", "kind", "token_kind", *dimensions])
+    token_kind = "token_kind" if _SPLIT_BY_TOKEN_KIND[scope] else "''"
+    group_by = ", ".join(
+        ["organization_id", "kind", *(["token_kind"] if _SPLIT_BY_TOKEN_KIND[scope] else []), *dimensions]
+    )
     # Names from the models and this module; values as parameters.
     return f"""
         INSERT INTO {rollups} (
@@ -47,7 +53,7 @@ def _insert_sql(scope: str) -> str:
             events, items, bytes, errors, users, compute_seconds, latency_sum_ms, latency_count, latency_max_ms,
             latency_p95_ms
         )
-        SELECT %s, %s, organization_id, %s, kind, token_kind, {model_column}, {version_column}, {token_column},
+        SELECT %s, %s, organization_id, %s, kind, {token_kind}, {model_column}, {version_column}, {token_column},
             COUNT(*), COALESCE(SUM(items), 0), COALESCE(SUM(bytes), 0),
             SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END), COUNT(DISTINCT actor_id),
             COALESCE(SUM(compute_seconds), 0), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms), MAX(latency_ms), {p95}

@@ -53,7 +53,7 @@ def _recount(granularity, scope):
         if (scope == "model" and event.model_id is None) or (scope == "token" and event.token_id is None):
             continue
         key = (
-            start, event.organization_id, event.kind, event.token_kind,
+            start, event.organization_id, event.kind, "" if scope == "model" else event.token_kind,
             event.model_id if scope == "model" else 0,
             (event.version_id or 0) if scope == "model" else 0,
             event.token_id if scope == "token" else 0,
