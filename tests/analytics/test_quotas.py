@@ -124,3 +124,24 @@ def test_operators_changes_to_quotas_are_audited(world):
     response = client.post("/admin/analytics/plan/add/", {"slug": "pro", "name": "Pro", "predictions_per_minute": 9})
     assert response.status_code == 302
     assert AuditEvent.objects.get(action="admin.plan.created").organization_id is None
+
+
+def test_predictions_per_minute_count_per_organization_and_per_token(world):
+    from types import SimpleNamespace
+
+    from apps.accounts.models import ApiToken
+
+    _limit(world.org, predictions_per_minute=3, token_predictions_per_minute=2)
+    api_client_for(world.user("member"), organization=world.org)
+    api_client_for(world.user("admin"), organization=world.org)
+    first, second = ApiToken.objects.filter(organization=world.org).order_by("pk")
+    as_first, as_second = SimpleNamespace(auth=first), SimpleNamespace(auth=second)
+    quotas.check_prediction(as_first, organization_id=world.org.pk, device="cpu")
+    quotas.check_prediction(as_first, organization_id=world.org.pk, device="cpu")
+    with pytest.raises(quotas.QuotaExceeded, match="this API token may make 2 predictions"):
+        quotas.check_prediction(as_first, organization_id=world.org.pk, device="cpu")
+    quotas.check_prediction(as_second, organization_id=world.org.pk, device="cpu")  # the organization's third
+    with pytest.raises(quotas.QuotaExceeded) as refused:
+        quotas.check_prediction(as_second, organization_id=world.org.pk, device="cpu", organization_label="acme")
+    assert "the organization acme may make 3 predictions per minute" in str(refused.value.detail)
+    assert 0 < refused.value.wait <= 60
