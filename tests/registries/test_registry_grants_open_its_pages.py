@@ -72,3 +72,23 @@ def test_a_change_grant_edits_and_syncs_but_does_not_delete(world, registry, mem
     assert RegistrySync.objects.filter(registry=registry).exists()
     assert member.post(url("org-registry-delete"), {"confirm_slug": "examples"}).status_code == 403
     assert member.get(reverse("org-registries", args=["acme"])).status_code == 403  # the list stays the admins'
+
+
+def test_the_api_follows_the_same_grants(world, registry):
+    from tests.conftest import api_client_for
+
+    api = api_client_for(world.user("member"))
+    detail = reverse("api:org-registry-detail", kwargs={"org_slug": "acme", "registry_slug": "examples"})
+    syncs = reverse("api:org-registry-sync-list", kwargs={"org_slug": "acme", "registry_slug": "examples"})
+    assert api.get(detail).status_code == 403
+    share(world, registry, "view")
+    assert api.get(detail).status_code == 200
+    assert api.get(syncs).status_code == 200
+    assert api.patch(detail, {"name": "Renamed"}, format="json").status_code == 403
+    assert api.post(syncs).status_code == 403
+    share(world, registry, "change")
+    assert api.patch(detail, {"name": "Renamed"}, format="json").status_code == 200
+    assert api.post(syncs).status_code == 202
+    assert api.delete(detail).status_code == 403
+    listing = reverse("api:org-registry-list", kwargs={"org_slug": "acme"})
+    assert api.get(listing).status_code == 403  # the list stays the admins'

@@ -42,6 +42,31 @@ class BackendListView(APIView):
         return Response([backend.describe() for backend in available_backends().values()])
 
 
+class GrantedRegistryMixin:
+    """Routes about one registry answer its organization's admins and whoever restrict() lets take the request's
+    action on it (a grant of view or change); the others get the admins' 403 as before. Collections (the list,
+    adding a registry) stay the admins'."""
+
+    # The restrict() action on the registry that each request needs (starting a sync or testing it changes it).
+    REGISTRY_ACTION = {"view": "view", "change": "change", "delete": "delete", "create": "change"}
+
+    def registry_action(self) -> str | None:
+        if "registry_slug" not in self.kwargs:
+            return None
+        action = self.get_restrict_action() if hasattr(self, "get_restrict_action") else None
+        return self.REGISTRY_ACTION.get(action or "create")
+
+    @property
+    def admin_only(self) -> bool:
+        action = self.registry_action()
+        if action is None:
+            return True
+        granted = Registry.objects.restrict(
+            self.request.user, action, within_organization=bound_organization_id(self.request)
+        ).filter(organization=self.organization, slug=self.kwargs["registry_slug"])
+        return not granted.exists()
+
+
 @extend_schema(tags=["registries"], parameters=[ORG_SLUG])
 @extend_schema_view(
     list=extend_schema(summary="An organization's registries (admins)"),
@@ -54,8 +79,7 @@ class BackendListView(APIView):
     ),
     destroy=extend_schema(summary="Delete a registry (admins); its models stay in the catalog", parameters=[SLUG]),
 )
-class RegistryViewSet(OrganizationScopedMixin, RestrictedModelViewSet):
-    admin_only = True
+class RegistryViewSet(GrantedRegistryMixin, OrganizationScopedMixin, RestrictedModelViewSet):
     queryset = Registry.objects.select_related("last_sync__job")
     serializer_class = RegistrySerializer
     lookup_field = "slug"
@@ -105,9 +129,7 @@ class RegistryViewSet(OrganizationScopedMixin, RestrictedModelViewSet):
         services.delete_registry(registry=instance, actor=self.request.user)
 
 
-class RegistryChildMixin(OrganizationScopedMixin):
-    admin_only = True
-
+class RegistryChildMixin(GrantedRegistryMixin, OrganizationScopedMixin):
     @property
     def registry(self) -> Registry:
         if not hasattr(self, "_registry"):
