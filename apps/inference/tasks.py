@@ -185,6 +185,28 @@ def note_the_worker(sender: Any = None, instance: Any = None, **kwargs: Any) -> 
         return
     queues = set(getattr(instance.app.amqp.queues, "consume_from", {}) or {})
     worker_memory.note_worker(processes=getattr(instance, "concurrency", 1) or 1, queues=queues)
+    from apps.inference.online import loop
+
+    pool = getattr(instance, "pool_cls", None)
+    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    loop.note_worker(queues=queues, prefork="prefork" in str(pool_name))
+
+
+@signals.worker_process_init.connect
+def start_online_serving_in_pool_process(**kwargs: Any) -> None:
+    """Each prefork pool process of an inference worker runs an online serving loop (apps/inference/online/loop.py):
+    one per GPU on a GPU worker; a process the pool replaces starts its own."""
+    from apps.inference.online import loop
+
+    loop.start(in_pool_process=True)
+
+
+@signals.worker_ready.connect
+def start_online_serving_in_worker(sender: Any = None, **kwargs: Any) -> None:
+    """With the solo or threads pool (no pool processes), the worker itself runs the online serving loop."""
+    from apps.inference.online import loop
+
+    loop.start(in_pool_process=False)
 
 
 @signals.worker_process_init.connect

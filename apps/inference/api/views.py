@@ -160,6 +160,140 @@ def submit_prediction(
     return job, waited
 
 
+def run_online(
+    request: Any,
+    version: ModelVersion,
+    *,
+    arrays: Any,
+    raw: Any = None,
+    outputs: list[str] | None = None,
+    items: int = 1,
+    deployment: Deployment | None = None,
+    shows_model: bool = True,
+    timeout: float,
+) -> tuple[Any, Any, Any] | None:
+    """Serve a synchronous prediction online (apps/inference/online/): no Job row, the request through Redis to a
+    serving loop, this thread waiting for the answer. Returns ``(request, reply, revision)``, or None when it should
+    take the durable path instead (no serving loop up for its queue, Redis not configured, this process out of
+    waiting slots). A refusal of the inputs by the worker is a 400, a failed run 422, no answer 503 with
+    ``Retry-After``. Every request answered or not is recorded once (``apps.analytics.usage``)."""
+    import time as clock
+
+    from apps.inference.online import gateway
+    from apps.inference.routing import queue_for
+
+    device = deployment.device if deployment else "auto"
+    queue = queue_for(device)
+    if not gateway.online_available(queue):
+        return None
+    organization = prediction_organization(request.user, bound_organization_id(request), version, deployment)
+    organization_id = getattr(organization, "pk", organization)
+    check_prediction(request, organization_id=organization_id, device=compute_device(device))
+    revision = services.current_revision(deployment) if deployment is not None else None
+    online = gateway.OnlineRequest(
+        version_id=version.pk,
+        queue=queue,
+        timeout=timeout,
+        arrays=arrays,
+        raw=raw,
+        outputs=outputs,
+        max_batch=deployment.max_batch_size if deployment is not None else 1,
+        delay_ms=deployment.max_delay_ms if deployment is not None else 0,
+        provider=deployment.provider if deployment is not None else "auto",
+    )
+    if deployment is not None and not acquire_slot(deployment):
+        raise Throttled(
+            f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
+        )
+    started = clock.monotonic()
+    reply, status_code, waited = None, 503, True
+    try:
+        reply = gateway.send_and_wait(online)
+        status_code = 200 if reply.succeeded else (400 if reply.header.get("errors") else 422)
+    except gateway.NoWaitingSlot:
+        waited = False
+        return None
+    finally:
+        if deployment is not None:
+            release_slot(deployment)
+        if waited:
+            _record_online(request, online, reply, status_code, started, organization_id, version, deployment,
+                           revision, items, device)  # fmt: skip
+    if not reply.succeeded:
+        fields = reply.header.get("errors")
+        if fields:
+            raise exceptions.ValidationError(fields)
+        error = reply.header.get("error") or "The prediction failed."
+        if not shows_model and deployment is not None:
+            error = error.replace(str(version.model), str(deployment))
+        raise RunFailed(error)
+    return online, reply, revision
+
+
+def _record_online(
+    request, online, reply, status_code, started, organization_id, version, deployment, revision, items, device
+) -> None:
+    """One usage record per online request, answered or not (its id is the request's: written once)."""
+    import time as clock
+
+    from apps.analytics import usage
+
+    timings = (reply.header.get("timings") or {}) if reply is not None else {}
+    usage.record(
+        "prediction",
+        event_id=online.id,
+        organization_id=organization_id,
+        **usage.caller(request),
+        model_id=version.model_id,
+        version_id=version.pk,
+        deployment_id=deployment.pk if deployment is not None else None,
+        items=items,
+        bytes=(reply.request_bytes + reply.reply_bytes) if reply is not None else 0,
+        latency_ms=round((clock.monotonic() - started) * 1000, 3),
+        outcome="ok" if status_code == 200 else ("refused" if status_code == 400 else "error"),
+        status_code=status_code,
+        compute_seconds=timings.get("run_ms", 0) / 1000 if reply is not None else None,
+        device=compute_device(device),
+        path=request.path,
+        metadata={"online": True, "revision": revision.number if revision is not None else None},
+    )
+
+
+def online_answer(
+    version: ModelVersion,
+    online: Any,
+    reply: Any,
+    revision: Any,
+    *,
+    deployment: Deployment | None,
+    shows_model: bool,
+    encoding: str,
+) -> dict[str, Any]:
+    """The REST answer of an online prediction: ``answer_of``'s fields, with the request's ``id`` for a job's."""
+    from django.utils import timezone
+
+    from apps.inference.runtime.codecs import encode_outputs
+
+    outputs: dict[str, Any] = dict(reply.outputs)
+    outputs.update(reply.header.get("other_outputs") or {})
+    answer: dict[str, Any] = {
+        "id": online.id,
+        "status": JobStatus.SUCCEEDED,
+        "model": str(version.model) if shows_model else None,
+        "version": version.label if shows_model else None,
+        "deployment": str(deployment) if deployment is not None else None,
+        "revision": revision.number if revision is not None else None,
+        "created_at": timezone.now(),
+        "provider": reply.header.get("provider"),
+        "outputs": encode_outputs(outputs, encoding=encoding),
+        "timings": {**(reply.header.get("timings") or {}), "total_ms": round(reply.latency_ms, 3)},
+        "batch_size": reply.header.get("batch_size"),
+    }
+    if reply.header.get("answer") is not None:
+        answer["answer"] = reply.header["answer"]
+    return answer
+
+
 class PredictMixin:
     """Read a prediction request, start the job, wait for it when synchronous, answer."""
 
@@ -188,8 +322,11 @@ class PredictMixin:
         bound = bound_organization_id(self.request)
         return bool(viewable_models(self.request.user, bound, [deployment.model_id]))
 
-    def run_prediction(self, version: ModelVersion, *, deployment: Deployment | None = None) -> Response:
-        shows_model = self.shows_model(deployment)
+    def run_prediction(
+        self, version: ModelVersion, *, deployment: Deployment | None = None, shows_model: bool | None = None
+    ) -> Response:
+        if shows_model is None:
+            shows_model = self.shows_model(deployment)
         try:
             require_runnable(version)
         except NotRunnable as exc:
@@ -203,6 +340,23 @@ class PredictMixin:
             self.request.query_params.get("async", "")
         ) or "respond-async" in self.request.headers.get("Prefer", "")
         timeout = sync_timeout(body.get("timeout", self.request.query_params.get("timeout")))
+        if not wants_async and not webhook_url:
+            served = run_online(
+                self.request,
+                version,
+                arrays=prediction.arrays,
+                raw=prediction.raw,
+                outputs=prediction.options.get("outputs"),
+                items=prediction.items,
+                deployment=deployment,
+                shows_model=shows_model,
+                timeout=timeout,
+            )
+            if served is not None:
+                answer = online_answer(
+                    version, *served, deployment=deployment, shows_model=shows_model, encoding=prediction.encoding
+                )
+                return Response(answer)
         job, waited = submit_prediction(
             self.request,
             version,
@@ -269,6 +423,13 @@ class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
 
     @extend_schema(summary="Run a model version", **PREDICT_SCHEMA)
     def post(self, request, owner: str, name: str, label: str | None = None) -> Response:
+        from apps.inference.online.access import remembered
+
+        version = remembered(request, ("version", owner, name, label), lambda: self.runnable_version(label))
+        return self.run_prediction(version)
+
+    def runnable_version(self, label: str | None) -> ModelVersion:
+        """The version the route names, if the caller may run it (409 when there is none to run)."""
         model = self.runnable_model()
         versions = ModelVersion.objects.filter(model=model)  # the model (with its organization) is at hand
         if label is None:
@@ -281,7 +442,7 @@ class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
                 self.hide_draft(version)
         version.model = model
         self.refuse_yanked(version, pinned=label is not None)
-        return self.run_prediction(version)
+        return version
 
 
 class DeploymentLookupMixin:
@@ -333,12 +494,18 @@ class DeploymentPredictView(PredictMixin, DeploymentLookupMixin, APIView):
 
     @extend_schema(summary="Run a deployment", **PREDICT_SCHEMA)
     def post(self, request, org_slug: str, slug: str) -> Response:
-        deployment = self.require_deployment("run", related=self.RUN_RELATED)
+        from apps.inference.online.access import remembered
+
+        def decide() -> tuple[Deployment, bool]:
+            deployment = self.require_deployment("run", related=self.RUN_RELATED)
+            return deployment, self.shows_model(deployment)
+
+        deployment, shows_model = remembered(request, ("deployment", org_slug, slug), decide)
         try:
             version = services.serving_choice(deployment)
         except services.DeploymentPaused as exc:
             raise Conflict(str(exc)) from exc
-        return self.run_prediction(version, deployment=deployment)
+        return self.run_prediction(version, deployment=deployment, shows_model=shows_model)
 
 
 # --- predictions you made ---------------------------------------------------------------------------------------

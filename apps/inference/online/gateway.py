@@ -1,0 +1,175 @@
+"""The web side of online serving: send a checked request to its queue's serving loops and wait for the answer.
+
+One ``RPUSH`` of the request (inputs included) onto the queue's list, then ``BLPOP`` on the request's own reply
+key, in slices of a second: after a slice with no answer, the loop that took the request (``taken:<id>``) is asked
+whether it still beats (``alive:<loop>``); a loop that died answers 503 at once, well within the caller's timeout.
+Nothing answered by the timeout: 503 too. Both carry ``Retry-After``: online serving is at most once, the client
+retries. Redis not answering: 503 ``queue_unavailable`` (the API's handler for broker errors).
+
+Whether to go online at all (``online_available``): Redis is configured, ``INFERENCE_ONLINE_SERVING`` is on, a
+serving loop beat for the queue within the last few seconds (read at most once a second per process) and this
+process has a waiting slot left (``completion._wait_slots``, which keeps threads for pages). Otherwise the request
+takes the durable path, as an asynchronous one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from rest_framework import exceptions, status
+
+from apps.inference.online import messages
+from apps.inference.online.loop import ALIVE_SECONDS
+
+logger = logging.getLogger(__name__)
+
+LOOP_CHECK_SECONDS = 1.0
+SLICE_SECONDS = 1.0
+_loops_seen: dict[str, tuple[float, bool]] = {}
+
+
+class OnlineUnavailable(exceptions.APIException):
+    """503 with ``Retry-After``: the request was not answered (its worker died, or nothing answered in time)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "not_answered"
+
+    def __init__(self, detail: str, *, code: str = "not_answered", wait: int = 1) -> None:
+        super().__init__(detail, code)
+        self.wait = wait
+
+
+def enabled() -> bool:
+    return bool(getattr(settings, "INFERENCE_ONLINE_SERVING", True)) and bool(getattr(settings, "REDIS_URL", None))
+
+
+def _client() -> Any:
+    from apps.inference.completion import _client as redis_client
+
+    return redis_client()
+
+
+def loop_up(queue: str) -> bool:
+    """Whether a serving loop beat for ``queue`` within ``ALIVE_SECONDS`` (read at most once a second)."""
+    now = time.monotonic()
+    seen = _loops_seen.get(queue)
+    if seen is not None and now - seen[0] < LOOP_CHECK_SECONDS:
+        return seen[1]
+    try:
+        up = bool(_client().zcount(messages.loops_key(queue), time.time() - ALIVE_SECONDS, "+inf"))
+    except Exception as exc:  # Redis away: the durable path says so in its own way (503 queue_unavailable)
+        logger.info("Online serving: could not see the serving loops (%s)", exc)
+        up = False
+    _loops_seen[queue] = (now, up)
+    return up
+
+
+def reset() -> None:
+    _loops_seen.clear()
+
+
+def online_available(queue: str) -> bool:
+    return enabled() and loop_up(queue)
+
+
+@dataclass
+class OnlineRequest:
+    """What the serving loop needs: the version to run, the checked inputs (or readable ones), the batching
+    settings, which outputs to send back, and the deadline."""
+
+    version_id: int
+    queue: str
+    timeout: float
+    arrays: dict[str, np.ndarray] | None = None
+    raw: dict[str, Any] | None = None
+    outputs: list[str] | None = None
+    max_batch: int = 1
+    delay_ms: int = 0
+    provider: str = "auto"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass
+class OnlineReply:
+    header: dict[str, Any]
+    outputs: dict[str, np.ndarray]
+    latency_ms: float
+    request_bytes: int
+    reply_bytes: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.header.get("status") == "succeeded"
+
+
+def send_and_wait(request: OnlineRequest) -> OnlineReply:
+    """Send ``request`` and wait for its answer (see the module docstring); raises ``OnlineUnavailable``."""
+    from apps.inference.completion import _wait_slots
+
+    slots = _wait_slots()
+    if slots is not None and not slots.acquire(blocking=False):
+        raise NoWaitingSlot()
+    try:
+        return _send_and_wait(request)
+    finally:
+        if slots is not None:
+            slots.release()
+
+
+class NoWaitingSlot(Exception):
+    """This process already holds as many waiting requests as it may: take the durable path (202)."""
+
+
+def _send_and_wait(request: OnlineRequest) -> OnlineReply:
+    client = _client()
+    started = time.monotonic()
+    deadline = time.time() + request.timeout
+    header = {
+        "id": request.id,
+        "version": request.version_id,
+        "deadline": deadline,
+        "max": request.max_batch,
+        "delay_ms": request.delay_ms,
+        "provider": request.provider,
+    }
+    if request.outputs is not None:
+        header["outputs"] = request.outputs
+    if request.raw is not None:
+        header["raw"] = request.raw
+    message = messages.pack(header, request.arrays)
+    reply_key = messages.reply_key(request.id)
+    client.rpush(messages.queue_key(request.queue), message)
+    ends = started + request.timeout
+    while True:
+        remaining = ends - time.monotonic()
+        if remaining <= 0:
+            raise OnlineUnavailable(
+                f"No answer within {request.timeout:g} s (the workers are busy or none serves this queue now); "
+                "nothing was kept: try again, or send the request asynchronously (?async=1).",
+                code="not_answered",
+                wait=1,
+            )
+        popped = client.blpop([reply_key], timeout=max(0.01, min(remaining, SLICE_SECONDS)))
+        if popped is not None:
+            reply_header, outputs = messages.unpack(popped[1])
+            return OnlineReply(
+                reply_header,
+                outputs,
+                latency_ms=(time.monotonic() - started) * 1000,
+                request_bytes=len(message),
+                reply_bytes=len(popped[1]),
+            )
+        taker = client.get(messages.taken_key(request.id))
+        if taker is not None and not client.exists(messages.alive_key(taker.decode())):
+            raise OnlineUnavailable(
+                "The worker that was running this request stopped before answering; it was not run again. "
+                "Try again (another worker takes it).",
+                code="worker_lost",
+                wait=1,
+            )

@@ -1,0 +1,75 @@
+"""An online request and its answer on the wire, and the Redis keys they use.
+
+A message is a compact JSON header, a newline, then each tensor's bytes end to end in the header's order (C order,
+the dtype the header names). Tensors of strings travel as JSON lists inside the header instead (they are small and
+rare). ``json.dumps`` escapes every control character, so the first newline ends the header.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+PREFIX = "gpux:online:"
+
+
+def queue_key(queue: str) -> str:
+    """The Redis list online requests for ``queue`` (``inference.cpu``, ``inference.gpu``) wait in."""
+    return f"{PREFIX}queue:{queue}"
+
+
+def reply_key(request_id: str) -> str:
+    """Where the answer to one request is pushed (the web process that sent it waits on it)."""
+    return f"{PREFIX}reply:{request_id}"
+
+
+def taken_key(request_id: str) -> str:
+    """Which serving loop took a request off its queue (so that its caller can tell when that loop died)."""
+    return f"{PREFIX}taken:{request_id}"
+
+
+def alive_key(loop_name: str) -> str:
+    """Present while the serving loop ``loop_name`` beats (a few seconds' expiry)."""
+    return f"{PREFIX}alive:{loop_name}"
+
+
+def loops_key(queue: str) -> str:
+    """Sorted set of the loops serving ``queue``, scored by their last beat (epoch seconds)."""
+    return f"{PREFIX}loops:{queue}"
+
+
+def pack(header: dict[str, Any], arrays: dict[str, Any] | None = None) -> bytes:
+    """``header`` plus ``arrays`` as one message."""
+    tensors, strings, blobs = [], {}, []
+    for name, value in (arrays or {}).items():
+        if not isinstance(value, np.ndarray):
+            continue
+        if value.dtype.hasobject or value.dtype.kind in "US":
+            strings[name] = {"shape": list(value.shape), "data": [str(item) for item in value.ravel().tolist()]}
+            continue
+        data = np.ascontiguousarray(value)
+        tensors.append([name, data.dtype.str, list(data.shape), data.nbytes])
+        blobs.append(data.tobytes())
+    described = {**header, "tensors": tensors}
+    if strings:
+        described["strings"] = strings
+    return b"".join([json.dumps(described, separators=(",", ":")).encode(), b"\n", *blobs])
+
+
+def unpack(message: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and the arrays of a message written by ``pack``."""
+    head, _, body = message.partition(b"\n")
+    header = json.loads(head)
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    view = memoryview(body)
+    for name, dtype, shape, size in header.pop("tensors", []):
+        arrays[name] = np.frombuffer(view[offset : offset + size], dtype=np.dtype(dtype)).reshape(shape)
+        offset += size
+    for name, described in (header.pop("strings", None) or {}).items():
+        strings = np.empty(len(described["data"]), dtype=object)
+        strings[:] = described["data"]
+        arrays[name] = strings.reshape(described["shape"])
+    return header, arrays
