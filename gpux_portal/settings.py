@@ -664,6 +664,9 @@ WEB_TIMEOUT_SECONDS = env_int("GPUX_WEB_TIMEOUT", 60)
 WEB_ANSWER_MARGIN_SECONDS = 10
 # How long a synchronous prediction waits by default, and at most, before answering 202 with the job's URL.
 INFERENCE_SYNC_TIMEOUT_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_SECONDS", "30"))
+# Online serving (apps/inference/online/): synchronous predictions through Redis to a serving loop in each inference
+# worker process, no job row. Off: every prediction is a durable job (docs/operator/inference.md).
+INFERENCE_ONLINE_SERVING = env_bool("INFERENCE_ONLINE_SERVING", True)
 INFERENCE_SYNC_TIMEOUT_MAX_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_MAX_SECONDS", "120"))
 # Synchronous waits one web process holds at once (0: no limit). gunicorn_conf sets it to its threads less a
 # reserve, so pages always have threads; a prediction past it answers 202 with its job's URL without waiting.

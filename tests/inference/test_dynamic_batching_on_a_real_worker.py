@@ -47,7 +47,10 @@ def _predict(user, url: str, text: str) -> dict:
         connection.close()
 
 
-def test_concurrent_requests_are_merged_and_each_gets_its_own_answer(runnable, inference_worker, world):
+def test_concurrent_requests_are_merged_and_each_gets_its_own_answer(runnable, inference_worker, world, settings):
+    settings.INFERENCE_ONLINE_SERVING = (
+        False  # batched jobs (online batching: test_online_predictions_on_a_real_worker)
+    )
     version = runnable.minilm()
     deployment = _deploy(world, version, max_batch_size=16, max_delay_ms=50)
     url = f"/api/v1/orgs/acme/deployments/{deployment.slug}/predict"

@@ -30,7 +30,16 @@ def test_iris_with_four_numbers_answers_the_species_and_the_provider(runnable, i
     assert body["outputs"]["label"] == [0]
     assert np.asarray(body["outputs"]["probabilities"]).shape == (1, 3)
     assert body["answer"]["predictions"][0]["label"] == "setosa"
-    job = Job.objects.get(uuid=body["job"])
+    assert body["id"] and not Job.objects.exists()  # served online: no job row
+
+
+def test_the_durable_path_records_the_job_with_the_provider(runnable, inference_worker, world, tmp_path, settings):
+    settings.INFERENCE_ONLINE_SERVING = False  # what a durable prediction keeps (async ones, webhooks)
+    version = runnable.iris(tmp_path)
+    client = api_client_for(world.user("member"))
+    response = client.post(predict_url(version), {"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}, format="json")
+    assert response.status_code == 200, response.content
+    job = Job.objects.get(uuid=response.json()["job"])
     assert job.status == JobStatus.SUCCEEDED
     assert InferenceJob.objects.get(job=job).provider == "CPUExecutionProvider"
 
@@ -46,7 +55,8 @@ def test_minilm_with_a_sentence_answers_a_normalized_embedding(runnable, inferen
     assert abs(float(np.linalg.norm(embedding)) - 1.0) < 1e-3
 
 
-def test_asking_for_the_readable_answer_alone_keeps_no_tensor_with_the_job(runnable, inference_worker, world):
+def test_asking_for_the_readable_answer_alone_keeps_no_tensor_with_the_job(runnable, inference_worker, world, settings):
+    settings.INFERENCE_ONLINE_SERVING = False  # what the durable path keeps with the job
     version = runnable.minilm()
     client = api_client_for(world.user("member"))
 
@@ -65,7 +75,8 @@ def test_asking_for_the_readable_answer_alone_keeps_no_tensor_with_the_job(runna
     assert again.json()["answer"] == body["answer"]
 
 
-def test_naming_one_output_answers_and_keeps_that_one_only(runnable, inference_worker, world, tmp_path):
+def test_naming_one_output_answers_and_keeps_that_one_only(runnable, inference_worker, world, tmp_path, settings):
+    settings.INFERENCE_ONLINE_SERVING = False  # what the durable path keeps with the job
     version = runnable.iris(tmp_path)
     client = api_client_for(world.user("member"))
 

@@ -10,7 +10,8 @@
 * an allocation past the worker's memory limit (``INFERENCE_WORKER_MEMORY_MB``, an RLIMIT_AS in each pool process):
   422 with the limit, and the pool replaces the process, so the next job runs in a new one.
 
-None of them is retried: one attempt each, still failed after the reaper ran. The module shares one worker.
+None of them is retried: one attempt each, still failed after the reaper ran. The module shares one worker. These are
+durable predictions (the job records the outcome); test_online_failures_on_the_worker_say_why.py has the online ones.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ TWENTY_GB = [5000, 1000, 1000]  # float32 elements
 @pytest.fixture(autouse=True)
 def no_performance_card(settings):
     settings.INFERENCE_PERFORMANCE_CARD_ON_PUBLISH = False
+    settings.INFERENCE_ONLINE_SERVING = False  # the durable path: a job that records why
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,9 @@ def predict_url(version) -> str:
     return f"/api/v1/models/{version.model.organization.slug}/{version.model.name}/versions/{version.label}/predict"
 
 
-def test_a_string_input_runs_and_answers_its_string_output(runnable, inference_worker, world):
+@pytest.mark.parametrize("online", [True, False], ids=["online", "durable"])
+def test_a_string_input_runs_and_answers_its_string_output(runnable, inference_worker, world, settings, online):
+    settings.INFERENCE_ONLINE_SERVING = online
     version = words_version(runnable)
     client = api_client_for(world.user("member"))
 
@@ -52,6 +54,8 @@ def test_a_string_input_runs_and_answers_its_string_output(runnable, inference_w
     assert body["status"] == "succeeded", body
     assert body["outputs"]["lowered"] == LOWERED
     assert body["outputs"]["ids"] == IDS
+    if online:
+        return
     stored = InferenceJob.objects.get(job__uuid=body["job"])
     assert b"pickle" not in bytes(stored.inputs) and b"pickle" not in bytes(stored.outputs)
     later = client.get(f"/api/v1/predictions/{body['job']}/")

@@ -9,10 +9,11 @@ import json
 
 import pytest
 
+from apps.analytics.models import UsageEvent
 from apps.core.access import Visibility
-from apps.core.jobs import Job
 from apps.inference import services
 from tests.conftest import api_client_for
+from tests.usage_support import drained
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -53,7 +54,9 @@ def test_the_outsiders_rest_and_kserve_answers_name_the_deployment_and_its_revis
     body = v2.json()
     assert body["model_name"] == "acme--deployments--species" and body["model_version"] == "r1"
     assert MODEL not in v2.content.decode()
-    assert Job.objects.filter(organization=world.org, creator=world.user("outsider")).count() == 2
+    # Served online: no job rows; both requests count against the deployment's organization in the usage records.
+    events = drained(UsageEvent).filter(organization=world.org, actor=world.user("outsider"), kind="prediction")
+    assert events.count() == 2
 
 
 def test_a_member_gets_the_models_name_and_version_in_both_answers(world, deployment, inference_worker):

@@ -64,6 +64,7 @@ from apps.inference.api.views import (
     DeploymentLookupMixin,
     PredictThrottle,
     RunFailed,
+    run_online,
     submit_prediction,
 )
 from apps.inference.execution import npz_to_arrays
@@ -920,8 +921,15 @@ class ModelInferView(ModelRouteView):
         },
     )
     def post(self, request, model_name: str, model_version: str | None = None) -> HttpResponse:
-        target = self.resolve("run")
+        from apps.inference.online.access import remembered
+
+        target = remembered(request, ("kserve", model_name, model_version), lambda: self.resolve("run"))
         version = target.version
+        if target.deployment is not None:  # the canary's share is drawn per request
+            try:
+                version = services.serving_choice(target.deployment)
+            except services.DeploymentPaused as exc:
+                raise Conflict(str(exc)) from exc
         try:
             require_runnable(version)
         except NotRunnable as exc:
@@ -930,6 +938,26 @@ class ModelInferView(ModelRouteView):
         infer = read_infer_request(read_body(request), request.headers.get(HEADER_LENGTH), signature)
         prediction = PredictionInput(arrays=infer.arrays, encoding="json", items=items_of(signature, infer.arrays))
         timeout = infer.timeout if infer.timeout is not None else sync_timeout(None)
+        order = [entry["name"] for entry in signature.get("outputs") or []]
+        served = run_online(
+            request,
+            version,
+            arrays=infer.arrays,
+            items=prediction.items,
+            deployment=target.deployment,
+            shows_model=target.shows_model,
+            timeout=timeout,
+        )
+        if served is not None:
+            online, reply, revision = served
+            return infer_response(
+                model_name=target.name,
+                model_version=version.label if target.shows_model else revision_name(revision and revision.number),
+                request=infer,
+                outputs=reply.outputs,
+                order=order,
+                parameters={"id": online.id, "provider": reply.header.get("provider")},
+            )
         job, waited = submit_prediction(request, version, prediction, deployment=target.deployment, timeout=timeout)
         if waited is None:
             raise TimedOut(
@@ -948,7 +976,6 @@ class ModelInferView(ModelRouteView):
             raise RunFailed(f"The prediction ended {status}.")
         result = outcome.get("result") if "result" in outcome else job.result or {}
         outputs = npz_to_arrays(payload or job.inference.outputs)
-        order = [entry["name"] for entry in signature.get("outputs") or []]
         revision = job.inference.revision
         return infer_response(
             model_name=target.name,

@@ -200,6 +200,7 @@ def run_online(
         max_batch=deployment.max_batch_size if deployment is not None else 1,
         delay_ms=deployment.max_delay_ms if deployment is not None else 0,
         provider=deployment.provider if deployment is not None else "auto",
+        time_limit=float(deployment.timeout_seconds) if deployment is not None else 60.0,
     )
     if deployment is not None and not acquire_slot(deployment):
         raise Throttled(

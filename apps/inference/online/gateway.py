@@ -92,6 +92,7 @@ class OnlineRequest:
     max_batch: int = 1
     delay_ms: int = 0
     provider: str = "auto"
+    time_limit: float = 60.0
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -137,6 +138,7 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
         "max": request.max_batch,
         "delay_ms": request.delay_ms,
         "provider": request.provider,
+        "time_limit": request.time_limit,
     }
     if request.outputs is not None:
         header["outputs"] = request.outputs

@@ -227,7 +227,13 @@ class ServingLoop:
 
     def _run_version(self, version_id: int, group: list[Item]) -> list[tuple[str, bytes]]:
         from apps.inference.execution import load_version, prepare_inputs
-        from apps.inference.serving import InputRefused, _processing_errors, memory_failure, memory_message
+        from apps.inference.serving import (
+            InputRefused,
+            _processing_errors,
+            failure_reason,
+            memory_failure,
+            memory_message,
+        )
 
         started = time.perf_counter()
         try:
@@ -261,7 +267,8 @@ class ServingLoop:
                     replace_this_process()
                     return []
                 logger.warning("Online batch of %s failed: %s\n%s", version, exc, traceback.format_exc())
-                replies += [(item.id, _failure(str(exc) or type(exc).__name__)) for item in chunk]
+                limit = min(float(item.header.get("time_limit") or 60) for item in chunk)
+                replies += [(item.id, _failure(failure_reason(exc, limit))) for item in chunk]
         return replies
 
     def _answer_now(self, replies: list[tuple[str, bytes]]) -> None:
@@ -278,7 +285,7 @@ class ServingLoop:
         from apps.inference.runtime.validation import merge_batch, split_batch
 
         now = time.time()
-        time_limit = max(0.05, min(float(item.header.get("deadline", now + 60)) - now for item in chunk))
+        time_limit = max(0.05, min(_time_limit(item, now) for item in chunk))
         names = {entry["name"] for entry in loaded.signature.get("inputs", [])}
         ran_at = time.perf_counter()
         if len(chunk) == 1:
@@ -332,6 +339,12 @@ def _chunks(items: list[Item], loaded: Any) -> list[list[Item]]:
         else:
             chunks.append([item])
     return chunks
+
+
+def _time_limit(item: Item, now: float) -> float:
+    """How long a request's run may take: its deployment's time limit, and no longer than its caller waits."""
+    own = float(item.header.get("time_limit") or 60)
+    return min(own, float(item.header.get("deadline", now + own)) - now)
 
 
 def _first_dim(inputs: dict[str, np.ndarray]) -> int:

@@ -1,0 +1,20 @@
+"""Helpers for online serving tests: wait until a worker's serving loop beats, and read what waits in Redis."""
+
+from __future__ import annotations
+
+from apps.inference.online import gateway, messages
+from tests.jobs_support import wait_for
+
+
+def wait_for_serving_loop(queue: str = "inference.cpu", timeout: float = 60) -> None:
+    def up() -> bool:
+        gateway.reset()
+        return gateway.loop_up(queue)
+
+    wait_for(up, timeout=timeout, interval=0.2, what=f"a serving loop on {queue}")
+    gateway.reset()
+
+
+def queued(queue: str = "inference.cpu") -> int:
+    """How many online requests wait in ``queue``'s list now."""
+    return int(gateway._client().llen(messages.queue_key(queue)))
