@@ -6,6 +6,23 @@ from apps.inference.online import gateway, messages
 from tests.jobs_support import wait_for
 
 
+def predictions_written() -> bool:
+    """Whether any prediction job was written (online requests write none; validation jobs do not count)."""
+    from apps.core.jobs import Job
+    from apps.inference.predictions import BATCHED_PREDICT_KIND, PREDICT_KIND
+
+    return Job.objects.filter(kind__in=(PREDICT_KIND, BATCHED_PREDICT_KIND)).exists()
+
+
+def forget_online_requests() -> None:
+    """Drop every online key an earlier test left in this run's Redis (queues, replies, taken marks, loops)."""
+    client = gateway._client()
+    keys = list(client.scan_iter(match=f"{messages.PREFIX}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    gateway.reset()
+
+
 def wait_for_serving_loop(queue: str = "inference.cpu", timeout: float = 60) -> None:
     def up() -> bool:
         gateway.reset()

@@ -10,7 +10,6 @@ import re
 import pytest
 from django.db import connection
 
-from apps.core.jobs import Job
 from apps.inference import services
 from tests import jobs_support
 from tests.conftest import api_client_for
@@ -25,7 +24,7 @@ from tests.inference.edge_models import (
     steps_for_seconds,
     unloadable_model_bytes,
 )
-from tests.inference.online_support import wait_for_serving_loop
+from tests.inference.online_support import predictions_written, wait_for_serving_loop
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 OUTPUT_LIMIT = 1000
@@ -61,7 +60,7 @@ def test_text_to_a_model_without_a_tokenizer_answers_400_naming_the_input(runnab
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "validation_error"
     assert response.json()["inputs.text"][0]
-    assert not Job.objects.exists()
+    assert not predictions_written()
 
 
 def test_a_model_that_fails_to_load_answers_422_with_onnx_runtimes_reason(runnable, world):
@@ -95,4 +94,4 @@ def test_a_run_past_its_time_limit_answers_422_and_the_loop_serves_the_next(runn
     assert "ran past its time limit of 1 s" in response.json()["detail"]
     following = client.post(url, {"inputs": {"steps": [5]}}, format="json")
     assert following.status_code == 200, following.content
-    assert not Job.objects.exists()
+    assert not predictions_written()

@@ -15,7 +15,7 @@ from apps.analytics.models import UsageEvent
 from apps.core.jobs import Job
 from apps.inference import services as inference
 from tests.conftest import api_client_for
-from tests.inference.online_support import queued, wait_for_serving_loop
+from tests.inference.online_support import predictions_written, queued, wait_for_serving_loop
 from tests.usage_support import drained
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -42,7 +42,7 @@ def test_a_synchronous_prediction_is_answered_online_and_writes_no_job(runnable,
     assert body["answer"]["predictions"][0]["label"] == "setosa"
     assert body["provider"] == "CPUExecutionProvider"
     assert body["id"] and "job" not in body
-    assert not Job.objects.filter(kind__startswith="inference.").exists()
+    assert not predictions_written()
 
 
 def test_each_online_request_is_recorded_once_with_who_what_and_how_long(runnable, world, tmp_path):
@@ -113,7 +113,7 @@ def test_refused_inputs_answer_400_naming_the_input_and_queue_nothing(runnable, 
     assert response.status_code == 400, response.content
     assert any(key.startswith(field) or key == "inputs" for key in response.json()), response.json()
     assert queued() == 0
-    assert not Job.objects.exists()
+    assert not predictions_written()
 
 
 def test_an_oversized_request_answers_400_and_queues_nothing(runnable, world, tmp_path, settings):
@@ -137,4 +137,4 @@ def test_kserve_v2_infer_is_answered_online(runnable, world, tmp_path):
     outputs = {output["name"]: output for output in body["outputs"]}
     assert outputs["label"]["data"] == [0]
     assert np.asarray(outputs["probabilities"]["data"]).size == 3
-    assert body["parameters"]["id"] and not Job.objects.exists()
+    assert body["parameters"]["id"] and not predictions_written()

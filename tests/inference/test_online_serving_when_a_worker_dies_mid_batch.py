@@ -18,7 +18,7 @@ from apps.inference.online import gateway, messages
 from tests.conftest import api_client_for
 from tests.inference.conftest import start_inference_worker
 from tests.inference.edge_models import SLOW_MANIFEST, slow_model_bytes, steps_for_seconds
-from tests.inference.online_support import wait_for_serving_loop
+from tests.inference.online_support import forget_online_requests, wait_for_serving_loop
 from tests.jobs_support import purge_broker, wait_for
 from tests.usage_support import drained
 
@@ -31,6 +31,7 @@ def worker(inference_root, settings):
         pytest.skip("worker subprocesses need PostgreSQL and Redis, as in CI")
     settings.INFERENCE_PERFORMANCE_CARD_ON_PUBLISH = False
     purge_broker()
+    forget_online_requests()
     started = start_inference_worker(inference_root)
     wait_for_serving_loop()
     yield started
