@@ -12,11 +12,11 @@ import pytest
 import tritonclient.http as triton
 from tokenizers import Tokenizer
 
-from apps.core.jobs import Job, JobStatus
+from apps.analytics.models import UsageEvent
 from apps.inference import services
-from apps.inference.models import InferenceJob
 from tests.factories import make_token
 from tests.inference import onnx_models
+from tests.usage_support import drained
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -69,9 +69,9 @@ def test_iris_answers_setosa_for_four_numbers(runnable, inference_worker, client
     assert answer["model_name"] == "acme--iris"
     assert answer["model_version"] == "1.0.0"
     assert answer["parameters"]["provider"] == "CPUExecutionProvider"
-    job = Job.objects.get(uuid=answer["parameters"]["job"])
-    assert job.status == JobStatus.SUCCEEDED
-    assert InferenceJob.objects.get(job=job).provider == "CPUExecutionProvider"
+    # Served online: the request's usage record names what ran (no job row).
+    event = drained(UsageEvent).get(event_id=answer["parameters"]["id"])
+    assert (event.kind, event.status_code, event.items) == ("prediction", 200, 2)
 
 
 def test_minilm_answers_the_hidden_states_onnx_runtime_computes_in_binary_and_in_json(
@@ -127,6 +127,6 @@ def test_a_deployment_answers_under_its_own_name_with_the_version_it_serves(
     answer = result.get_response()
     assert answer["model_name"] == "acme--deployments--species"
     assert answer["model_version"] == "1.0.0"
-    inference = InferenceJob.objects.get(job__uuid=answer["parameters"]["job"])
-    assert inference.deployment == deployment
-    assert inference.revision.number == 1
+    event = drained(UsageEvent).get(event_id=answer["parameters"]["id"])
+    assert (event.deployment_id, event.version_id) == (deployment.pk, version.pk)
+    assert event.metadata["revision"] == 1

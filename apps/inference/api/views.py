@@ -193,6 +193,7 @@ def run_online(
     online = gateway.OnlineRequest(
         version_id=version.pk,
         queue=queue,
+        deployment_id=deployment.pk if deployment is not None else None,
         timeout=timeout,
         arrays=arrays,
         raw=raw,

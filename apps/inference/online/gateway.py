@@ -85,7 +85,8 @@ class OnlineRequest:
 
     version_id: int
     queue: str
-    timeout: float
+    deployment_id: int | None = None
+    timeout: float = 30.0
     arrays: dict[str, np.ndarray] | None = None
     raw: dict[str, Any] | None = None
     outputs: list[str] | None = None
@@ -139,6 +140,8 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
         "delay_ms": request.delay_ms,
         "provider": request.provider,
         "time_limit": request.time_limit,
+        "deployment": request.deployment_id,
+        "sent": time.time(),
     }
     if request.outputs is not None:
         header["outputs"] = request.outputs

@@ -240,6 +240,7 @@ class ServingLoop:
             version = self.version(version_id)
             loaded = load_version(version, provider=group[0].header.get("provider") or "auto")
         except Exception as exc:
+            _observe_failure(group, str(exc) or type(exc).__name__)
             return [(item.id, _failure(str(exc) or type(exc).__name__)) for item in group]
         replies: list[tuple[str, bytes]] = []
         ready: list[Item] = []
@@ -252,6 +253,7 @@ class ServingLoop:
                 item.inputs = prepare_inputs(loaded, arrays=None, raw=raw)
             except _processing_errors() as exc:
                 refused = InputRefused(exc.errors)
+                _observe_failure([item], str(refused), refused.errors)
                 replies.append((item.id, _failure(str(refused), fields=refused.errors)))
                 continue
             ready.append(item)
@@ -260,6 +262,7 @@ class ServingLoop:
                 replies += self._run_chunk(chunk, loaded, started)
             except Exception as exc:
                 if memory_failure(exc):
+                    _observe_failure(chunk, memory_message())
                     replies += [(item.id, _failure(memory_message())) for item in chunk]
                     self._answer_now(replies)
                     from apps.inference.serving import replace_this_process
@@ -268,6 +271,7 @@ class ServingLoop:
                     return []
                 logger.warning("Online batch of %s failed: %s\n%s", version, exc, traceback.format_exc())
                 limit = min(float(item.header.get("time_limit") or 60) for item in chunk)
+                _observe_failure(chunk, failure_reason(exc, limit))
                 replies += [(item.id, _failure(failure_reason(exc, limit))) for item in chunk]
         return replies
 
@@ -317,7 +321,49 @@ class ServingLoop:
             if answer is not None:
                 header["answer"] = answer
             replies.append((item.id, messages.pack(header, tensors)))
+        _observe_success(chunk, ran.provider, int(total))
         return replies
+
+
+def _observe_success(chunk: list[Item], provider: str, total: int) -> None:
+    """Prometheus, as for durable predictions (apps/inference/metrics.py): latency by what ran, batch fill."""
+    from apps.core import metrics as portal_metrics
+    from apps.inference import metrics
+
+    try:
+        first = chunk[0].header
+        model, version = metrics.version_names(int(first["version"]))
+        deployment = metrics.deployment_name(first.get("deployment"))
+        now = time.time()
+        for item in chunk:
+            portal_metrics.inference_finished(
+                model=model,
+                version=version,
+                deployment=deployment,
+                provider=provider,
+                batch_size=total,
+                seconds=max(0.0, now - float(item.header.get("sent", now))),
+            )
+        if first.get("deployment") is not None:
+            portal_metrics.inference_batch(
+                deployment=deployment, items=len(chunk), max_batch_size=int(first.get("max", 1))
+            )
+    except Exception:  # a metric never fails a prediction
+        logger.warning("Could not record the metrics of an online batch", exc_info=True)
+
+
+def _observe_failure(items: list[Item], error: str, fields: dict | None = None) -> None:
+    from apps.core import metrics as portal_metrics
+    from apps.inference import metrics
+
+    try:
+        for item in items:
+            model, _version = metrics.version_names(int(item.header["version"]))
+            deployment = metrics.deployment_name(item.header.get("deployment"))
+            reason = metrics.failure_reason(error, fields)
+            portal_metrics.inference_failed(model=model, deployment=deployment, reason=reason)
+    except Exception:
+        logger.warning("Could not record the metrics of a failed online request", exc_info=True)
 
 
 def _chunks(items: list[Item], loaded: Any) -> list[list[Item]]:
