@@ -192,15 +192,6 @@ def note_the_worker(sender: Any = None, instance: Any = None, **kwargs: Any) -> 
     loop.note_worker(queues=queues, prefork="prefork" in str(pool_name))
 
 
-@signals.worker_process_init.connect
-def start_online_serving_in_pool_process(**kwargs: Any) -> None:
-    """Each prefork pool process of an inference worker runs an online serving loop (apps/inference/online/loop.py):
-    one per GPU on a GPU worker; a process the pool replaces starts its own."""
-    from apps.inference.online import loop
-
-    loop.start(in_pool_process=True)
-
-
 @signals.worker_ready.connect
 def start_online_serving_in_worker(sender: Any = None, **kwargs: Any) -> None:
     """With the solo or threads pool (no pool processes), the worker itself runs the online serving loop."""
@@ -216,6 +207,16 @@ def limit_worker_memory(**kwargs: Any) -> None:
     from apps.inference import worker_memory
 
     worker_memory.apply_limit()
+
+
+# After the memory limit (receivers run in the order they connect): the loop starts under it.
+@signals.worker_process_init.connect
+def start_online_serving_in_pool_process(**kwargs: Any) -> None:
+    """Each prefork pool process of an inference worker runs an online serving loop (apps/inference/online/loop.py):
+    one per GPU on a GPU worker; a process the pool replaces starts its own."""
+    from apps.inference.online import loop
+
+    loop.start(in_pool_process=True)
 
 
 @signals.worker_ready.connect
