@@ -268,7 +268,9 @@ ACCOUNT_PRESERVE_USERNAME_CASING = False
 ACCOUNT_USERNAME_MIN_LENGTH = 2
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[GPUX Portal] "
+# The product's name as mails and pages say it ("Hello from GPUX Portal!"), never the host name a request came to.
+PORTAL_NAME = env("PORTAL_NAME", "GPUX Portal")
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PORTAL_NAME}] "
 ACCOUNT_RATE_LIMITS = {
     # allauth's own rate limits, on (these are its defaults, written out so that operators see them).
     "change_password": "5/m/user",

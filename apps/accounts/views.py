@@ -101,3 +101,34 @@ def revoke_token(request: HttpRequest, uuid: str) -> HttpResponse:
     services.revoke_api_token(token=token, by=request.user)
     messages.success(request, f"The token “{token.name}” was revoked; it no longer works.")
     return redirect("account-tokens")
+
+
+def resend_verification(request: HttpRequest) -> HttpResponse:
+    """POST /accounts/verification/resend/ {email}: send the verification link again to an address that waits for
+    it (allauth's own sending, with its rate limit: one mail every few minutes per address). The answer is the same
+    whether or not such an address exists, so that it tells nobody who has an account; a malformed address answers
+    400 naming ``email``."""
+    from allauth.account.internal.flows.email_verification import consume_email_verification_rate_limit
+    from allauth.account.models import EmailAddress
+    from django.core.validators import validate_email
+
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    email = str(request.POST.get("email") or "").strip()
+    try:
+        if not email:
+            raise ValidationError("Required: the e-mail address you signed up with.")
+        validate_email(email)
+    except ValidationError as exc:
+        context = {"resend_error": exc.messages[0], "resend_email": email[:254]}
+        return render(request, "account/verification_sent.html", context, status=400)
+    address = EmailAddress.objects.filter(email__iexact=email, verified=False).select_related("user").first()
+    # allauth's rate limit, consumed whether or not the address exists (the answer must not tell them apart).
+    allowed = consume_email_verification_rate_limit(request, email)
+    if allowed and address is not None and address.user.is_active:
+        address.send_confirmation(request, signup=False)
+    messages.info(
+        request,
+        f"If {email} waits for verification, a new link is on its way (at most one every few minutes).",
+    )
+    return redirect("account_email_verification_sent")

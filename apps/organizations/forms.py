@@ -10,12 +10,14 @@ from apps.core.access import Role, Visibility
 
 
 class OrganizationForm(forms.Form):
+    # The name first: the slug is filled in from it as it is typed (templates/organizations/create.html).
+    name = forms.CharField(label="Display name")
     slug = forms.CharField(
         label="Slug",
         help_text="Its address (/orgs/slug/) and the prefix of its models (slug/model): lowercase letters, digits "
-        "and hyphens; organizations and user handles share these names.",
+        "and hyphens; organizations and user handles share these names. Filled in from the name; change it if you "
+        "like.",
     )
-    name = forms.CharField(label="Display name")
     description = forms.CharField(label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3}))
     visibility = forms.ChoiceField(
         choices=Visibility.choices,

@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -68,6 +69,10 @@ class OrganizationAction(OrganizationPageMixin, View):
         for message in _messages_from(error):
             messages.error(self.request, message)
         return self.back()
+
+
+# The invitation a signed-out visitor opened, kept for after they sign in (AccountAdapter.get_login_redirect_url).
+PENDING_INVITATION_KEY = "pending_invitation"
 
 
 # -- create and overview --------------------------------------------------------------------------------------
@@ -433,14 +438,21 @@ class InvitationRevokeView(OrganizationAction):
         return self.back()
 
 
-@login_required
 def invitation_accept(request: HttpRequest, key: str) -> HttpResponse:
     """/invitations/<key>/: the invited person sees the organization and role, and accepts.
 
     The key itself is the proof of invitation, so the page shows what it opens whatever the organization's
     visibility; accepting needs the invited address, verified, on the signed-in account (the service checks).
+    Opened signed out, the page says what the invitation is and offers to sign in or to create an account, both
+    coming back here; the key is also kept in the session, so that signing in after verifying a new address (the
+    link in the mail) comes back here too (``AccountAdapter.get_login_redirect_url``).
     """
     invitation = services.invitation_for_key(key)
+    if not request.user.is_authenticated:
+        if request.method != "GET" or invitation is None:
+            return redirect_to_login(request.get_full_path())
+        request.session[PENDING_INVITATION_KEY] = key
+        return render(request, "organizations/invitation_accept.html", {"invitation": invitation, "key": key})
     errors: list[str] = []
     if request.method == "POST":
         try:
@@ -448,11 +460,14 @@ def invitation_accept(request: HttpRequest, key: str) -> HttpResponse:
         except ValidationError as exc:
             errors = _messages_from(exc)
         else:
+            request.session.pop(PENDING_INVITATION_KEY, None)
             messages.success(
                 request,
                 f"Welcome to “{membership.organization.name}”: you joined as {membership.get_role_display()}.",
             )
             return redirect("org-overview", membership.organization.slug)
+    if invitation is None or invitation.status != "pending":
+        request.session.pop(PENDING_INVITATION_KEY, None)
     status = 404 if invitation is None else (400 if errors else 200)
     return render(
         request,

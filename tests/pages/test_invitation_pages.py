@@ -11,7 +11,7 @@ from django.core import mail
 from django.urls import reverse
 
 from apps.organizations.models import Invitation, Membership
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -55,11 +55,21 @@ def test_someone_else_cannot_accept_and_is_told_why(world, page_client):
     assert not Membership.objects.filter(organization=world.org, user=world.user("outsider")).exists()
 
 
-def test_accepting_needs_sign_in(world, page_client, client):
+def test_opened_signed_out_the_link_says_what_it_is_and_keeps_it_through_sign_in(world, page_client, client):
     link = invite(page_client)
-    response = client.get(link)
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse(settings.LOGIN_URL))
+    page = client.get(link)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Acme" in body and "new@acme.example" in body and "member" in body
+    assert f"/accounts/login/?next={link}" in body
+    assert f"/accounts/signup/?next={link}" in body
+    # Accepting still needs sign-in.
+    response = client.post(link)
+    assert response.status_code == 302 and response["Location"].startswith(reverse(settings.LOGIN_URL))
+    # Signing in later in this session (after verifying a new address, with no next) comes back to the link.
+    UserFactory(email="new@acme.example", handle="newcomer")
+    signed_in = client.post(reverse("account_login"), {"login": "new@acme.example", "password": PASSWORD})
+    assert signed_in.status_code == 302 and signed_in["Location"] == link
 
 
 def test_an_unknown_key_is_404(world, page_client):

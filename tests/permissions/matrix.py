@@ -515,6 +515,17 @@ PAGE_ROUTES: list[Route] = [
         under_org=False,
     ),
     Route("account-token-revoke", "POST", PAGE_SIGNED_IN, own_token_page, under_org=False),
+    # Anyone may ask for the verification link again; the answer never says whether the address has an account.
+    Route(
+        "account-verification-resend",
+        "POST",
+        PAGE_ANYONE,
+        no_kwargs,
+        lambda s, p: {"email": f"{p}@new.example"},
+        under_org=False,
+        unchanged_for=frozenset(PERSONAS),
+        note="sends a mail at most, writes no audit event",
+    ),
     Route("org-create", "GET", PAGE_SIGNED_IN, no_kwargs, under_org=False),
     Route(
         "org-create",
@@ -524,7 +535,8 @@ PAGE_ROUTES: list[Route] = [
         lambda s, p: {"slug": f"new-{p}", "name": "New", "visibility": "private"},
         under_org=False,
     ),
-    Route("invitation-accept", "GET", PAGE_SIGNED_IN, accept_key, under_org=False),
+    # The key is the proof: signed out, the page says what the invitation is and offers sign-in and sign-up.
+    Route("invitation-accept", "GET", PAGE_ANYONE, accept_key, under_org=False),
     Route("invitation-accept", "POST", PAGE_SIGNED_IN, accept_key, under_org=False),
     # the organization's pages
     Route("org-overview", "GET", PAGE_ORG_OVERVIEW),
