@@ -15,17 +15,18 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views import View
 from django.views.generic import TemplateView
 
 from apps.analytics.services import has_used
+from apps.core import lookup
 from apps.core.forms import add_service_errors
 from apps.core.lookup import CREATE_IN
 from apps.core.mixins import OrganizationPageMixin, gate_redirect, get_viewable_or_404, paginate
@@ -189,30 +190,25 @@ class ModelPageMixin:
             redirect = gate_redirect(request, self.catalog_model.organization)
             if redirect is not None:
                 return redirect
-        if self.model_action != "view" and not self.may(self.model_action):
-            raise PermissionDenied(f"You may view {self.catalog_model} but not {self.model_action} it.")
+        if not self.may(self.model_action):
+            lookup.refuse(self.catalog_model, self.model_action, message="You may view {obj} but not {action} it.")
         return super().dispatch(request, *args, **kwargs)
 
     def may(self, action: str) -> bool:
         cache = self.__dict__.setdefault("_may", {})
         if action not in cache:
-            cache[action] = (
-                action == "view"
-                or Model.objects.restrict(self.request.user, action).filter(pk=self.catalog_model.pk).exists()
-            )
+            cache[action] = lookup.allows(self.catalog_model, self.request.user, action)
         return cache[action]
 
     def lock_model(self, action: str) -> Model:
         """Inside a transaction: the model locked, if the caller may still ``action`` it (403 otherwise)."""
-        locked = (
-            Model.objects.restrict(self.request.user, action)
-            .select_for_update(of=("self",))
-            .filter(pk=self.catalog_model.pk)
-            .first()
+        return lookup.lock_allowed(
+            Model.objects.all(),
+            self.catalog_model,
+            self.request.user,
+            action,
+            message="You may no longer {action} {obj}.",
         )
-        if locked is None:
-            raise PermissionDenied(f"You may no longer {action} {self.catalog_model}.")
-        return locked
 
     def versions(self) -> QuerySet:
         """The versions the caller is shown: yanked ones only to those who may change the model."""
@@ -224,10 +220,11 @@ class ModelPageMixin:
         )
 
     def version_by_label(self, label: str) -> ModelVersion:
-        return get_object_or_404(
-            ModelVersion.objects.restrict(self.request.user, "view")
-            .filter(model=self.catalog_model)
-            .select_related("model__organization", "validation_job", "created_by"),
+        return lookup.find_allowed(
+            ModelVersion.objects.filter(model=self.catalog_model).select_related(
+                "model__organization", "validation_job", "created_by"
+            ),
+            self.request.user,
             label=label,
         )
 

@@ -8,14 +8,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from apps.analytics import usage
 from apps.analytics.models import UsageKind
 from apps.analytics.services import has_used
-from apps.core.api.views import bound_organization_id
+from apps.core import lookup
+from apps.core.api.views import api_refusals, bound_organization_id
 from apps.marketplace import downloads
 from apps.marketplace.api.serializers import UploadSessionSerializer
 from apps.marketplace.downloads import cache_control
@@ -50,29 +50,45 @@ class ModelLookupMixin(CatalogErrorsMixin):
     @property
     def catalog_model(self) -> Model:
         if not hasattr(self, "_catalog_model"):
-            self._catalog_model = get_object_or_404(
-                self.models_for("view").select_related("organization"),
-                organization__slug=self.kwargs["owner"],
-                name=self.kwargs["name"],
-            )
+            with api_refusals():
+                self._catalog_model = lookup.find_allowed(
+                    Model.objects.select_related("organization"),
+                    self.request.user,
+                    within_organization=bound_organization_id(self.request),
+                    organization__slug=self.kwargs["owner"],
+                    name=self.kwargs["name"],
+                )
         return self._catalog_model
 
     def may(self, action: str) -> bool:
-        return self.models_for(action).filter(pk=self.catalog_model.pk).exists()
+        return lookup.allows(
+            self.catalog_model, self.request.user, action, within_organization=bound_organization_id(self.request)
+        )
 
     def require(self, action: str) -> Model:
         """403 unless the caller may ``action`` the model (the model is visible, or this was a 404 already)."""
         model = self.catalog_model
-        if not self.may(action):
-            raise exceptions.PermissionDenied(f"You may view {model} but not {action} it.")
+        with api_refusals():
+            lookup.require_action(
+                model,
+                self.request.user,
+                action,
+                within_organization=bound_organization_id(self.request),
+                message="You may view {obj} but not {action} it.",
+            )
         return model
 
     def lock_model(self, action: str) -> Model:
         """Inside a transaction: the model, locked, if the caller may still ``action`` it; 403 otherwise."""
-        locked = self.models_for(action).select_for_update(of=("self",)).filter(pk=self.catalog_model.pk).first()
-        if locked is None:
-            raise exceptions.PermissionDenied(f"You may not {action} {self.catalog_model}.")
-        return locked
+        with api_refusals():
+            return lookup.lock_allowed(
+                Model.objects.all(),
+                self.catalog_model,
+                self.request.user,
+                action,
+                within_organization=bound_organization_id(self.request),
+                message="You may not {action} {obj}.",
+            )
 
     def versions(self):
         """The model's versions the caller may see (through restrict(): drafts only to those who may change the
@@ -87,12 +103,18 @@ class ModelLookupMixin(CatalogErrorsMixin):
         )
 
     def version_by_label(self, label: str) -> ModelVersion:
-        return get_object_or_404(self.versions(), label=label)
+        return lookup.find_among(self.versions(), label=label)
 
     def hide_draft(self, version: ModelVersion) -> None:
         """404 for a draft the caller may not change (for versions found without ``versions()``)."""
-        if version.status == VersionStatus.DRAFT and not self.may("change"):
-            raise Http404
+        if version.status == VersionStatus.DRAFT:
+            lookup.require_action(
+                self.catalog_model,
+                self.request.user,
+                "change",
+                within_organization=bound_organization_id(self.request),
+                hidden=True,
+            )
 
     def refuse_yanked(self, version: ModelVersion, *, pinned: bool) -> None:
         """The yank rule: a yanked version answers 410 unless the caller pinned its exact label and downloaded it
@@ -184,15 +206,18 @@ class UploadSessionMixin(CatalogErrorsMixin):
         return "view" if self.request.method in ("GET", "HEAD", "OPTIONS") else "change"
 
     def session(self, uuid: Any) -> UploadSession:
-        session = get_object_or_404(
+        session = lookup.find_among(
             UploadSession.objects.select_related("version__model__organization", "file__blob", "job"), uuid=uuid
         )
-        bound = bound_organization_id(self.request)
-        versions = ModelVersion.objects.filter(pk=session.version_id)
-        if not versions.restrict(self.request.user, "view", within_organization=bound).exists():
-            raise Http404
-        if not versions.restrict(self.request.user, "change", within_organization=bound).exists():
-            raise exceptions.PermissionDenied("You may view this model but not upload to it.")
+        with api_refusals():  # the session's version: 404 unless viewable, 403 unless changeable
+            lookup.find_allowed(
+                ModelVersion.objects.all(),
+                self.request.user,
+                "change",
+                within_organization=bound_organization_id(self.request),
+                message="You may view this model but not upload to it.",
+                pk=session.version_id,
+            )
         return session
 
     def answer(self, session: UploadSession, status_code: int = 200) -> Response:
