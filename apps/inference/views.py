@@ -37,15 +37,16 @@ import numpy as np
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
 from apps.analytics.services import has_used
+from apps.core import lookup
 from apps.core.api.jobs import JobFilterSet
 from apps.core.forms import add_service_errors
 from apps.core.jobs import Job, JobStatus
@@ -661,18 +662,19 @@ class DeploymentPageMixin:
 
     def get_deployment(self) -> Deployment:
         if not hasattr(self, "_deployment"):
-            visible = Deployment.objects.restrict(self.request.user, "view").filter(organization=self.organization)
-            deployment = get_object_or_404(
-                visible.select_related("organization", "model__organization", "version", "canary_version"),
+            self._deployment = lookup.find_allowed(
+                Deployment.objects.filter(organization=self.organization).select_related(
+                    "organization", "model__organization", "version", "canary_version"
+                ),
+                self.request.user,
+                self.deployment_action,
+                message="You may view the deployment {obj} but not {action} it.",
                 slug=self.kwargs["slug"],
             )
-            if self.deployment_action != "view" and not self.may(deployment, self.deployment_action):
-                raise PermissionDenied(f"You may view the deployment {deployment} but not {self.deployment_action} it.")
-            self._deployment = deployment
         return self._deployment
 
     def may(self, deployment: Deployment, action: str) -> bool:
-        return Deployment.objects.restrict(self.request.user, action).filter(pk=deployment.pk).exists()
+        return lookup.allows(deployment, self.request.user, action)
 
     def deployment_url(self) -> str:
         return reverse("org-deployment", args=[self.organization.slug, self.get_deployment().slug])

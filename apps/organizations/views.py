@@ -23,10 +23,11 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import ApiToken
 from apps.accounts.services import revoke_api_token
+from apps.core import lookup
 from apps.core.access import Role
 from apps.core.forms import add_service_errors
 from apps.core.lookup import AUDIT, require_organization_action
-from apps.core.mixins import OrganizationPageMixin, get_allowed_or_403, get_viewable_or_404, paginate
+from apps.core.mixins import OrganizationPageMixin, get_allowed_or_403, paginate
 from apps.organizations import services
 from apps.organizations.forms import (
     InvitationForm,
@@ -282,7 +283,7 @@ class TeamsView(OrganizationPage):
 class TeamPageMixin:
     def get_team(self) -> Team:
         if not hasattr(self, "team"):
-            self.team = get_viewable_or_404(
+            self.team = lookup.find_allowed(
                 Team.objects.filter(organization=self.organization).select_related("group", "organization"),
                 self.request.user,
                 slug=self.kwargs["team_slug"],
@@ -310,7 +311,7 @@ class TeamView(TeamPageMixin, OrganizationPage):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Edit the team (restrict() "change": admins)."""
         team = self.get_team()
-        get_allowed_or_403(Team.objects.filter(pk=team.pk), request.user, "change", pk=team.pk)
+        lookup.require_action(team, request.user, "change")
         form = TeamForm(request.POST)
         if form.is_valid():
             try:
@@ -327,7 +328,7 @@ class TeamView(TeamPageMixin, OrganizationPage):
 class TeamDeleteView(TeamPageMixin, OrganizationAction):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         team = self.get_team()
-        get_allowed_or_403(Team.objects.filter(pk=team.pk), request.user, "delete", pk=team.pk)
+        lookup.require_action(team, request.user, "delete")
         services.delete_team(actor=request.user, team=team)
         messages.success(request, f"Team “{team.slug}” deleted.")
         return redirect("org-teams", self.organization.slug)
@@ -340,7 +341,7 @@ class TeamMemberAddView(TeamView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         team = self.get_team()
-        get_allowed_or_403(Team.objects.filter(pk=team.pk), request.user, "change", pk=team.pk)
+        lookup.require_action(team, request.user, "change")
         form = TeamMemberForm(request.POST)
         if form.is_valid():
             handle = form.cleaned_data["handle"].strip().lower()
@@ -364,7 +365,7 @@ class TeamMemberRemoveView(TeamPageMixin, OrganizationAction):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         team = self.get_team()
-        get_allowed_or_403(Team.objects.filter(pk=team.pk), request.user, "change", pk=team.pk)
+        lookup.require_action(team, request.user, "change")
         user = services.team_members(team).filter(handle=kwargs["handle"]).first()
         if user is None:
             messages.error(request, f"{kwargs['handle']} is not in team “{team.slug}”.")

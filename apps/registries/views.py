@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 
+from apps.core import lookup
 from apps.core.access import CHANGE, DELETE, VIEW, Role
 from apps.core.forms import add_service_errors
 from apps.core.mixins import paginate
@@ -76,13 +77,14 @@ class RegistryPageMixin:
         return None if granted.exists() else ADMIN
 
     def may(self, action: str) -> bool:
-        return Registry.objects.restrict(self.request.user, action).filter(pk=self.get_registry().pk).exists()
+        return lookup.allows(self.get_registry(), self.request.user, action)
 
     def get_registry(self) -> Registry:
         if not hasattr(self, "_registry"):
-            visible = Registry.objects.restrict(self.request.user, "view").filter(organization=self.organization)
-            self._registry = get_object_or_404(
-                visible.select_related("last_sync__job"), slug=self.kwargs["registry_slug"]
+            self._registry = lookup.find_allowed(
+                Registry.objects.filter(organization=self.organization).select_related("last_sync__job"),
+                self.request.user,
+                slug=self.kwargs["registry_slug"],
             )
         return self._registry
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -25,8 +24,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
+from apps.core import lookup
 from apps.core.access import CHANGE, SHARE, VIEW
-from apps.core.api.views import bound_organization_id
+from apps.core.api.views import api_refusals, bound_organization_id
 from apps.organizations.api.views import ServiceErrorsMixin
 from apps.organizations.grants import GRANTEE_TYPES, OFFERED_PERMISSIONS, Grant, grant_access, grants_of, revoke_access
 
@@ -78,18 +78,18 @@ class ObjectGrantsMixin(ServiceErrorsMixin):
 
     def granted_object(self) -> models.Model:
         if not hasattr(self, "_granted_object"):
-            user, bound = self.request.user, bound_organization_id(self.request)
-            manager = self.granted_model._default_manager
-            visible = manager.restrict(user, VIEW, within_organization=bound).select_related("organization")
-            obj = get_object_or_404(visible, **self.object_lookup(**self.kwargs))
             action = self.get_restrict_action()
-            if not manager.restrict(user, action, within_organization=bound).filter(pk=obj.pk).exists():
-                who = "admins and owners of" if action == SHARE else "those who may change it in"
-                raise exceptions.PermissionDenied(
-                    f"Only {who} “{obj.organization.slug}” may "
-                    f"{'manage' if action == SHARE else 'see'} who has access to this {obj._meta.verbose_name}."
+            who = "admins and owners of" if action == SHARE else "those who may change it in"
+            with api_refusals():
+                self._granted_object = lookup.find_allowed(
+                    self.granted_model._default_manager.select_related("organization"),
+                    self.request.user,
+                    action,
+                    within_organization=bound_organization_id(self.request),
+                    message=f"Only {who} “{{obj.organization.slug}}” may "
+                    f"{'manage' if action == SHARE else 'see'} who has access to this {{verbose_name}}.",
+                    **self.object_lookup(**self.kwargs),
                 )
-            self._granted_object = obj
         return self._granted_object
 
     def grant_url(self, grant: Grant) -> str:
