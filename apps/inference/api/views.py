@@ -20,9 +20,15 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
 from apps.analytics.quotas import check_prediction
+from apps.core import lookup
 from apps.core.access import Role
 from apps.core.api.throttling import UserRateThrottle
-from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, bound_organization_id
+from apps.core.api.views import (
+    OrganizationNestedMixin,
+    RestrictedViewSetMixin,
+    api_refusals,
+    bound_organization_id,
+)
 from apps.core.job_services import QueueUnavailable, broker_errors, ensure_sent
 from apps.core.jobs import Job, JobStatus
 from apps.core.lookup import CREATE_IN
@@ -448,11 +454,6 @@ class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
 
 
 class DeploymentLookupMixin:
-    def deployments_for(self, action: str):
-        return Deployment.objects.restrict(
-            self.request.user, action, within_organization=bound_organization_id(self.request)
-        )
-
     RELATED = (
         "organization",
         "model__organization",
@@ -462,8 +463,10 @@ class DeploymentLookupMixin:
 
     def deployment(self) -> Deployment:
         if not hasattr(self, "_deployment"):
-            self._deployment = get_object_or_404(
-                self.deployments_for("view").select_related(*self.RELATED),
+            self._deployment = lookup.find_allowed(
+                Deployment.objects.select_related(*self.RELATED),
+                self.request.user,
+                within_organization=bound_organization_id(self.request),
                 organization__slug=self.kwargs["org_slug"],
                 slug=self.kwargs["slug"],
             )
@@ -474,21 +477,23 @@ class DeploymentLookupMixin:
     RUN_RELATED = ("organization", "model__organization", "version", "canary_version")
 
     def require_deployment(self, action: str, *, related: tuple[str, ...] | None = None) -> Deployment:
-        """The deployment if the caller may ``action`` it, in one query; else 404 (not viewable) or 403."""
-        allowed = (
-            self.deployments_for(action)
-            .select_related(*(related or self.RELATED))
-            .filter(organization__slug=self.kwargs["org_slug"], slug=self.kwargs["slug"])
-            .first()
-        )
-        if allowed is not None:
-            for version in (allowed.version, allowed.canary_version):
-                if version is not None and version.model_id == allowed.model_id:
-                    version.model = allowed.model
-            self._deployment = allowed
-            return allowed
-        deployment = self.deployment()
-        raise exceptions.PermissionDenied(f"You may view the deployment {deployment} but not {action} it.")
+        """The deployment if the caller may ``action`` it, in one query (core's ``find_allowed_at_once``); else 404
+        (not viewable) or 403."""
+        with api_refusals():
+            allowed = lookup.find_allowed_at_once(
+                Deployment.objects.select_related(*(related or self.RELATED)),
+                self.request.user,
+                action,
+                within_organization=bound_organization_id(self.request),
+                message="You may view the deployment {obj} but not {action} it.",
+                organization__slug=self.kwargs["org_slug"],
+                slug=self.kwargs["slug"],
+            )
+        for version in (allowed.version, allowed.canary_version):
+            if version is not None and version.model_id == allowed.model_id:
+                version.model = allowed.model
+        self._deployment = allowed
+        return allowed
 
 
 class DeploymentPredictView(PredictMixin, DeploymentLookupMixin, APIView):
