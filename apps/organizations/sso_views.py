@@ -15,8 +15,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from apps.core.access import Role
+from apps.core.access import VIEW, Role
 from apps.core.forms import add_service_errors
+from apps.core.lookup import ADMINISTER
 from apps.organizations import scim, sso
 from apps.organizations.forms import DomainForm, GroupMappingForm, SamlSettingsForm, SsoSignInForm
 from apps.organizations.models import GroupMapping, ScimToken, Team, VerifiedDomain
@@ -39,7 +40,7 @@ class SsoView(OrganizationPage):
     """/orgs/<slug>/sso/: admins set up SAML and domains; owners map groups and require SSO."""
 
     template_name = "organizations/sso.html"
-    required_role = Role.ADMIN
+    organization_action = ADMINISTER
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -94,7 +95,7 @@ class SsoView(OrganizationPage):
 
 
 class SsoAction(OrganizationAction):
-    required_role = Role.ADMIN
+    organization_action = ADMINISTER
 
     def next_url(self) -> str:
         return reverse("org-sso", args=[self.organization.slug])
@@ -103,6 +104,7 @@ class SsoAction(OrganizationAction):
 class RequireSsoView(SsoAction):
     """Owners require (or stop requiring) SSO: ``require_sso=on`` or anything else."""
 
+    organization_action = VIEW  # then the owner's role, not the base's administer (its refusal names owners)
     required_role = Role.OWNER
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -118,6 +120,7 @@ class RequireSsoView(SsoAction):
 
 
 class GroupMappingAddView(SsoAction):
+    organization_action = VIEW  # the role GroupMapping's policy names instead
     required_role = GroupMapping.access.role_for("change")
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -144,6 +147,7 @@ class GroupMappingAddView(SsoAction):
 
 
 class GroupMappingDeleteView(SsoAction):
+    organization_action = VIEW  # the role GroupMapping's policy names instead
     required_role = GroupMapping.access.role_for("delete")
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -228,7 +232,7 @@ class ScimPageView(OrganizationPage):
     """/orgs/<slug>/scim/: the SCIM endpoint and token; making one shows its secret on that answer only."""
 
     template_name = "organizations/scim.html"
-    required_role = Role.ADMIN
+    organization_action = ADMINISTER
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -245,7 +249,7 @@ class ScimPageView(OrganizationPage):
 
 
 class ScimRevokeView(OrganizationAction):
-    required_role = Role.ADMIN
+    organization_action = ADMINISTER
 
     def next_url(self) -> str:
         return reverse("org-scim", args=[self.organization.slug])

@@ -32,7 +32,6 @@ from apps.accounts.services import (
     revoke_api_token,
     update_profile,
 )
-from apps.core.access import Role
 from apps.core.api.permissions import SignedIn, TokenScopePermission
 from apps.core.api.views import (
     ACTION_FOR_VIEWSET_ACTION,
@@ -40,6 +39,7 @@ from apps.core.api.views import (
     RestrictedViewSetMixin,
     bound_organization_id,
 )
+from apps.core.lookup import ADMINISTER
 from apps.organizations.models import Organization
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -209,7 +209,7 @@ class OrganizationTokenViewSet(
         if bound is not None and bound != organization.pk:
             # A token's list is never public: to a token bound elsewhere this organization's tokens do not exist.
             raise exceptions.NotFound()
-        self.require_role(Role.ADMIN)
+        self.require_organization_action(ADMINISTER)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -21,7 +21,6 @@ from rest_framework.views import APIView
 from apps.accounts.models import TokenScope
 from apps.analytics.quotas import check_prediction
 from apps.core import lookup
-from apps.core.access import Role
 from apps.core.api.throttling import UserRateThrottle
 from apps.core.api.views import (
     OrganizationNestedMixin,
@@ -31,7 +30,7 @@ from apps.core.api.views import (
 )
 from apps.core.job_services import QueueUnavailable, broker_errors, ensure_sent
 from apps.core.jobs import Job, JobStatus
-from apps.core.lookup import CREATE_IN
+from apps.core.lookup import ADMINISTER, CREATE_IN
 from apps.inference import services
 from apps.inference.api.serializers import (
     DeploymentRevisionSerializer,
@@ -735,14 +734,14 @@ class WebhookSecretView(OrganizationNestedMixin, generics.GenericAPIView):
         summary="The organization's webhook signing secret (admins)", tags=["inference"], responses={200: dict}
     )
     def get(self, request, org_slug: str) -> Response:
-        self.require_role(Role.ADMIN)
+        self.require_organization_action(ADMINISTER)
         return Response({"secret": secret_of(self.organization.pk), "header": "X-GPUX-Signature"})
 
     @extend_schema(
         summary="Rotate the webhook signing secret (admins)", tags=["inference"], request=None, responses={200: dict}
     )
     def post(self, request, org_slug: str) -> Response:
-        self.require_role(Role.ADMIN)
+        self.require_organization_action(ADMINISTER)
         return Response(
             {"secret": rotate_secret(self.organization.pk, actor=request.user), "header": "X-GPUX-Signature"}
         )

@@ -25,7 +25,6 @@ from rest_framework import exceptions, generics, mixins, permissions, status, vi
 from rest_framework.response import Response
 
 from apps.accounts.models import TokenScope
-from apps.core.access import Role
 from apps.core.api.views import (
     ACTION_FOR_VIEWSET_ACTION,
     OrganizationNestedMixin,
@@ -33,6 +32,7 @@ from apps.core.api.views import (
     RestrictedViewSetMixin,
     bound_organization_id,
 )
+from apps.core.lookup import ADMINISTER
 from apps.organizations import services
 from apps.organizations.api.serializers import (
     InvitationAcceptedSerializer,
@@ -95,7 +95,7 @@ class OrganizationScopedMixin(ServiceErrorsMixin, OrganizationNestedMixin):
         if self.admin_only or request.method not in permissions.SAFE_METHODS:
             refuse_outside_binding(request, self.organization)
         if self.admin_only:
-            self.require_role(Role.ADMIN)
+            self.require_organization_action(ADMINISTER)
 
 
 def refuse_bound_token(request, doing: str) -> None:
@@ -269,7 +269,7 @@ class TeamViewSet(OrganizationScopedMixin, RestrictedModelViewSet):
         return self.get_queryset().get(pk=team.pk)
 
     def create(self, request, *args, **kwargs) -> Response:
-        self.require_role(Role.ADMIN)  # 404 for outsiders, 403 below admin, before looking at the body
+        self.require_organization_action(ADMINISTER)  # 404 for outsiders, 403 below admin, before the body
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer) -> None:
