@@ -1,6 +1,6 @@
-"""A deployment's predict path looks it up through core's one lookup path (``lookup.find_allowed_at_once``) and
-still in one query when the caller may run it; a refusal keeps its answer: 404 for a deployment the caller may
-not view, 403 for one they may view but not run (issue #13, item 19)."""
+"""A deployment's and a model's predict paths look them up through core's one lookup path
+(``lookup.find_allowed_at_once``), still in one query when the caller may run them; a refusal keeps its answer:
+404 for what the caller may not view, 403 for what they may view but not run (issue #13, item 19)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rest_framework import exceptions
 from apps.core import lookup
 from apps.core.access import Visibility
 from apps.inference import services
-from apps.inference.api.views import DeploymentPredictView
+from apps.inference.api.views import DeploymentPredictView, VersionPredictView
 from apps.inference.models import Deployment
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,22 @@ def test_a_caller_who_may_run_it_finds_it_in_one_query(world, deployment):
         assert found.version.model.name == found.model.name  # the served version's model is the one already read
         assert found.organization.slug == world.org.slug
     assert len(queries) == 1, [q["sql"] for q in queries]
+
+
+def test_a_caller_who_may_run_the_model_finds_it_in_one_query(world, deployment):
+    view = VersionPredictView()
+    view.request = SimpleNamespace(user=world.user("member"), auth=None)
+    view.kwargs = {"owner": world.org.slug, "name": deployment.model.name}
+    with CaptureQueriesContext(connection) as queries:
+        model = view.runnable_model()
+        assert model.organization.slug == world.org.slug
+    assert model.pk == deployment.model_id
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    viewer = VersionPredictView()
+    viewer.request = SimpleNamespace(user=world.user("viewer"), auth=None)
+    viewer.kwargs = view.kwargs
+    with pytest.raises(exceptions.PermissionDenied):
+        viewer.runnable_model()
 
 
 def test_core_finds_an_allowed_object_in_one_query(world, deployment):

@@ -771,17 +771,10 @@ class ModelRouteView(ModelLookupMixin, DeploymentLookupMixin, KServeView):
         if parsed.deployment:
             return self._deployment_target(name, parsed, label, action)
         self.kwargs.update(owner=parsed.owner, name=parsed.name)
-        model = None
-        if action != "view":  # one query when allowed, as the REST predict view does
-            allowed = self.models_for(action).select_related("organization")
-            model = allowed.filter(organization__slug=parsed.owner, name=parsed.name).first()
-        if model is None:
-            try:
-                model = self.catalog_model
-            except Http404:
-                raise self.not_found(name) from None
-            if action != "view":
-                self.require(action)  # viewable but not allowed: 403
+        try:  # one query when allowed, as the REST predict view does; viewable but not allowed: 403
+            model = self.catalog_model if action == "view" else self.allowed_model(action)
+        except Http404:
+            raise self.not_found(name) from None
         published = _published(model)
         if label is None:
             version = published.filter(status=VersionStatus.PUBLISHED).first()

@@ -418,15 +418,7 @@ class VersionPredictView(PredictMixin, ModelLookupMixin, APIView):
 
     def runnable_model(self) -> Model:
         """The model if the caller may run it, in one query; else 404 (not viewable) or 403 (viewable only)."""
-        model = (
-            self.models_for("run")
-            .select_related("organization")
-            .filter(organization__slug=self.kwargs["owner"], name=self.kwargs["name"])
-            .first()
-        )
-        if model is None:
-            self.require("run")  # 404 when it may not be viewed, 403 when it may
-        return model
+        return self.allowed_model("run")
 
     @extend_schema(summary="Run a model version", **PREDICT_SCHEMA)
     def post(self, request, owner: str, name: str, label: str | None = None) -> Response:
