@@ -32,6 +32,7 @@ LOOKUP_MIXINS = {
     "UploadSessionMixin",
     "DeploymentLookupMixin",
     "DeploymentPageMixin",
+    "PipelinePageMixin",
     "RegistryPageMixin",
     "TeamPageMixin",
     "ObjectGrantsMixin",

@@ -19,8 +19,9 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
+from apps.core import lookup
 from apps.core.jobs import Job
 from apps.core.lookup import CREATE_IN
 from apps.core.mixins import get_viewable_or_404, paginate
@@ -183,15 +184,17 @@ class PipelinePageMixin:
 
     def get_pipeline(self) -> Pipeline:
         if not hasattr(self, "_pipeline"):
-            visible = Pipeline.objects.restrict(self.request.user, "view").filter(organization=self.organization)
-            pipeline = get_object_or_404(visible.select_related("organization"), slug=self.kwargs["slug"])
-            if self.pipeline_action != "view" and not self.may(pipeline, self.pipeline_action):
-                raise PermissionDenied(f"You may view the pipeline {pipeline} but not {self.pipeline_action} it.")
-            self._pipeline = pipeline
+            self._pipeline = lookup.find_allowed(
+                Pipeline.objects.filter(organization=self.organization).select_related("organization"),
+                self.request.user,
+                self.pipeline_action,
+                message="You may view the pipeline {obj} but not {action} it.",
+                slug=self.kwargs["slug"],
+            )
         return self._pipeline
 
     def may(self, pipeline: Pipeline, action: str) -> bool:
-        return Pipeline.objects.restrict(self.request.user, action).filter(pk=pipeline.pk).exists()
+        return lookup.allows(pipeline, self.request.user, action)
 
 
 def _step_rows(pipeline: Pipeline, user: Any) -> list[dict[str, Any]]:
