@@ -41,6 +41,7 @@ class TokenForm(forms.Form):
     kind = forms.ChoiceField(
         choices=TokenKind.choices,
         initial=TokenKind.PERSONAL,
+        required=False,  # a client that leaves it out (older forms, scripts) gets a personal token
         label="Used by",
         help_text="A person, CI or a service: usage analytics tell their traffic apart.",
     )

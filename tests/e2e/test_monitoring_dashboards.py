@@ -104,7 +104,13 @@ def _charts_drawn(page, ids: list[str]) -> None:
         assert drawn, f"chart {chart_id} was not drawn"
 
 
-def test_staff_and_an_org_admin_watch_their_dashboards(page, browser, live_server, screenshot, worker, world, tmp_path):
+def test_staff_and_an_org_admin_watch_their_dashboards(
+    page, browser, live_server, screenshot, worker, world, tmp_path, settings
+):
+    # The organization's page reads its predictions from job rows, so these go the durable way. Online predictions
+    # (issue #15) reach the operations page through the metrics, but not yet the organization's page: it should
+    # read the usage records (issue #17, left open in its note).
+    settings.INFERENCE_ONLINE_SERVING = False
     version = Runnable(world=world).iris(tmp_path)
     deployment = services.create_deployment(
         organization=world.org, model=version.model, actor=world.user("member"), slug="flowers", version=version,

@@ -72,7 +72,7 @@ def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
     assert "float32" in form.inner_text() and "[?, 4]" in form.inner_text()
     field.fill("[[5.1, 3.5, 1.4, 0.2]]")
     screenshot(page, "model-page-try-it")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_selector("#try-it .answer-label", timeout=60_000)
     assert page.inner_text("#try-it .answer-label") == "setosa"
     assert "CPUExecutionProvider" in page.inner_text("#try-it .answer-provider")
@@ -82,7 +82,7 @@ def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
 
     # A wrong shape: refused before anything runs, the reason next to the field.
     page.locator("#try-it-form textarea").first.fill("[[5.1, 3.5]]")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_selector("#try-it .invalid-feedback")
     error = page.inner_text("#try-it .invalid-feedback")
     assert "4" in error and "2" in error, error
@@ -159,7 +159,7 @@ def test_a_member_embeds_a_sentence_and_copies_the_vector(live_server, page, scr
     page.goto(f"{live_server.url}/models/acme/minilm/versions/1.0.0/")
     assert page.locator("#try-it").get_attribute("data-kind") == "text"
     page.fill("#try-it-form textarea[name=text]", "I play the guitar.")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_selector("#try-it .answer-embedding", timeout=60_000)
     assert "384 dimensions" in page.inner_text("#try-it .answer-embedding")
     page.get_by_role("button", name="Copy vector").click()

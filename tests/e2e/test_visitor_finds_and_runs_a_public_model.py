@@ -81,7 +81,7 @@ def test_a_visitor_finds_the_iris_classifier_signs_in_runs_it_and_reads_the_spec
 
     # The form starts with a flower the gpux.yml gives: one click answers.
     assert page.input_value("#try-it-form textarea") == "[[5.1, 3.5, 1.4, 0.2]]"
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_selector("#try-it .answer-label", timeout=60_000)
     assert page.inner_text("#try-it .answer-label") == "setosa"
     assert page.inner_text("#try-it .answer-top-score") == "0.98"
@@ -112,7 +112,7 @@ def test_on_a_phone_a_visitor_searches_the_catalog_and_embeds_a_sentence(browser
         sign_in_from_the_card(page, screenshot, "phone-minilm")
 
         assert page.input_value("#try-it-form textarea[name=text]") == "GPUX Portal runs ONNX models on GPU workers."
-        page.get_by_role("button", name="Run").click()
+        page.get_by_role("button", name="Run", exact=True).click()
         page.wait_for_selector("#try-it .answer-embedding", timeout=60_000)
         embedding = page.inner_text("#try-it .answer-embedding")
         assert "384 dimensions" in embedding and "Copy vector" in embedding
