@@ -58,8 +58,11 @@ def sign_in(page, live_server, user) -> None:
 
 
 def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
-    live_server, page, screenshot, world, tmp_path, worker
+    live_server, page, screenshot, world, tmp_path, worker, settings
 ):
+    # The deployment page counts its live requests from job rows, so these predictions go the durable way; online
+    # predictions (issue #15) are not counted there yet (left open in #17's note, like the organization's page).
+    settings.INFERENCE_ONLINE_SERVING = False
     runnable = Runnable(world=world)
     first = runnable.iris(tmp_path)
     member = world.user("member")
