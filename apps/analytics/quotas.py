@@ -74,7 +74,10 @@ class Limits:
 
 
 class QuotaExceeded(exceptions.Throttled):
-    """429 with Retry-After, naming the quota (``code``: ``rate_limited`` or ``compute_quota_exceeded``)."""
+    """429 with Retry-After, naming the quota: ``code`` (``rate_limited`` or ``compute_quota_exceeded``) and ``quota``,
+    the limit's name as the organization's quota overview names it (``predictions_per_minute``,
+    ``token_predictions_per_minute``, ``api_requests_per_minute``, ``gpu_seconds_per_month``...), which the API's error
+    handler puts in the body."""
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
 
@@ -153,15 +156,17 @@ def check_rate(
     limits = limits_for(organization_id)
     org_limit = getattr(limits, "api_requests_per_minute" if what == "api" else "predictions_per_minute")
     token_limit = getattr(limits, "token_api_requests_per_minute" if what == "api" else "token_predictions_per_minute")
-    keys, values, names = [], [], []
+    keys, values, names, quota_names = [], [], [], []
     if org_limit is not None:
         keys.append(f"{RATE_PREFIX}{what}:org:{organization_id}")
         values.append(org_limit)
         names.append(f"the organization {organization_label or organization_id}")
+        quota_names.append("api_requests_per_minute" if what == "api" else "predictions_per_minute")
     if token_limit is not None and token_id is not None:
         keys.append(f"{RATE_PREFIX}{what}:token:{token_id}")
         values.append(token_limit)
         names.append("this API token")
+        quota_names.append("token_api_requests_per_minute" if what == "api" else "token_predictions_per_minute")
     refused, wait = _take(keys, values)
     if refused:
         limit = values[refused - 1]
@@ -169,7 +174,7 @@ def check_rate(
         raise QuotaExceeded(
             f"Rate limit reached: {names[refused - 1]} may make {limit} {noun} per minute.",
             wait=wait,
-            quota=f"{what}_per_minute",
+            quota=quota_names[refused - 1],
         )
 
 
@@ -281,10 +286,17 @@ def _token_of(request: Any) -> Any:
     return token if token is not None and hasattr(token, "prefix") else None
 
 
+COUNTED_MARK = "_gpux_prediction_counted"
+
+
 def check_prediction(request: Any, *, organization_id: int, device: str, organization_label: str = "") -> None:
     """Before a prediction starts: the organization's compute allowance on ``device`` (no counting), then one
     prediction against the organization's and the token's per-minute limits. 429 with Retry-After when refused.
-    The online serving path calls it too."""
+
+    Once per request: the online serving path checks first, and a request it hands to the durable path (no waiting
+    slot left in this process) comes here again; what passed once is not checked nor counted a second time."""
+    if getattr(request, COUNTED_MARK, None) == organization_id:
+        return
     check_compute(organization_id=organization_id, device=device, organization_label=organization_label)
     token = _token_of(request)
     check_rate(
@@ -293,6 +305,7 @@ def check_prediction(request: Any, *, organization_id: int, device: str, organiz
         token_id=token.pk if token is not None else None,
         organization_label=organization_label,
     )
+    setattr(request, COUNTED_MARK, organization_id)
 
 
 class ApiRateQuota(BaseThrottle):

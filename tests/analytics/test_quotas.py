@@ -41,7 +41,7 @@ def test_the_request_past_the_organizations_limit_answers_429_with_retry_after(w
     refused = answers[-1]
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert "3 API requests per minute" in refused.json()["detail"]
-    assert refused.json()["code"] == "rate_limited"
+    assert (refused.json()["code"], refused.json()["quota"]) == ("rate_limited", "api_requests_per_minute")
 
 
 def test_each_token_has_its_own_limit_within_the_organizations(world):
@@ -135,13 +135,21 @@ def test_predictions_per_minute_count_per_organization_and_per_token(world):
     api_client_for(world.user("member"), organization=world.org)
     api_client_for(world.user("admin"), organization=world.org)
     first, second = ApiToken.objects.filter(organization=world.org).order_by("pk")
-    as_first, as_second = SimpleNamespace(auth=first), SimpleNamespace(auth=second)
-    quotas.check_prediction(as_first, organization_id=world.org.pk, device="cpu")
-    quotas.check_prediction(as_first, organization_id=world.org.pk, device="cpu")
-    with pytest.raises(quotas.QuotaExceeded, match="this API token may make 2 predictions"):
-        quotas.check_prediction(as_first, organization_id=world.org.pk, device="cpu")
-    quotas.check_prediction(as_second, organization_id=world.org.pk, device="cpu")  # the organization's third
+
+    def as_first():  # a request made with the first token (each request counts once)
+        return SimpleNamespace(auth=first)
+
+    def as_second():
+        return SimpleNamespace(auth=second)
+
+    quotas.check_prediction(as_first(), organization_id=world.org.pk, device="cpu")
+    quotas.check_prediction(as_first(), organization_id=world.org.pk, device="cpu")
+    with pytest.raises(quotas.QuotaExceeded, match="this API token may make 2 predictions") as refused:
+        quotas.check_prediction(as_first(), organization_id=world.org.pk, device="cpu")
+    assert refused.value.quota == "token_predictions_per_minute"
+    quotas.check_prediction(as_second(), organization_id=world.org.pk, device="cpu")  # the organization's third
     with pytest.raises(quotas.QuotaExceeded) as refused:
-        quotas.check_prediction(as_second, organization_id=world.org.pk, device="cpu", organization_label="acme")
+        quotas.check_prediction(as_second(), organization_id=world.org.pk, device="cpu", organization_label="acme")
     assert "the organization acme may make 3 predictions per minute" in str(refused.value.detail)
+    assert refused.value.quota == "predictions_per_minute"
     assert 0 < refused.value.wait <= 60

@@ -99,6 +99,8 @@ def exception_handler(exc, context):
     elif isinstance(response.data, dict) and "detail" in response.data:
         detail = response.data["detail"]
         response.data["code"] = getattr(detail, "code", None) or exc.default_code
+        if getattr(exc, "quota", ""):  # a refusal by a quota names it (apps.analytics.quotas.QuotaExceeded)
+            response.data["quota"] = exc.quota
     return response
 
 
