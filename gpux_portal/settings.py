@@ -500,6 +500,8 @@ USAGE_STREAM_MAX_LENGTH = env_int("USAGE_STREAM_MAX_LENGTH", 2_000_000)
 USAGE_DRAIN_INTERVAL_SECONDS = env_int("USAGE_DRAIN_INTERVAL_SECONDS", 5)
 USAGE_DRAIN_BATCH_SIZE = env_int("USAGE_DRAIN_BATCH_SIZE", 5000)
 USAGE_DRAIN_LOCK_SECONDS = env_int("USAGE_DRAIN_LOCK_SECONDS", 30)
+# Entries the drain could not store are kept in the stream gpux:usage:rejected, at most this many (the oldest go).
+USAGE_REJECTED_MAX_LENGTH = env_int("USAGE_REJECTED_MAX_LENGTH", 100_000)
 USAGE_ROLLUP_INTERVAL_SECONDS = env_int("USAGE_ROLLUP_INTERVAL_SECONDS", 60)
 # A day still receiving events is rolled up again at most this often (hours: every rollup run).
 USAGE_DAY_ROLLUP_REFRESH_SECONDS = env_int("USAGE_DAY_ROLLUP_REFRESH_SECONDS", 600)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,8 +33,8 @@ logger = logging.getLogger(__name__)
 GROUP = "usage-drain"
 CONSUMER = "drain"
 LOCK = "gpux:usage:drain-lock"
-
-_INT_FIELDS = ("user_id", "token_id", "model_id", "version_id", "deployment_id")
+# Entries that could not be stored, with why (fields e, entry, reason): for an operator to read, never retried.
+REJECTED = "gpux:usage:rejected"
 
 
 @dataclass
@@ -41,8 +42,10 @@ class DrainReport:
     inserted: int = 0
     duplicates: int = 0
     dropped: int = 0
+    rejected: int = 0
     batches: int = 0
     busy: bool = False
+    seconds: float = 0.0
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -74,85 +77,209 @@ def mark_pending(moments: Iterable[datetime]) -> None:
     )
 
 
-def _row(event: dict[str, Any]) -> UsageEvent:
+# The columns the drain writes, in COPY order (``id`` comes from the table's sequence).
+COLUMNS = (
+    "event_id", "organization_id", "actor_id", "kind", "token_id", "token_kind", "model_id", "version_id",
+    "deployment_id", "subject_type", "subject_id", "subject_label", "path", "blob_sha256", "items", "bytes",
+    "latency_ms", "compute_seconds", "device", "outcome", "status_code", "metadata", "created_at",
+)  # fmt: skip
+STAGING = "gpux_usage_staging"
+_INT8 = 2**63 - 1
+_INT4 = 2**31 - 1
+
+
+class Rejected(ValueError):
+    """An event the database cannot hold as it is (malformed, out of range): set aside, never retried."""
+
+
+def _integer(value: Any, name: str, *, low: int = -_INT8, high: int = _INT8) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise Rejected(f"{name} is not a whole number: {value!r}")
+    number = int(value)
+    if not low <= number <= high:
+        raise Rejected(f"{name} out of range: {number}")
+    return number
+
+
+def _optional_integer(event: dict[str, Any], name: str) -> int | None:
+    value = event.get(name)
+    return None if value is None or value == "" else _integer(value, name)
+
+
+def _number(value: Any, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise Rejected(f"{name} is not finite: {value!r}")
+    return number
+
+
+def _text(value: Any, length: int) -> str:
+    # PostgreSQL text cannot hold NUL: a stray one is removed rather than the event lost.
+    return str(value or "").replace("\x00", "")[:length]
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def _json(value: dict[str, Any]) -> str:
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    # jsonb cannot hold NUL either (JSON's \u0000): removed from keys and strings as from the text columns.
+    return json.dumps(_without_nul(value), allow_nan=False, separators=(",", ":")) if "\\u0000" in text else text
+
+
+def _values(event: Any) -> tuple[Any, ...]:
+    """One event of the stream as the table's row (``COLUMNS``), checked against what the columns hold; raises
+    ``Rejected`` (or KeyError, TypeError, ValueError, OverflowError) for an event that cannot be stored."""
+    if not isinstance(event, dict):
+        raise Rejected(f"not an object: {type(event).__name__}")
     metadata = event.get("metadata") or {}
-    return UsageEvent(
-        event_id=uuid.UUID(str(event["id"])),
-        created_at=datetime.fromtimestamp(float(event["t"]), UTC),
-        kind=str(event["kind"])[:40],
-        organization_id=int(event["org"]),
-        actor_id=event.get("user_id"),
-        token_id=event.get("token_id"),
-        token_kind=str(event.get("token_kind") or "")[:10],
-        model_id=event.get("model_id"),
-        version_id=event.get("version_id"),
-        deployment_id=event.get("deployment_id"),
-        subject_type=str(event.get("subject_type") or "")[:100],
-        subject_id=str(event.get("subject_id") or "")[:64],
-        subject_label=str(event.get("subject_label") or "")[:300],
-        path=str(event.get("path") or "")[:500],
-        blob_sha256=str(event.get("blob_sha256") or "")[:64],
-        items=int(event.get("items", 1)),
-        bytes=int(event.get("bytes", 0)),
-        latency_ms=None if event.get("latency_ms") is None else float(event["latency_ms"]),
-        compute_seconds=float(event.get("compute_seconds") or 0.0),
-        device=str(event.get("device") or "")[:20],
-        outcome=str(event.get("outcome") or "ok")[:10],
-        status_code=int(event.get("status_code", 200)),
-        metadata=metadata if isinstance(metadata, dict) else {"value": metadata},
+    metadata = metadata if isinstance(metadata, dict) else {"value": metadata}
+    latency = event.get("latency_ms")
+    return (
+        uuid.UUID(str(event["id"])),
+        _integer(event["org"], "org", low=1),
+        _optional_integer(event, "user_id"),
+        _text(event["kind"], 40),
+        _optional_integer(event, "token_id"),
+        _text(event.get("token_kind"), 10),
+        _optional_integer(event, "model_id"),
+        _optional_integer(event, "version_id"),
+        _optional_integer(event, "deployment_id"),
+        _text(event.get("subject_type"), 100),
+        _text(event.get("subject_id"), 64),
+        _text(event.get("subject_label"), 300),
+        _text(event.get("path"), 500),
+        _text(event.get("blob_sha256"), 64),
+        _integer(event.get("items", 1), "items", low=-_INT4 - 1, high=_INT4),
+        _integer(event.get("bytes", 0), "bytes"),
+        None if latency is None else _number(latency, "latency_ms"),
+        _number(event.get("compute_seconds") or 0.0, "compute_seconds"),
+        _text(event.get("device"), 20),
+        _text(event.get("outcome") or "ok", 10),
+        _integer(event.get("status_code", 200), "status_code", low=0, high=32767),
+        _json(metadata),
+        datetime.fromtimestamp(_number(event["t"], "t"), UTC),
     )
 
 
-def store_events(events: list[dict[str, Any]]) -> tuple[int, int, int]:
-    """Insert ``events`` (the stream's form) once each, in one transaction, and mark their buckets for the rollup.
-    Events of organizations that no longer exist are dropped; users that no longer exist become anonymous.
-    Returns (inserted, duplicates, dropped)."""
+@dataclass
+class Stored:
+    """What ``store_events`` did: events inserted, already there (by id), dropped (their organization is gone), and
+    rejected (index in the list given, and why): malformed or out of range, never stored."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _staging_sql() -> str:
+    from django.db import connection
+
+    fields = {f.column: f for f in UsageEvent._meta.concrete_fields}
+    columns = ", ".join(f"{name} {fields[name].db_type(connection)}" for name in COLUMNS)
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ({columns})"
+
+
+def _copy_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
+    """COPY ``rows`` into the session's staging table, then insert them into the events' table in one statement:
+    ``ON CONFLICT (event_id) DO NOTHING`` skips those already stored (an entry read again after a drain died);
+    events of organizations that no longer exist are left out; users that no longer exist become anonymous.
+    Returns (the hours of the inserted events, one per event; inserted; dropped)."""
     from django.contrib.auth import get_user_model
+    from django.db import connection
 
     from apps.organizations.models import Organization
 
-    rows: list[UsageEvent] = []
-    dropped = 0
-    for event in events:
+    events, organizations = UsageEvent._meta.db_table, Organization._meta.db_table
+    users = get_user_model()._meta.db_table
+    names = ", ".join(COLUMNS)
+    chosen = ", ".join("u.id" if name == "actor_id" else f"s.{name}" for name in COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(_staging_sql())
+        with cursor.copy(f"COPY {STAGING} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"""
+            WITH inserted AS (
+                INSERT INTO {events} ({names})
+                SELECT {chosen} FROM {STAGING} s
+                JOIN {organizations} o ON o.id = s.organization_id
+                LEFT JOIN {users} u ON u.id = s.actor_id
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING created_at
+            )
+            SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC'), COUNT(*) FROM inserted GROUP BY 1
+            """  # noqa: S608 - names from the models and this module
+        )
+        hours = cursor.fetchall()
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {STAGING} s WHERE NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {organizations} o WHERE o.id = s.organization_id)"
+        )
+        dropped = cursor.fetchone()[0]
+        cursor.execute(f"DELETE FROM {STAGING}")  # noqa: S608
+    return [hour.replace(tzinfo=UTC) for hour, _count in hours], sum(count for _hour, count in hours), dropped
+
+
+def _store_checked(rows: list[tuple[int, tuple[Any, ...]]], stored: Stored, hours: list[datetime]) -> None:
+    """Insert ``rows`` (index, values) in a savepoint; if the database refuses the batch (a value checked too
+    loosely above), split it in halves until the row it refuses is alone, and reject that row only."""
+    import psycopg
+    from django.db import DataError, IntegrityError
+
+    # COPY goes through psycopg's own cursor, whose errors Django does not wrap: both kinds are caught.
+    refused = (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError)
+    try:
+        with transaction.atomic():
+            touched, inserted, dropped = _copy_rows([values for _index, values in rows])
+    except refused as exc:
+        if len(rows) == 1:
+            stored.rejected.append((rows[0][0], f"refused by the database: {str(exc).strip()[:300]}"))
+            return
+        middle = len(rows) // 2
+        _store_checked(rows[:middle], stored, hours)
+        _store_checked(rows[middle:], stored, hours)
+        return
+    hours.extend(touched)
+    stored.inserted += inserted
+    stored.dropped += dropped
+    stored.duplicates += len(rows) - inserted - dropped
+
+
+def store_events(events: list[Any]) -> Stored:
+    """Insert ``events`` (the stream's form) once each, in one transaction, and mark their buckets for the rollup.
+
+    The batch goes through COPY into a temporary table and one ``INSERT ... SELECT ... ON CONFLICT (event_id) DO
+    NOTHING``: an event already stored (read again after a drain died before acknowledging) is skipped, and so is a
+    second copy in the same batch. Events of organizations that no longer exist are dropped; users that no longer
+    exist become anonymous. An event that cannot be stored (not an object, a missing or malformed field, a number
+    out of its column's range) is rejected, with its reason, and does not hold up the others."""
+    stored = Stored()
+    rows: list[tuple[int, tuple[Any, ...]]] = []
+    for index, event in enumerate(events):
         try:
-            for name in _INT_FIELDS:
-                if event.get(name) is not None:
-                    event[name] = int(event[name])
-            rows.append(_row(event))
-        except (KeyError, TypeError, ValueError) as exc:
-            logger.warning("Dropping a malformed usage event %r: %s", event, exc)
-            dropped += 1
+            rows.append((index, _values(event)))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Rejected is a ValueError
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            stored.rejected.append((index, reason[:300]))
     if not rows:
-        return 0, 0, dropped
+        return stored
+    hours: list[datetime] = []
     with transaction.atomic():
-        organizations = set(
-            Organization.objects.filter(pk__in={row.organization_id for row in rows}).values_list("pk", flat=True)
-        )
-        users = set(
-            get_user_model()
-            .objects.filter(pk__in={row.actor_id for row in rows if row.actor_id})
-            .values_list("pk", flat=True)
-        )
-        kept = []
-        for row in rows:
-            if row.organization_id not in organizations:
-                dropped += 1
-                continue
-            if row.actor_id is not None and row.actor_id not in users:
-                row.actor_id = None
-            kept.append(row)
-        ids = [row.event_id for row in kept]
-        present = set(UsageEvent.objects.filter(event_id__in=ids).values_list("event_id", flat=True)) if ids else set()
-        fresh = [row for row in kept if row.event_id not in present]
-        seen: set[uuid.UUID] = set()
-        unique = []
-        for row in fresh:
-            if row.event_id not in seen:
-                seen.add(row.event_id)
-                unique.append(row)
-        UsageEvent.objects.bulk_create(unique, ignore_conflicts=True, batch_size=2000)
-        mark_pending(row.created_at for row in unique)
-    return len(unique), len(kept) - len(unique), dropped
+        _store_checked(rows, stored, hours)
+        mark_pending(hours)
+    for index, reason in stored.rejected:
+        logger.warning("Rejected a usage event (%s): %r", reason, events[index])
+    return stored
 
 
 def _ensure_group(redis_client: Any) -> None:
@@ -165,21 +292,26 @@ def _ensure_group(redis_client: Any) -> None:
             raise
 
 
-def _parse(entries: list[Any]) -> tuple[list[bytes], list[dict[str, Any]], int]:
-    ids, events, bad = [], [], 0
+def _parse(entries: list[Any]) -> tuple[list[bytes], list[tuple[bytes, bytes, Any]], list[tuple[bytes, bytes, str]]]:
+    """The entries' ids; (id, raw, event) of the readable ones; (id, raw, reason) of those that are not JSON."""
+    ids, readable, unreadable = [], [], []
     for entry_id, fields in entries:
         ids.append(entry_id)
+        raw = fields.get(b"e", b"") if isinstance(fields, dict) else b""
         try:
-            events.append(json.loads(fields[b"e"]))
-        except (KeyError, TypeError, ValueError):
-            logger.warning("Dropping an unreadable usage stream entry %r", entry_id)
-            bad += 1
-    return ids, events, bad
+            readable.append((entry_id, raw, json.loads(fields[b"e"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            unreadable.append((entry_id, raw, f"unreadable: {exc!r}"[:300]))
+    return ids, readable, unreadable
 
 
-def acknowledge(redis_client: Any, ids: list[bytes]) -> None:
-    """After the commit: the entries are done (acknowledged for the group and removed from the stream)."""
-    pipe = redis_client.pipeline(transaction=False)
+def acknowledge(redis_client: Any, ids: list[bytes], rejected: list[tuple[bytes, bytes, str]] = ()) -> None:
+    """After the commit: the entries are done (acknowledged for the group and removed from the stream), and those
+    that could not be stored are kept in ``REJECTED`` with their reason, all in one MULTI/EXEC."""
+    max_length = int(getattr(settings, "USAGE_REJECTED_MAX_LENGTH", 100_000))
+    pipe = redis_client.pipeline(transaction=True)
+    for entry_id, raw, reason in rejected:
+        pipe.xadd(REJECTED, {"e": raw, "entry": entry_id, "reason": reason}, maxlen=max_length, approximate=True)
     pipe.xack(usage.STREAM, GROUP, *ids)
     pipe.xdel(usage.STREAM, *ids)
     pipe.execute()
@@ -187,7 +319,9 @@ def acknowledge(redis_client: Any, ids: list[bytes]) -> None:
 
 def drain_usage_stream(*, batch_size: int | None = None, max_seconds: float | None = None) -> DrainReport:
     """Copy what waits in the stream into the database: first the entries this consumer read before and did not
-    acknowledge (a drain killed mid-way), then new ones, in batches, until the stream is empty or ``max_seconds``."""
+    acknowledge (a drain killed mid-way), then new ones, in batches, until the stream is empty or ``max_seconds``.
+    Entries that cannot be stored go to ``REJECTED`` (with why) as their batch is acknowledged: they hold nothing up
+    and are not lost without a trace (``report.rejected``, a warning in the log, the stream)."""
     report = DrainReport()
     redis_client = usage.client()
     if redis_client is None:
@@ -199,30 +333,37 @@ def drain_usage_stream(*, batch_size: int | None = None, max_seconds: float | No
     if not redis_client.set(LOCK, lock_value, nx=True, ex=lock_seconds):
         report.busy = True
         return report
+    started = time.monotonic()
     try:
         _ensure_group(redis_client)
-        deadline = time.monotonic() + max_seconds
+        deadline = started + max_seconds
         for start in ("0", ">"):
             while time.monotonic() < deadline:
                 answer = redis_client.xreadgroup(GROUP, CONSUMER, {usage.STREAM: start}, count=batch_size)
                 entries = answer[0][1] if answer else []
                 if not entries:
                     break
-                ids, events, bad = _parse(entries)
-                inserted, duplicates, dropped = store_events(events)
-                acknowledge(redis_client, ids)
-                report.inserted += inserted
-                report.duplicates += duplicates
-                report.dropped += dropped + bad
+                ids, readable, rejected = _parse(entries)
+                stored = store_events([event for _entry_id, _raw, event in readable])
+                rejected += [(readable[index][0], readable[index][1], reason) for index, reason in stored.rejected]
+                acknowledge(redis_client, ids, rejected)
+                report.inserted += stored.inserted
+                report.duplicates += stored.duplicates
+                report.dropped += stored.dropped
+                report.rejected += len(rejected)
                 report.batches += 1
                 redis_client.expire(LOCK, lock_seconds)  # held while batches go on; a dead drain's lapses
     finally:
         if redis_client.get(LOCK) == lock_value.encode():
             redis_client.delete(LOCK)
-    if report.inserted or report.dropped:
+    report.seconds = time.monotonic() - started
+    if report.inserted or report.dropped or report.rejected:
         logger.info(
-            "Usage drain: %d inserted, %d already there, %d dropped", report.inserted, report.duplicates, report.dropped
-        )
+            "Usage drain: %d inserted, %d already there, %d dropped (organization gone), %d rejected, in %.2f s "
+            "(%.0f events/s)",
+            report.inserted, report.duplicates, report.dropped, report.rejected, report.seconds,
+            (report.inserted + report.duplicates) / max(report.seconds, 1e-9),
+        )  # fmt: skip
     return report
 
 

@@ -11,7 +11,12 @@ def drain_usage_events() -> dict[str, int]:
     from apps.analytics.drain import drain_usage_stream
 
     report = drain_usage_stream()
-    return {"inserted": report.inserted, "duplicates": report.duplicates, "dropped": report.dropped}
+    return {
+        "inserted": report.inserted,
+        "duplicates": report.duplicates,
+        "dropped": report.dropped,
+        "rejected": report.rejected,
+    }
 
 
 @shared_task(name="analytics.roll_up_usage", ignore_result=True)

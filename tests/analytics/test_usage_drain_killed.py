@@ -28,7 +28,7 @@ where = os.environ["DIE"]
 if where == "after_read":
     drain.store_events = lambda events: os.kill(os.getpid(), signal.SIGKILL)
 else:
-    drain.acknowledge = lambda client, ids: os.kill(os.getpid(), signal.SIGKILL)
+    drain.acknowledge = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 drain.drain_usage_stream(batch_size=int(os.environ["BATCH"]))
 """
 
