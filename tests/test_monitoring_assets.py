@@ -72,6 +72,9 @@ def test_the_code_exports_what_the_runbook_alerts_on():
         "gpux_audit_chains",
         "django_http_responses_total_by_status_view_method_total",
         "gpux_inference_latency_seconds_bucket",
+        "gpux_usage_stream_oldest_entry_age_seconds",
+        "gpux_usage_stream_entries",
+        "gpux_usage_stream_max_entries",
     ):
         assert name in exported, name
 

@@ -166,6 +166,26 @@ SCRAPE_TIME_FAMILIES: dict[str, tuple[str, tuple[str, ...], str]] = {
         (),
         "When the audit chains were last verified (Unix time).",
     ),
+    "gpux_usage_stream_entries": (
+        "gauge",
+        (),
+        "Usage events waiting in the usage stream for the drain (drained entries are deleted from it).",
+    ),
+    "gpux_usage_stream_pending_entries": (
+        "gauge",
+        (),
+        "Usage stream entries the drain read but has not acknowledged (a batch in flight, or a drain that died).",
+    ),
+    "gpux_usage_stream_oldest_entry_age_seconds": (
+        "gauge",
+        (),
+        "Age of the oldest usage event not yet drained (0 when the stream is empty).",
+    ),
+    "gpux_usage_stream_max_entries": (
+        "gauge",
+        (),
+        "The usage stream's cap (USAGE_STREAM_MAX_LENGTH): past it Redis trims the oldest events, which are lost.",
+    ),
     "gpux_gpu_utilization_ratio": ("gauge", ("gpu",), "GPU busy time over the last sample period (0..1), per device."),
     "gpux_gpu_memory_used_bytes": ("gauge", ("gpu",), "GPU memory in use, per device."),
     "gpux_gpu_memory_total_bytes": ("gauge", ("gpu",), "GPU memory installed, per device."),
