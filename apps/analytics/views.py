@@ -83,6 +83,10 @@ class UsagePageMixin(OrganizationPageMixin):
     def title(self) -> str:
         return f"Usage of {self.organization.slug}"
 
+    def subject_label(self) -> str:
+        """What the page is about, in a sentence (its empty state)."""
+        return f"the organization {self.organization.slug}"
+
     def export_name(self) -> str:
         return self.organization.slug
 
@@ -116,6 +120,7 @@ class OrganizationUsageView(UsagePageMixin, TemplateView):
         query.pop("format", None)
         context.update(
             title=self.title(),
+            subject_label=self.subject_label(),
             periods=list(reports.PERIODS),
             kinds=UsageKind.choices,
             token_kinds=[("none", "no token"), *[(value, label) for value, label in TokenKind.choices if value]],
@@ -123,6 +128,8 @@ class OrganizationUsageView(UsagePageMixin, TemplateView):
             query=query.urlencode(),
             export_url=self.export_url(),
             chart_data=kwargs.get("report"),
+            period_start=getattr(getattr(self, "period", None), "start", None),
+            period_end=getattr(getattr(self, "period", None), "end", None),
             is_organization_page=type(self) is OrganizationUsageView,
         )
         if context["is_organization_page"]:
@@ -154,6 +161,9 @@ class ModelUsageView(OrganizationUsageView):
     def title(self) -> str:
         return f"Usage of the model {self.organization.slug}/{self.model.name}"
 
+    def subject_label(self) -> str:
+        return f"the model {self.organization.slug}/{self.model.name}"
+
     def export_name(self) -> str:
         return f"{self.organization.slug}-{self.model.name}"
 
@@ -182,6 +192,9 @@ class TokenUsageView(OrganizationUsageView):
     def title(self) -> str:
         token = self.token
         return f"Usage of the token “{token.name}” ({token.prefix}…, {token.get_kind_display()}) of {token.user.handle}"
+
+    def subject_label(self) -> str:
+        return f"the token “{self.token.name}” ({self.token.prefix}…)"
 
     def export_name(self) -> str:
         return f"{self.organization.slug}-token-{self.token.prefix}"
