@@ -502,6 +502,10 @@ USAGE_DRAIN_BATCH_SIZE = env_int("USAGE_DRAIN_BATCH_SIZE", 5000)
 USAGE_DRAIN_LOCK_SECONDS = env_int("USAGE_DRAIN_LOCK_SECONDS", 30)
 # Entries the drain could not store are kept in the stream gpux:usage:rejected, at most this many (the oldest go).
 USAGE_REJECTED_MAX_LENGTH = env_int("USAGE_REJECTED_MAX_LENGTH", 100_000)
+# The live pages (an organization's monitoring, a deployment's live status, the deployments list) drain what waits
+# in the stream for at most this long before they read online predictions (0: they show what the periodic drain
+# wrote, up to USAGE_DRAIN_INTERVAL_SECONDS behind). docs/admin/monitoring.md.
+USAGE_LIVE_DRAIN_SECONDS = float(env("USAGE_LIVE_DRAIN_SECONDS", "1.0"))
 USAGE_ROLLUP_INTERVAL_SECONDS = env_int("USAGE_ROLLUP_INTERVAL_SECONDS", 60)
 # A day still receiving events is rolled up again at most this often (hours: every rollup run).
 USAGE_DAY_ROLLUP_REFRESH_SECONDS = env_int("USAGE_DAY_ROLLUP_REFRESH_SECONDS", 600)

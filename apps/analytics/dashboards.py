@@ -7,10 +7,11 @@
   each refresh keeps a snapshot in a short ring in the cache (``OPS_RING_SECONDS``), and the difference between
   the newest and the oldest is what happened in between (a restarted process counts from zero, as in Prometheus).
 * **An organization** (its admins): read from the database, since the metrics carry no organization: its jobs and
-  the predictions of the last hour on its deployments, of its models or made in its name (at most
-  ``ORG_SAMPLE_ROWS``, newest first, through the indexes by deployment, version and organization with time), their
-  latency percentiles by model, throughput and errors by minute, what waits in the queues, its recent failures and
-  its storage.
+  the predictions of the last hour that count against it (on its deployments, or direct runs made in its name),
+  online ones from their usage records and durable ones from their job rows, each once (``apps.analytics.live``,
+  which drains the waiting usage records first); at most ``ORG_SAMPLE_ROWS`` of each, newest first, through the
+  indexes by (organization, kind, time) and the jobs' (organization, time); their latency percentiles by model,
+  throughput and errors by minute, what waits in the queues, its recent failures and its storage.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.core.cache import cache
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from apps.analytics import live
 from apps.core import metrics
 from apps.core import metrics_snapshot as snap
 from apps.core.jobs import Job, JobStatus
@@ -218,11 +220,84 @@ def _quantiles_of(values: list[float]) -> dict[str, float | None]:
     return result
 
 
-def organization_overview(organization: Any, now: Any = None) -> dict[str, Any]:
-    """Everything an organization's monitoring page shows: its own jobs and predictions only."""
+def _durable_predictions(organization: Any, since: Any) -> list[dict[str, Any]]:
+    """The organization's durable predictions of the window from their job rows (their ``job`` usage events are not
+    read: apps.analytics.live), newest first, at most ORG_SAMPLE_ROWS, on the jobs' (organization, time) index."""
     from apps.inference.models import InferenceJob
+
+    found = (
+        InferenceJob.objects.filter(job__organization=organization, created_at__gte=since)
+        .order_by("-created_at")
+        .values(
+            "created_at",
+            "job__status",
+            "job__created_at",
+            "job__finished_at",
+            "version__model__organization__slug",
+            "version__model__name",
+            "deployment__slug",
+        )[:ORG_SAMPLE_ROWS]
+    )
+    rows = []
+    for row in found:
+        finished, status = row["job__finished_at"], row["job__status"]
+        rows.append(
+            {
+                "at": row["created_at"],
+                "model": f"{row['version__model__organization__slug']}/{row['version__model__name']}",
+                "deployment": row["deployment__slug"],
+                "finished_at": finished,
+                "succeeded": status == JobStatus.SUCCEEDED if finished is not None else None,
+                "failed": status == JobStatus.FAILED,
+                "seconds": max(0.0, (finished - row["job__created_at"]).total_seconds()) if finished else None,
+            }
+        )
+    return rows
+
+
+def _online_predictions(organization: Any, since: Any) -> list[dict[str, Any]]:
+    """The organization's online predictions of the window from their usage records, newest first, at most
+    ORG_SAMPLE_ROWS, on the events' (organization, kind, time) index; their models and deployments in two queries."""
+    from apps.inference.models import Deployment
+    from apps.marketplace.models import Model
+
+    found = list(
+        live.online_predictions(organization=organization, created_at__gte=since)
+        .order_by("-created_at")
+        .values("created_at", "outcome", "latency_ms", "model_id", "deployment_id")[:ORG_SAMPLE_ROWS]
+    )
+    model_ids = {row["model_id"] for row in found if row["model_id"]}
+    names = {
+        pk: f"{owner}/{name}"
+        for pk, owner, name in Model.objects.filter(pk__in=model_ids).values_list("pk", "organization__slug", "name")
+    }
+    deployment_ids = {row["deployment_id"] for row in found if row["deployment_id"]}
+    slugs = dict(Deployment.objects.filter(pk__in=deployment_ids).values_list("pk", "slug")) if deployment_ids else {}
+    rows = []
+    for row in found:
+        answered = not live.failed(row["outcome"])
+        rows.append(
+            {
+                "at": row["created_at"],
+                "model": names.get(row["model_id"], "(removed model)"),
+                "deployment": slugs.get(row["deployment_id"]),
+                "finished_at": row["created_at"],  # recorded when the answer (or the failure) was sent
+                "succeeded": answered,
+                "failed": not answered,
+                "seconds": row["latency_ms"] / 1000 if answered and row["latency_ms"] is not None else None,
+            }
+        )
+    return rows
+
+
+def organization_overview(organization: Any, now: Any = None) -> dict[str, Any]:
+    """Everything an organization's monitoring page shows: its own jobs and predictions only.
+
+    Its predictions are those that count against it (on its deployments, or direct runs made in its name), online and
+    durable, each once (apps.analytics.live); the usage records still waiting in the stream are drained first."""
     from apps.marketplace.storage import storage_usage
 
+    waiting_records = live.catch_up()
     now = now or timezone.now()
     since = now - ORG_WINDOW
     jobs = Job.objects.filter(organization=organization)
@@ -230,49 +305,33 @@ def organization_overview(organization: Any, now: Any = None) -> dict[str, Any]:
     by_status = dict(recent.values_list("status").annotate(n=Count("id")).order_by())
     by_kind = list(recent.values("kind").annotate(n=Count("id")).order_by("-n", "kind")[:10])
     waiting = jobs.filter(status=JobStatus.QUEUED).aggregate(n=Count("id"), oldest=Min("created_at"))
-    # Predictions on its deployments, of its models, and made in its name: three queries on the indexes by
-    # (deployment, time), (version, time) and the jobs' (organization, time), each at most ORG_SAMPLE_ROWS.
-    recent_predictions = InferenceJob.objects.filter(created_at__gte=since).order_by("-created_at")
-    fields = (
-        "job_id",
-        "created_at",
-        "job__status",
-        "job__created_at",
-        "job__finished_at",
-        "version__model__organization__slug",
-        "version__model__name",
-        "deployment__slug",
-    )
-    found: dict[int, dict[str, Any]] = {}
-    for scope in (
-        {"deployment__organization": organization},
-        {"version__model__organization": organization},
-        {"job__organization": organization},
-    ):
-        for row in recent_predictions.filter(**scope).values(*fields)[:ORG_SAMPLE_ROWS]:
-            found[row["job_id"]] = row
-    rows = sorted(found.values(), key=lambda row: row["created_at"], reverse=True)[:ORG_SAMPLE_ROWS]
+    rows = sorted(
+        _durable_predictions(organization, since) + _online_predictions(organization, since),
+        key=lambda row: row["at"],
+        reverse=True,
+    )[:ORG_SAMPLE_ROWS]
     models: dict[str, dict[str, Any]] = {}
     minutes: dict[str, dict[str, Any]] = {}
     latencies: list[float] = []
     for row in rows:
-        name = f"{row['version__model__organization__slug']}/{row['version__model__name']}"
-        entry = models.setdefault(name, {"model": name, "latencies": [], "count": 0, "errors": 0, "deployments": set()})
-        if row["deployment__slug"]:
-            entry["deployments"].add(row["deployment__slug"])
-        finished = row["job__finished_at"]
+        entry = models.setdefault(
+            row["model"], {"model": row["model"], "latencies": [], "count": 0, "errors": 0, "deployments": set()}
+        )
+        if row["deployment"]:
+            entry["deployments"].add(row["deployment"])
+        finished = row["finished_at"]
         if finished is None:
             continue
         minute = finished.strftime("%H:%M")
         bucket = minutes.setdefault(minute, {"succeeded": 0, "failed": 0, "latencies": []})
-        if row["job__status"] == JobStatus.SUCCEEDED:
-            seconds = max(0.0, (finished - row["job__created_at"]).total_seconds())
-            entry["latencies"].append(seconds)
+        if row["succeeded"]:
             entry["count"] += 1
-            latencies.append(seconds)
             bucket["succeeded"] += 1
-            bucket["latencies"].append(seconds)
-        elif row["job__status"] == JobStatus.FAILED:
+            if row["seconds"] is not None:
+                entry["latencies"].append(row["seconds"])
+                latencies.append(row["seconds"])
+                bucket["latencies"].append(row["seconds"])
+        elif row["failed"]:
             entry["errors"] += 1
             bucket["failed"] += 1
     rows_by_model = [
@@ -293,6 +352,8 @@ def organization_overview(organization: Any, now: Any = None) -> dict[str, Any]:
         "window_minutes": int(ORG_WINDOW.total_seconds() // 60),
         "sampled": len(rows),
         "sample_limit": ORG_SAMPLE_ROWS,
+        "records_waiting": waiting_records,
+        "checked_at": timezone.now(),
         "jobs": {
             "total": sum(by_status.values()),
             "by_status": {status: by_status.get(status, 0) for status in JobStatus.values},
