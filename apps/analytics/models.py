@@ -100,6 +100,12 @@ class UsageEvent(OwnedModel):
         indexes = [
             models.Index(fields=["organization", "kind", "-created_at"]),
             models.Index(fields=["actor", "kind", "subject_type", "subject_id"]),
+            # A deployment's live status and the deployments list (apps.analytics.live): its online predictions.
+            models.Index(
+                fields=["deployment_id", "kind", "-created_at"],
+                condition=models.Q(deployment_id__isnull=False),
+                name="analytics_usage_deployment",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -38,13 +38,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
+from apps.analytics import live
+from apps.analytics.models import Outcome
 from apps.analytics.services import has_used
 from apps.core import lookup
 from apps.core.api.jobs import JobFilterSet
@@ -610,9 +613,54 @@ def served_label(deployment: Deployment, alias_targets: dict[tuple[int, str], st
     return f"{deployment.alias} → {label}" if label else f"{deployment.alias} (points nowhere)"
 
 
+def _online_recent(deployment: Deployment, since: Any) -> tuple[dict[str, Any], list[float], list[dict], list[str]]:
+    """The online predictions of ``deployment`` (their usage records: they have no job row): counts of the window,
+    the latencies of the newest answered ones, the newest requests and the latest errors. Three queries, and one
+    for the labels of the versions that served the newest."""
+    online = live.online_predictions(deployment_id=deployment.pk)
+    window = online.filter(created_at__gte=since)
+    counts = window.aggregate(
+        requests=Count("pk"),
+        succeeded=Count("pk", filter=Q(outcome=Outcome.OK)),
+        failed=Count("pk", filter=~Q(outcome=Outcome.OK)),
+    )
+    latencies = list(
+        window.filter(outcome=Outcome.OK, latency_ms__isnull=False)
+        .order_by("-created_at")
+        .values_list("latency_ms", flat=True)[:LATENCY_SAMPLE]
+    )
+    newest = list(
+        online.order_by("-created_at").values("created_at", "version_id", "outcome", "latency_ms", "metadata")[
+            :RECENT_REQUESTS
+        ]
+    )
+    labels = dict(ModelVersion.objects.filter(pk__in={row["version_id"] for row in newest}).values_list("pk", "label"))
+    recent = [
+        {
+            "at": row["created_at"],
+            "url": None,
+            "label": labels.get(row["version_id"], "—"),
+            "revision": (row["metadata"] or {}).get("revision"),
+            "status": JobStatus.FAILED if live.failed(row["outcome"]) else JobStatus.SUCCEEDED,
+            "provider": (row["metadata"] or {}).get("provider"),
+            "batch_size": (row["metadata"] or {}).get("batch_size"),
+            "queued_ms": None,
+            "total_ms": row["latency_ms"],
+        }
+        for row in newest
+    ]
+    errors = [
+        (row["metadata"] or {}).get("error", "")
+        for row in window.exclude(outcome=Outcome.OK).order_by("-created_at").values("metadata")[:3]
+    ]
+    return counts, latencies, recent, [error for error in errors if error]
+
+
 def live_status(deployment: Deployment) -> dict[str, Any]:
-    """The last hour of a deployment from its InferenceJob rows: requests, errors, p50/p95 latency (job row
-    created to finished), and the latest requests."""
+    """The last hour of a deployment: requests, errors, p50/p95 latency (from the request to the answer) and the
+    latest requests, online and durable ones each counted once (apps.analytics.live): durable predictions from their
+    InferenceJob rows, online ones from their usage records, drained first."""
+    records_waiting = live.catch_up()
     since = timezone.now() - LIVE_WINDOW
     window = InferenceJob.objects.filter(deployment=deployment, created_at__gte=since)
     counts = window.aggregate(
@@ -626,31 +674,42 @@ def live_status(deployment: Deployment) -> dict[str, Any]:
         .order_by("-created_at")
         .values_list("job__created_at", "job__finished_at")[:LATENCY_SAMPLE]
     )
-    latencies = sorted(max(0.0, (end - start).total_seconds() * 1000) for start, end in finished)
-    recent = (
+    latencies = [max(0.0, (end - start).total_seconds() * 1000) for start, end in finished]
+    durable = (
         InferenceJob.objects.filter(deployment=deployment)
         .select_related("job", "version", "revision")
         .order_by("-created_at")[:RECENT_REQUESTS]
     )
-    errors = (
+    recent = [
+        {
+            "at": row.job.created_at,
+            "url": reverse("inference-job", args=[row.job.uuid]),
+            "label": row.version.label,
+            "revision": row.revision.number if row.revision else None,
+            "status": row.job.status,
+            "provider": row.provider,
+            "batch_size": row.batch_size,
+            "queued_ms": (row.timings or {}).get("queued_ms"),
+            "total_ms": total_ms(row.job),
+        }
+        for row in durable
+    ]
+    errors = list(
         window.filter(job__status=JobStatus.FAILED).order_by("-created_at").values_list("job__error", flat=True)[:3]
     )
+    online_counts, online_latencies, online_recent, online_errors = _online_recent(deployment, since)
+    for key, value in online_counts.items():
+        counts[key] += value
+    latencies = sorted(latencies + online_latencies)
     return {
         **counts,
         "p50_ms": statistics.median(latencies) if latencies else None,
         "p95_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] if latencies else None,
-        "recent": [
-            {
-                "inference": row,
-                "job": row.job,
-                "total_ms": total_ms(row.job),
-                "queued_ms": (row.timings or {}).get("queued_ms"),
-            }
-            for row in recent
-        ],
-        "errors": list(errors),
+        "recent": sorted(recent + online_recent, key=lambda row: row["at"], reverse=True)[:RECENT_REQUESTS],
+        "errors": (online_errors + errors)[:3],
         "since": since,
         "checked_at": timezone.now(),
+        "records_waiting": records_waiting,
     }
 
 
@@ -688,12 +747,25 @@ class DeploymentListView(OrganizationPage):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
+        live.catch_up()
         since = timezone.now() - LIVE_WINDOW
+        # Durable predictions from their rows, online ones from their usage records (apps.analytics.live): two
+        # subqueries in the list's one query.
+        durable = (
+            InferenceJob.objects.filter(deployment=OuterRef("pk"), created_at__gte=since)
+            .order_by()
+            .values("deployment")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
         deployments = (
             Deployment.objects.restrict(self.request.user, "view")
             .filter(organization=self.organization)
             .select_related("organization", "model", "version", "canary_version")
-            .annotate(requests_last_hour=Count("inference_jobs", filter=Q(inference_jobs__created_at__gte=since)))
+            .annotate(
+                requests_last_hour=Coalesce(Subquery(durable, output_field=IntegerField()), Value(0))
+                + live.online_requests_by_deployment(since)
+            )
             .order_by("slug")
         )
         query = self.request.GET.get("q", "").strip()

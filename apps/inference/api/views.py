@@ -246,6 +246,14 @@ def _record_online(
     from apps.analytics import usage
 
     timings = (reply.header.get("timings") or {}) if reply is not None else {}
+    # What a deployment's live status shows of it (apps.inference.views.live_status): it has no job row to show.
+    shown: dict[str, Any] = {"online": True, "revision": revision.number if revision is not None else None}
+    if reply is not None:
+        shown.update(provider=reply.header.get("provider"), batch_size=reply.header.get("batch_size"))
+    if status_code != 200:
+        error = reply.header.get("error") if reply is not None else "No worker answered: 503."
+        if error:
+            shown["error"] = str(error)[:300]
     usage.record(
         "prediction",
         event_id=online.id,
@@ -262,7 +270,7 @@ def _record_online(
         compute_seconds=timings.get("run_ms", 0) / 1000 if reply is not None else None,
         device=compute_device(device),
         path=request.path,
-        metadata={"online": True, "revision": revision.number if revision is not None else None},
+        metadata=shown,
     )
 
 
