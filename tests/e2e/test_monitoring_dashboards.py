@@ -1,7 +1,8 @@
-"""The live dashboards in headless Chromium, with data: predictions run on a real prefork inference worker with a
-metrics port (its heartbeat carries its metrics), a failed job, and a GPU worker's heartbeat written by the test
-(mocked: no GPU exists here). Staff watch /operations/ refresh without reloading and draw its charts; acme's admin
-watches the organization's page. Screenshots at desktop width and at 390 px, where nothing scrolls sideways."""
+"""The live dashboards in headless Chromium, with data: predictions served online (the default path: no job row) by
+a real prefork inference worker with a metrics port (its heartbeat carries its metrics), a failed job, and a GPU
+worker's heartbeat written by the test (mocked: no GPU exists here). Staff watch /operations/ refresh without
+reloading and draw its charts; acme's admin watches the organization's page count the online predictions from their
+usage records. Screenshots at desktop width and at 390 px, where nothing scrolls sideways."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests import jobs_support
 from tests.conftest import api_client_for
 from tests.factories import UserFactory
 from tests.inference.conftest import MEDIA, Runnable, start_inference_worker
+from tests.inference.online_support import predictions_written, wait_for_serving_loop
 from tests.metrics_support import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -104,13 +106,10 @@ def _charts_drawn(page, ids: list[str]) -> None:
         assert drawn, f"chart {chart_id} was not drawn"
 
 
-def test_staff_and_an_org_admin_watch_their_dashboards(
-    page, browser, live_server, screenshot, worker, world, tmp_path, settings
-):
-    # The organization's page reads its predictions from job rows, so these go the durable way. Online predictions
-    # (issue #15) reach the operations page through the metrics, but not yet the organization's page: it should
-    # read the usage records (issue #17, left open in its note).
-    settings.INFERENCE_ONLINE_SERVING = False
+def test_staff_and_an_org_admin_watch_their_dashboards(page, browser, live_server, screenshot, worker, world, tmp_path):
+    # The predictions go the default way, online (no job row): the operations page sees them through the worker's
+    # metrics, the organization's page through their usage records.
+    wait_for_serving_loop()
     version = Runnable(world=world).iris(tmp_path)
     deployment = services.create_deployment(
         organization=world.org, model=version.model, actor=world.user("member"), slug="flowers", version=version,
@@ -121,6 +120,7 @@ def test_staff_and_an_org_admin_watch_their_dashboards(
     rows = [[6.7, 3.0, 5.2, 2.3], [5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5]] * 4
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda row: _predict(client, url, row), rows))
+    assert not predictions_written(), "answered online: no prediction job"
     Job.objects.create(
         kind="audit.export", organization=world.org, creator=world.user("admin"), status=JobStatus.FAILED,
         error="Disk full while writing the export.", heartbeat_at=timezone.now(), finished_at=timezone.now(),
@@ -167,7 +167,10 @@ def test_staff_and_an_org_admin_watch_their_dashboards(
     org_page.wait_for_selector("#slowest-models")
     _charts_drawn(org_page, ["chart-predictions", "chart-org-latency"])
     assert "acme/iris" in org_page.locator("#slowest-models").inner_text()
-    assert org_page.locator("#kpi-predictions").inner_text().strip() == str(len(rows) + 3)
+    assert org_page.locator("#kpi-predictions").inner_text().strip() == str(len(rows) + 3)  # all of them, online
+    assert "flowers" in org_page.locator("#slowest-models").inner_text()
+    assert "still being written" not in org_page.locator("#predictions-freshness").inner_text()
+    assert not predictions_written()
     assert "Disk full" in org_page.locator("#failures").inner_text()
     screenshot(org_page, "organization-desktop")
 

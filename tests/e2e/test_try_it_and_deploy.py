@@ -1,7 +1,7 @@
 """A member tries the iris classifier from its model page in a real browser (the answer comes from a real prefork
 Celery worker on Redis), sees a wrong input refused on its field, deploys the model from the page, watches the
-deployment's live status count requests (htmx polling), serves a second version, rolls back with one click, and
-finds the predictions in the jobs list; then embeds a sentence with MiniLM."""
+deployment's live status count the requests sent to it online (htmx polling), serves a second version, rolls back
+with one click, and finds the try-it prediction in the jobs list; then embeds a sentence with MiniLM."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 
+from apps.core.jobs import Job
 from apps.inference import services
 from apps.inference.models import Deployment
 from tests import jobs_support
 from tests.conftest import api_client_for
 from tests.inference.conftest import MEDIA, Runnable, start_inference_worker
+from tests.inference.online_support import wait_for_serving_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -58,11 +60,8 @@ def sign_in(page, live_server, user) -> None:
 
 
 def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
-    live_server, page, screenshot, world, tmp_path, worker, settings
+    live_server, page, screenshot, world, tmp_path, worker
 ):
-    # The deployment page counts its live requests from job rows, so these predictions go the durable way; online
-    # predictions (issue #15) are not counted there yet (left open in #17's note, like the organization's page).
-    settings.INFERENCE_ONLINE_SERVING = False
     runnable = Runnable(world=world)
     first = runnable.iris(tmp_path)
     member = world.user("member")
@@ -104,17 +103,20 @@ def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
     deployment = Deployment.objects.get(slug="iris-prod")
     assert deployment.revision == 1
 
-    # Two requests through the API: the live panel (polled every few seconds) counts them.
+    # Two requests through the API, served online (the default path: no job row): the live panel (polled every few
+    # seconds) counts them from their usage records.
+    wait_for_serving_loop()
     api = api_client_for(member)
     for sample in ([[5.1, 3.5, 1.4, 0.2]], [[6.7, 3.0, 5.2, 2.3]]):
         answer = api.post(
             "/api/v1/orgs/acme/deployments/iris-prod/predict", {"inputs": {"float_input": sample}}, format="json"
         )
         assert answer.status_code == 200, answer.content
+    assert not Job.objects.filter(inference__deployment=deployment).exists(), "answered online: no job row"
     page.wait_for_function("document.querySelector('#live-requests').textContent.trim() === '2'", timeout=20_000)
     assert "ms" in page.inner_text("#live-p50")
     recent = page.inner_text("#recent-requests")
-    assert "1.0.0" in recent and "succeeded" in recent
+    assert "1.0.0" in recent and "succeeded" in recent and recent.count("online") == 2
     screenshot(page, "deployment-live")
 
     # A second version, served through the edit form (revision 2), then one click back to revision 1.
@@ -141,11 +143,12 @@ def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
     assert "iris-prod" in row and "1.0.0" in row and "active" in row and row.rstrip().endswith("2"), row
     screenshot(page, "deployments")
 
-    # The jobs list: the page's prediction and the deployment's two, with their status and timings.
+    # The jobs list: the page's prediction (the try-it form runs as a job); the deployment's two were served online,
+    # without a job, and are on the deployment's page only.
     page.goto(f"{live_server.url}/inference/jobs/")
     table = page.inner_text("#inference-job-table")
-    assert table.count("acme/iris@1.0.0") == 3, table
-    assert "iris-prod" in table and "CPUExecutionProvider" in table and "succeeded" in table
+    assert table.count("acme/iris@1.0.0") == 1, table
+    assert "iris-prod" not in table and "CPUExecutionProvider" in table and "succeeded" in table
     assert re.search(r"\d+\.\d ms", table)
     screenshot(page, "jobs")
     page.locator("#inference-job-table tbody tr").last.locator("a").first.click()
