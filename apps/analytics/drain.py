@@ -380,8 +380,9 @@ def pending_in_stream() -> int:
 
 def prune_raw_events(*, older_than_days: int | None = None, batch: int = 10_000) -> int:
     """Delete raw events past their retention (``USAGE_RAW_RETENTION_DAYS``; 0 keeps them), in batches. Rollups
-    are kept (``USAGE_HOURLY_ROLLUP_RETENTION_DAYS`` for hourly ones, daily ones for good)."""
-    from apps.analytics.models import UsageRollup
+    are kept (``USAGE_HOURLY_ROLLUP_RETENTION_DAYS`` for hourly ones, daily ones for good), and their active-user
+    rows with them."""
+    from apps.analytics.models import UsageActiveUser, UsageRollup
 
     days = older_than_days if older_than_days is not None else int(getattr(settings, "USAGE_RAW_RETENTION_DAYS", 90))
     deleted = 0
@@ -396,7 +397,7 @@ def prune_raw_events(*, older_than_days: int | None = None, batch: int = 10_000)
         PendingRollup.objects.filter(bucket_start__lt=cutoff).delete()
     hourly_days = int(getattr(settings, "USAGE_HOURLY_ROLLUP_RETENTION_DAYS", 400))
     if hourly_days > 0:
-        UsageRollup.objects.filter(
-            granularity=Granularity.HOUR, bucket_start__lt=timezone.now() - timedelta(days=hourly_days)
-        ).delete()
+        before = timezone.now() - timedelta(days=hourly_days)
+        UsageRollup.objects.filter(granularity=Granularity.HOUR, bucket_start__lt=before).delete()
+        UsageActiveUser.objects.filter(granularity=Granularity.HOUR, bucket_start__lt=before).delete()
     return deleted

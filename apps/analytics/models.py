@@ -175,6 +175,44 @@ class UsageRollup(models.Model):
         return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:00} {self.organization_id} {self.scope} {self.kind}"
 
 
+class UsageActiveUser(models.Model):
+    """A signed-in user who used something in one bucket (an hour or a day, UTC): one row per distinct (organization,
+    kind, token kind, model, token, user) of the bucket, written with the bucket's rollup rows from its raw events
+    (``apps.analytics.rollups``) and replaced with them. Distinct users over any set of buckets (a whole period, with
+    the pages' filters) are a ``COUNT(DISTINCT user_id)`` over these rows, which ``UsageRollup.users`` (distinct
+    within one row) cannot give. ``model_id``/``token_id`` are 0 where the event had none. Kept as long as the
+    rollups of their granularity."""
+
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=40, choices=UsageKind.choices)
+    token_kind = models.CharField(max_length=10, choices=TokenKind.choices, blank=True, default="")
+    model_id = models.BigIntegerField(default=0)
+    token_id = models.BigIntegerField(default=0)
+    user_id = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["granularity", "bucket_start"]
+        indexes = [
+            models.Index(fields=["organization", "granularity", "bucket_start"]),
+            models.Index(fields=["granularity", "bucket_start"]),
+            models.Index(
+                fields=["model_id", "granularity", "bucket_start"],
+                name="analytics_active_user_model",
+                condition=models.Q(model_id__gt=0),
+            ),
+            models.Index(
+                fields=["token_id", "granularity", "bucket_start"],
+                name="analytics_active_user_token",
+                condition=models.Q(token_id__gt=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:00} {self.organization_id} user {self.user_id}"
+
+
 class PendingRollup(models.Model):
     """A bucket whose raw events changed since it was last rolled up (written by whatever inserts events, in the
     same transaction). The periodic rollup takes these, so it catches up after any downtime and late events are

@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Max, Sum
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from apps.analytics.models import RUN_KINDS, Granularity, RollupScope, TokenKind, UsageKind, UsageRollup
+from apps.analytics.models import (
+    RUN_KINDS,
+    Granularity,
+    RollupScope,
+    TokenKind,
+    UsageActiveUser,
+    UsageKind,
+    UsageRollup,
+)
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "90d": timedelta(days=90), "365d": timedelta(days=365)}  # fmt: skip
@@ -162,7 +170,7 @@ def usage_report(
     grouped = (
         rows.values("bucket_start", "kind", "token_kind")
         .annotate(
-            events=Sum("events"), items=Sum("items"), bytes=Sum("bytes"), errors=Sum("errors"), users=Max("users"),
+            events=Sum("events"), items=Sum("items"), bytes=Sum("bytes"), errors=Sum("errors"),
             compute=Sum("compute_seconds"), latency_sum=Sum("latency_sum_ms"), latency_count=Sum("latency_count"),
             latency_p95=Max("latency_p95_ms"),
         )
@@ -187,7 +195,6 @@ def usage_report(
         series["events"][i] += events
         series["items"][i] += int(row["items"] or 0)
         series["errors"][i] += int(row["errors"] or 0)
-        series["users"][i] = max(series["users"][i], int(row["users"] or 0))
         if row["kind"] in RUN_KINDS:
             series["runs"][i] += events
         elif row["kind"] == UsageKind.DOWNLOAD:
@@ -203,6 +210,10 @@ def usage_report(
         totals["bytes"] += int(row["bytes"] or 0)
         totals["errors"] += int(row["errors"] or 0)
         totals["compute_seconds"] += float(row["compute"] or 0.0)
+    users_total, users_per_bucket = active_users(
+        period=period, filters=filters, organization_id=organization_id, model_id=model_id, token_id=token_id
+    )
+    series["users"] = [users_per_bucket.get(moment, 0) for moment in buckets]
     series["latency_avg_ms"] = [
         round(latency_sum[i] / latency_count[i], 3) if latency_count[i] else None for i in range(size)
     ]
@@ -211,6 +222,7 @@ def usage_report(
     totals["latency_avg_ms"] = round(sum(latency_sum) / total_latency, 3) if total_latency else None
     totals["runs"] = sum(series["runs"])
     totals["downloads"] = sum(series["downloads"])
+    totals["users"] = users_total
     totals["peak_users"] = max(series["users"], default=0)
     totals["compute_seconds"] = round(totals["compute_seconds"], 3)
     return {
@@ -226,7 +238,44 @@ def usage_report(
         "totals": totals,
         "by_kind": dict(sorted(by_kind.items())),
         "by_token_kind": dict(sorted(by_token_kind.items())),
+        "definitions": {"users": USERS_MEANING},
     }
+
+
+USERS_MEANING = (
+    "Distinct signed-in users: per bucket in series.users, over the whole period in totals.users (each person once, "
+    "whatever they used and however often); anonymous callers are not counted."
+)
+
+
+def active_users(
+    *,
+    period: Period,
+    filters: Filters = Filters(),
+    organization_id: int | None = None,
+    model_id: int | None = None,
+    token_id: int | None = None,
+) -> tuple[int, dict[datetime, int]]:
+    """Distinct signed-in users over the whole period and per bucket, from the buckets' ``UsageActiveUser`` rows
+    (the same subject and filters as ``usage_report``)."""
+    rows = UsageActiveUser.objects.filter(
+        granularity=period.granularity, bucket_start__gte=period.start, bucket_start__lt=period.end
+    )
+    if model_id is not None:
+        rows = rows.filter(model_id=model_id)
+    elif token_id is not None:
+        rows = rows.filter(token_id=token_id)
+    if organization_id is not None:
+        rows = rows.filter(organization_id=organization_id)
+    if filters.kind is not None:
+        rows = rows.filter(kind=filters.kind)
+    if filters.token_kind is not None and model_id is None:  # as the rollups: a model's use is not split by it
+        rows = rows.filter(token_kind=filters.token_kind)
+    total = rows.aggregate(users=Count("user_id", distinct=True))["users"] or 0
+    per_bucket = dict(
+        rows.values("bucket_start").annotate(users=Count("user_id", distinct=True)).values_list("bucket_start", "users")
+    )
+    return total, per_bucket
 
 
 CSV_COLUMNS = ("runs", "downloads", "events", "items", "errors", "users", "latency_avg_ms", "latency_p95_ms")

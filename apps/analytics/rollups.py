@@ -6,7 +6,9 @@ comes from ``PendingRollup`` markers that every insert of events writes in its o
 after any downtime (a missed hour is still marked) and an event drained late is counted in its own hour and day.
 
 Three scopes per bucket, organization and kind: the organization as a whole and each token, by token kind; each
-model version, all token kinds together (``RollupScope``). ``users`` counts distinct signed-in users within a row.
+model version, all token kinds together (``RollupScope``). ``users`` counts distinct signed-in users within a row;
+with them each bucket gets its ``UsageActiveUser`` rows (one per distinct organization, kind, token kind, model, token
+and user), from which distinct users over a whole period are counted.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.analytics.drain import day_of, hour_of
-from apps.analytics.models import Granularity, PendingRollup, RollupScope, UsageEvent, UsageRollup
+from apps.analytics.models import (
+    Granularity,
+    PendingRollup,
+    RollupScope,
+    UsageActiveUser,
+    UsageEvent,
+    UsageRollup,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +72,30 @@ def _insert_sql(scope: str) -> str:
     """  # noqa: S608
 
 
+def _active_users_sql() -> str:
+    users, events = UsageActiveUser._meta.db_table, UsageEvent._meta.db_table
+    return f"""
+        INSERT INTO {users} (granularity, bucket_start, organization_id, kind, token_kind, model_id, token_id, user_id)
+        SELECT DISTINCT %s, %s, organization_id, kind, token_kind, COALESCE(model_id, 0), COALESCE(token_id, 0),
+            actor_id
+        FROM {events}
+        WHERE created_at >= %s AND created_at < %s AND actor_id IS NOT NULL
+    """  # noqa: S608 - table names from the models
+
+
 def roll_up_bucket(granularity: str, bucket_start: datetime) -> int:
-    """Replace the rollup rows of one bucket with a recount of its raw events; returns the rows written."""
+    """Replace the rollup rows (and active-user rows) of one bucket with a recount of its raw events; returns the
+    rollup rows written."""
     end = bucket_start + LENGTH[Granularity(granularity)]
     written = 0
     with transaction.atomic():
         UsageRollup.objects.filter(granularity=granularity, bucket_start=bucket_start).delete()
+        UsageActiveUser.objects.filter(granularity=granularity, bucket_start=bucket_start).delete()
         with connection.cursor() as cursor:
             for scope in RollupScope:
                 cursor.execute(_insert_sql(scope), [granularity, bucket_start, scope.value, bucket_start, end])
                 written += max(cursor.rowcount, 0)
+            cursor.execute(_active_users_sql(), [granularity, bucket_start, bucket_start, end])
     return written
 
 

@@ -30,7 +30,7 @@
   draw("chart-usage-runs", "bar", [
     { label: "runs", data: s.runs, backgroundColor: palette.blue, stack: "u" },
     { label: "downloads", data: s.downloads, backgroundColor: palette.green, stack: "u" }], counts);
-  draw("chart-usage-users", "line", [line("active users", s.users, palette.blue), line("errors", s.errors, palette.red)], counts);
+  draw("chart-usage-users", "line", [line("users", s.users, palette.blue), line("errors", s.errors, palette.red)], counts);
   draw("chart-usage-latency", "line", [line("mean", s.latency_avg_ms, palette.blue),
     line("p95", s.latency_p95_ms, palette.orange)]);
 })();

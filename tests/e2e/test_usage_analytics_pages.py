@@ -138,7 +138,8 @@ def test_an_admin_reads_charts_changes_the_period_and_exports_the_usage(
     assert sums["chart-usage-runs/runs"] == PREDICTIONS
     assert sums["chart-usage-runs/downloads"] == 2
     assert sums["chart-usage-users/errors"] == 0
-    assert sums["chart-usage-users/active users"] >= 1
+    assert sums["chart-usage-users/users"] == 3  # the member (predictions), the viewer and the admin (downloads)
+    assert page.locator("#total-users").inner_text() == "3"
     assert sums["chart-usage-runs/buckets"] == 24
     assert sums["chart-usage-latency/mean"] > 0
     assert page.locator("#total-runs").inner_text() == str(PREDICTIONS)
@@ -156,6 +157,7 @@ def test_an_admin_reads_charts_changes_the_period_and_exports_the_usage(
     assert sums["chart-usage-runs/buckets"] in (7, 8)  # a week of days, today's included
     assert (sums["chart-usage-runs/runs"], sums["chart-usage-runs/downloads"]) == (PREDICTIONS, 2)
     assert "by day" in page.locator("body").inner_text()
+    assert page.locator("#total-users").inner_text() == "3"
 
     # The exports carry the page's period and filters.
     name, text = export(page, "#export-csv")
@@ -178,7 +180,7 @@ def test_an_admin_reads_charts_changes_the_period_and_exports_the_usage(
     sums = chart_sums(page)
     assert (sums["chart-usage-runs/runs"], sums["chart-usage-runs/downloads"]) == (0, 2)
     _name, text = export(page, "#export-json")
-    assert json.loads(text)["totals"]["events"] == 2
+    assert (json.loads(text)["totals"]["events"], json.loads(text)["totals"]["users"]) == (2, 2)
 
     # The model's page and the CI token's page, from the organization's.
     page.goto(f"{live_server.url}/orgs/acme/analytics/?period=24h")
