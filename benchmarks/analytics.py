@@ -12,8 +12,10 @@ and created again at the start, migrated, dropped at the end unless ``--keep-dat
 What it does, in one run:
 
 1. ``--orgs`` organizations (1,000), 5 users each, with admin tokens for the ones measured;
-2. **generates raw usage events with COPY** (``--events`` spread over 90 days, plus ``--day-events`` on one day,
-   yesterday), with the table's secondary indexes dropped during the load and built again after (timed);
+2. **generates raw usage events inside PostgreSQL** (``INSERT ... SELECT`` over ``generate_series``, the
+   distributions drawn in SQL, rows in time order: ``generate_events`` says which), ``--events`` spread over 90 days
+   plus ``--day-events`` on one day, yesterday, with the table's secondary indexes and constraints dropped during
+   the load and built again after (timed);
 3. **rolls up the 90 days** (every hour and day, as the periodic job does after downtime), then **the rollup of
    the one big day** again on its own (its 24 hours and the day: the target);
 4. **the page and the API over 90 days** for ``--sample`` organizations, ``--requests`` each, through Django's
@@ -21,7 +23,10 @@ What it does, in one run:
 5. **recording overhead**: CPU time (``time.process_time``) of ``usage.record`` with recording on against the same
    loop with recording off (``USAGE_RECORDING=false``), in the same run; and the whole download request's CPU
    with recording on and off, interleaved (informational: noisier than the difference it measures);
-6. the drain: how fast it copies recorded events into the database.
+6. **the drain**: events/s copying ``--drain-events`` recorded events from the stream into the database, with the
+   insert it had before (Django's multi-row ``bulk_create``) and with COPY, in the same run.
+
+The load average (``/proc/loadavg``) is recorded at the start and the end: the machine may be shared.
 
 Targets (issue #17): the rollup of a day of 1,000,000 events under 60 s; the page and its API at most 200 ms p95
 over 90 days from rollups; recording adds at most 0.2 ms of CPU to a request.
@@ -30,7 +35,6 @@ over 90 days from rollups; recording adds at most 0.2 ms of CPU to a request.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import random
@@ -52,13 +56,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_BEGIN = "<!-- benchmarks/analytics.py: begin (generated, do not edit by hand) -->"
 RESULTS_END = "<!-- benchmarks/analytics.py: end -->"
-KINDS = ["prediction"] * 6 + ["download"] * 2 + ["job", "batch_rows"]
-TOKEN_KINDS = ["", "", "personal", "ci", "service"]
-COPY_COLUMNS = (
-    "event_id, organization_id, actor_id, kind, token_id, token_kind, model_id, version_id, subject_type, "
-    "subject_id, subject_label, path, blob_sha256, items, bytes, latency_ms, compute_seconds, device, outcome, "
-    "status_code, metadata, created_at"
-)
 
 
 def environment(workdir: Path) -> dict[str, str]:
@@ -96,44 +93,96 @@ def make_organizations(count: int) -> tuple[list[int], list[int]]:
     return [o.pk for o in organizations], [u.pk for u in users]
 
 
-# --- 2. raw events through COPY -----------------------------------------------------------------------------------
-def event_rows(count: int, organizations: list[int], users: list[int], start: datetime, seconds: int, seed: int):
-    """Tab-separated COPY lines, ``count`` events between ``start`` and ``start + seconds``."""
-    rng = random.Random(seed)
-    base = start.timestamp()
-    per_org_users = max(1, len(users) // len(organizations))
-    for number in range(count):
-        org_index = rng.randrange(len(organizations))
-        org = organizations[org_index]
-        user = users[org_index * per_org_users + rng.randrange(per_org_users)] if rng.random() < 0.8 else "\\N"
-        kind = rng.choice(KINDS)
-        token_kind = rng.choice(TOKEN_KINDS)
-        token = org * 10 + TOKEN_KINDS.index(token_kind) if token_kind else "\\N"
-        model = org * 100 + rng.randrange(10)
-        latency = f"{rng.expovariate(1 / 20):.3f}" if kind == "prediction" else "\\N"
-        outcome = "error" if rng.random() < 0.02 else "ok"
-        moment = datetime.fromtimestamp(base + rng.random() * seconds, UTC).isoformat()
-        compute = f"{rng.random() * 0.01:.5f}" if kind == "prediction" else "0"
-        yield (
-            f"{seed:08x}-0000-4000-8000-{number:012x}\t{org}\t{user}\t{kind}\t{token}\t{token_kind}\t{model}\t"
-            f"{model * 10 + 1}\t\t\t\t\t\t{rng.randint(1, 32)}\t{rng.randint(0, 4096)}\t{latency}\t{compute}\t"
-            f"{'gpu' if compute != '0' else ''}\t{outcome}\t200\t{{}}\t{moment}\n"
-        )
+# --- 2. raw events, generated inside PostgreSQL ---------------------------------------------------------------
+MODELS_PER_ORG = (2, 8)  # an organization has 2..8 models (by its index), each with 3 versions
+TOKEN_SLOTS = ("personal", "ci", "service", "service")  # its API tokens: ids org * 10 + slot
+EVENT_COLUMNS = (
+    "event_id, organization_id, actor_id, kind, token_id, token_kind, model_id, version_id, deployment_id, "
+    "subject_type, subject_id, subject_label, path, blob_sha256, items, bytes, latency_ms, compute_seconds, device, "
+    "outcome, status_code, metadata, created_at"
+)
+# One INSERT ... SELECT over generate_series per chunk. Level 1 draws the random numbers (a volatile target list
+# keeps the subquery from being flattened: one draw per row); level 2 picks organization, kind and token slot;
+# level 3 the columns. Rows come in time order, as the drain appends them in production: a bucket's events are
+# neighbours on disk.
+GENERATE_SQL = """
+INSERT INTO {table} ({columns})
+SELECT gen_random_uuid(), org, user_id, kind,
+    CASE WHEN slot >= 0 THEN org * 10 + slot END,
+    CASE slot WHEN 0 THEN 'personal' WHEN 1 THEN 'ci' WHEN 2 THEN 'service' WHEN 3 THEN 'service' ELSE '' END,
+    model, model * 10 + floor(3 * r7 ^ 3)::int, NULL, '', '', '', '', '',
+    CASE kind WHEN 'prediction' THEN 1 + floor(8 * r8 ^ 3)::int WHEN 'batch_rows' THEN 100 + floor(900 * r8)::int
+        WHEN 'job' THEN 1 + floor(32 * r8)::int ELSE 1 END,
+    CASE kind WHEN 'download' THEN 1000000 + floor(99000000 * r8)::bigint ELSE 200 + floor(3800 * r8)::bigint END,
+    latency,
+    CASE WHEN latency IS NULL THEN 0 ELSE latency / 2000 END,
+    CASE WHEN latency IS NULL THEN '' ELSE 'gpu' END,
+    CASE WHEN r10 < 0.02 THEN 'error' ELSE 'ok' END,
+    CASE WHEN r10 < 0.02 THEN 500 ELSE 200 END,
+    '{{}}',
+    to_timestamp(%(start)s + (g - %(first)s + r11) * %(step)s)
+FROM (
+    SELECT *, orgs[org_index + 1] AS org, orgs[org_index + 1] * 100 + floor(models * r6 ^ 2)::int AS model,
+        CASE WHEN slot IN (1, 2, 3) THEN users[org_index * %(per_org)s + 1]
+             WHEN slot = -1 AND kind = 'download' AND r5 < 0.3 THEN NULL
+             ELSE users[org_index * %(per_org)s + 1 + floor(%(per_org)s * r4 ^ 2)::int] END AS user_id,
+        CASE WHEN kind IN ('prediction', 'job') THEN round((-20 * ln(1 - r9))::numeric, 3)::float END AS latency
+    FROM (
+        SELECT *, %(min_models)s + org_index %% (%(max_models)s - %(min_models)s + 1) AS models,
+            CASE kind
+                WHEN 'prediction' THEN CASE WHEN r3 < 0.15 THEN -1 WHEN r3 < 0.4 THEN 0 WHEN r3 < 0.85 THEN 2 ELSE 3 END
+                WHEN 'download' THEN CASE WHEN r3 < 0.3 THEN -1 WHEN r3 < 0.5 THEN 0 ELSE 1 END
+                WHEN 'job' THEN CASE WHEN r3 < 0.3 THEN 0 ELSE 2 END
+                ELSE 3 END AS slot
+        FROM (
+            SELECT *, floor(%(org_count)s * r1 ^ 3)::int AS org_index,
+                CASE WHEN r2 < 0.6 THEN 'prediction' WHEN r2 < 0.8 THEN 'download' WHEN r2 < 0.9 THEN 'job'
+                     ELSE 'batch_rows' END AS kind
+            FROM (
+                SELECT g, %(orgs)s::bigint[] AS orgs, %(users)s::bigint[] AS users,
+                    random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6,
+                    random() AS r7, random() AS r8, random() AS r9, random() AS r10, random() AS r11
+                FROM generate_series(%(low)s, %(high)s) AS g
+            ) drawn
+        ) chosen
+    ) slotted
+) picked
+"""
 
 
-def copy_events(rows, table: str) -> int:
+def generate_events(table: str, count: int, organizations: list[int], users: list[int], start: datetime,
+                    seconds: int, chunk: int = 1_000_000) -> int:  # fmt: skip
+    """``count`` events between ``start`` and ``start + seconds``, in time order, generated by PostgreSQL.
+
+    The distribution (what a rollup row compresses): organizations by a power law (the organization of rank r, of
+    N, is drawn as floor(N * u^3): the top 1% get about 22% of the events, the top 10% about 46%, the smallest
+    still a few thousand over 90 days); kinds 60% prediction, 20% download, 10% durable job, 10% batch rows. Each
+    organization has 5 users, ``MODELS_PER_ORG`` models (popularity skewed: floor(m * u^2)) of 3 versions each (the
+    newest most used: floor(3 * u^3)) and 4 API tokens (``TOKEN_SLOTS``: one personal, one CI, two service). The
+    token depends on the kind: predictions 15% without a token (a session), 25% the personal token, 60% the
+    service tokens; downloads 30% without a token (a third of those anonymous), 20% personal, 50% CI; jobs 30%
+    personal, 70% service; batch rows the second service token. A service or CI token acts as the organization's
+    first user; people are skewed (floor(5 * u^2)). Latency (predictions and jobs) exponential with mean 20 ms;
+    2% errors."""
     from django.db import connection
 
+    users_per_org = max(1, len(users) // len(organizations))
+    sql = GENERATE_SQL.format(table=table, columns=EVENT_COLUMNS)
     written = 0
-    buffer = io.StringIO()
-    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({COPY_COLUMNS}) FROM STDIN") as copy:
-        for line in rows:
-            buffer.write(line)
-            written += 1
-            if written % 50_000 == 0:
-                copy.write(buffer.getvalue())
-                buffer = io.StringIO()
-        copy.write(buffer.getvalue())
+    with connection.cursor() as cursor:
+        for low in range(0, count, chunk):
+            high = min(count, low + chunk) - 1
+            cursor.execute(
+                sql,
+                {
+                    "orgs": organizations, "users": users, "per_org": users_per_org, "org_count": len(organizations),
+                    "min_models": MODELS_PER_ORG[0], "max_models": MODELS_PER_ORG[1], "low": low, "high": high,
+                    "first": 0, "start": start.timestamp(), "step": seconds / count,
+                },
+            )  # fmt: skip
+            written += cursor.rowcount
+            if count > chunk:
+                log(f"  {written:,} of {count:,}")
     return written
 
 
@@ -174,11 +223,15 @@ def load_events(args, organizations, users, day: datetime) -> dict[str, float]:
     indexes, constraints = drop_for_load(table)
     started = time.perf_counter()
     start = day - timedelta(days=args.days - 1)
-    written = copy_events(event_rows(args.events, organizations, users, start, args.days * 86_400, seed=1), table)
-    written += copy_events(event_rows(args.day_events, organizations, users, day, 86_400, seed=2), table)
+    # The 90 days (up to today), then the big day (yesterday) again: each series in time order.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(0.17)")  # the same events every run (but their random UUIDs)
+    written = generate_events(table, args.events, organizations, users, start, args.days * 86_400)
+    written += generate_events(table, args.day_events, organizations, users, day, 86_400)
     copy_seconds = time.perf_counter() - started
     started = time.perf_counter()
     with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '256MB'")  # the load's own index builds, not the portal's
         for statement in [*indexes, *constraints]:
             cursor.execute(statement)
         cursor.execute(f"ANALYZE {table}")
@@ -188,7 +241,7 @@ def load_events(args, organizations, users, day: datetime) -> dict[str, float]:
 # --- 3. rollups ---------------------------------------------------------------------------------------------------
 def roll_up_all(day: datetime, days: int) -> dict[str, float]:
     from apps.analytics import rollups
-    from apps.analytics.models import Granularity, PendingRollup
+    from apps.analytics.models import Granularity, PendingRollup, UsageEvent
 
     start = day - timedelta(days=days - 1)
     end = day + timedelta(days=1)
@@ -205,10 +258,12 @@ def roll_up_all(day: datetime, days: int) -> dict[str, float]:
     for hour in range(24):
         rows += rollups.roll_up_bucket(Granularity.HOUR, day + timedelta(hours=hour))
     hours_seconds = time.perf_counter() - started
+    hour_rows = rows
     rows += rollups.roll_up_bucket(Granularity.DAY, day)
     day_seconds = time.perf_counter() - started
     return {"other_buckets": done["hours"] + done["days"], "other_seconds": all_seconds, "day_seconds": day_seconds,
-            "day_hours_seconds": hours_seconds, "day_rows": rows}  # fmt: skip
+            "day_hours_seconds": hours_seconds, "day_rows": rows, "day_hour_rows": hour_rows,
+            "day_events": UsageEvent.objects.filter(created_at__gte=day, created_at__lt=end).count()}  # fmt: skip
 
 
 # --- 4. page and API ----------------------------------------------------------------------------------------------
@@ -225,7 +280,10 @@ def measure_pages(args, organizations: list[int]) -> dict[str, list[float]]:
     from apps.organizations.models import Membership, Organization
 
     rng = random.Random(3)
-    sample = Organization.objects.filter(pk__in=rng.sample(organizations, min(args.sample, len(organizations))))
+    # The two largest organizations (the generator's first: the most events, the most rollup rows) and others at random.
+    count = min(args.sample, len(organizations))
+    chosen = organizations[:2] + rng.sample(organizations[2:], max(0, count - 2))
+    sample = Organization.objects.filter(pk__in=chosen[:count])
     admin = User.objects.create_user(email="bench-admin@bench.example", handle="bench-admin", password=None)
     Membership.objects.bulk_create([Membership(organization=o, user=admin, role=Role.ADMIN) for o in sample])
     page, api = Client(), APIClient()
@@ -319,12 +377,104 @@ def measure_download_requests(args) -> dict[str, float]:
 
 
 # --- 6. the drain -------------------------------------------------------------------------------------------------
-def measure_drain(count: int) -> tuple[int, float]:
-    from apps.analytics import drain
+def store_events_before(events: list) -> object:
+    """The drain's insert before COPY (before commit 8a0e727), as the baseline: the events made into model instances
+    in Python, organizations, users and already-stored ids looked up, then Django's multi-row ``bulk_create``."""
+    import uuid
 
-    started = time.perf_counter()
-    report = drain.drain_usage_stream(max_seconds=3600)
-    return report.inserted, time.perf_counter() - started
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from apps.analytics.drain import Stored, mark_pending
+    from apps.analytics.models import UsageEvent
+    from apps.organizations.models import Organization
+
+    rows = []
+    for event in events:
+        metadata = event.get("metadata") or {}
+        rows.append(
+            UsageEvent(
+                event_id=uuid.UUID(str(event["id"])), created_at=datetime.fromtimestamp(float(event["t"]), UTC),
+                kind=str(event["kind"])[:40], organization_id=int(event["org"]), actor_id=event.get("user_id"),
+                token_id=event.get("token_id"), token_kind=str(event.get("token_kind") or "")[:10],
+                model_id=event.get("model_id"), version_id=event.get("version_id"),
+                deployment_id=event.get("deployment_id"), subject_type=str(event.get("subject_type") or "")[:100],
+                subject_id=str(event.get("subject_id") or "")[:64],
+                subject_label=str(event.get("subject_label") or "")[:300], path=str(event.get("path") or "")[:500],
+                blob_sha256=str(event.get("blob_sha256") or "")[:64], items=int(event.get("items", 1)),
+                bytes=int(event.get("bytes", 0)),
+                latency_ms=None if event.get("latency_ms") is None else float(event["latency_ms"]),
+                compute_seconds=float(event.get("compute_seconds") or 0.0), device=str(event.get("device") or "")[:20],
+                outcome=str(event.get("outcome") or "ok")[:10], status_code=int(event.get("status_code", 200)),
+                metadata=metadata if isinstance(metadata, dict) else {"value": metadata},
+            )
+        )  # fmt: skip
+    with transaction.atomic():
+        organizations = set(
+            Organization.objects.filter(pk__in={row.organization_id for row in rows}).values_list("pk", flat=True)
+        )
+        users = set(
+            get_user_model()
+            .objects.filter(pk__in={r.actor_id for r in rows if r.actor_id})
+            .values_list("pk", flat=True)
+        )
+        kept = [row for row in rows if row.organization_id in organizations]
+        for row in kept:
+            if row.actor_id is not None and row.actor_id not in users:
+                row.actor_id = None
+        present = set(
+            UsageEvent.objects.filter(event_id__in=[r.event_id for r in kept]).values_list("event_id", flat=True)
+        )
+        fresh = list({row.event_id: row for row in kept if row.event_id not in present}.values())
+        UsageEvent.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=2000)
+        mark_pending(row.created_at for row in fresh)
+    return Stored(inserted=len(fresh), duplicates=len(kept) - len(fresh), dropped=len(rows) - len(kept))
+
+
+def measure_drain(count: int, organizations: list[int], users: list[int]) -> dict[str, tuple[int, float]]:
+    """Events/s of the drain, before (``store_events_before``) and now (COPY), each over ``count`` fresh events of
+    the same shape (predictions of the organizations' models and tokens, spread over the last hour) that wait in
+    the stream; what the recording measurements left there is drained first, untimed."""
+    from apps.analytics import drain, usage
+
+    drain.drain_usage_stream(max_seconds=3600)
+    rng = random.Random(4)
+    now = time.time()
+    measured = {}
+    for name, store in (("before", store_events_before), ("after", drain.store_events)):
+        batch = []
+        for _ in range(count):
+            index = rng.randrange(len(organizations))
+            org = organizations[index]
+            batch.append(
+                {
+                    "kind": "prediction", "organization_id": org, "user_id": users[index * 5], "token_id": org * 10 + 2,
+                    "token_kind": "service", "model_id": org * 100 + 1, "version_id": org * 1000 + 10, "items": 4,
+                    "bytes": 900, "latency_ms": rng.expovariate(1 / 20), "outcome": "ok", "status_code": 200,
+                    "compute_seconds": 0.01, "device": "gpu", "occurred_at": now - rng.random() * 3600,
+                }
+            )  # fmt: skip
+            if len(batch) == 5000:
+                usage.record_many(batch)
+                batch = []
+        usage.record_many(batch)
+        usage.flush()
+        original = drain.store_events
+        drain.store_events = store
+        try:
+            started = time.perf_counter()
+            report = drain.drain_usage_stream(max_seconds=3600)
+            measured[name] = (report.inserted, time.perf_counter() - started)
+        finally:
+            drain.store_events = original
+    return measured
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def machine() -> str:
@@ -360,6 +510,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000, help="usage.record calls per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests-per-round", type=int, default=200)
+    parser.add_argument("--drain-events", type=int, default=50_000, help="events the drain copies, before and after")
     parser.add_argument("--results", default=str(RESULTS), help="RESULTS.md to update; '' for none")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="seconds, tiny sizes, no RESULTS.md")
@@ -367,8 +518,11 @@ def main() -> None:
     if args.smoke:
         args.orgs, args.events, args.day_events, args.sample, args.requests, args.days = 20, 20_000, 5_000, 3, 3, 3
         args.records, args.rounds, args.requests_per_round, args.results = 300, 2, 20, ""
+        args.drain_events = 2000
 
     begun = time.perf_counter()
+    load_start = load_average()
+    log(f"load average {load_start}")
     workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-analytics-"))
     env = environment(workdir)
     recreate_database(env["DATABASE_URL"])
@@ -386,9 +540,9 @@ def main() -> None:
 
     log(f"{args.orgs} organizations")
     organizations, users = make_organizations(args.orgs)
-    log(f"COPY {args.events:,} events over {args.days} days and {args.day_events:,} on {day:%Y-%m-%d}")
+    log(f"generating {args.events:,} events over {args.days} days and {args.day_events:,} on {day:%Y-%m-%d}")
     loaded = load_events(args, organizations, users, day)
-    log(f"loaded {loaded['events']:,}: COPY {loaded['copy_seconds']:.1f} s, indexes {loaded['index_seconds']:.1f} s")
+    log(f"loaded {loaded['events']:,}: {loaded['copy_seconds']:.1f} s, indexes {loaded['index_seconds']:.1f} s")
     log("rolling up 90 days")
     rolled = roll_up_all(day, args.days)
     log(f"{rolled['other_buckets']} buckets in {rolled['other_seconds']:.1f} s; the day {rolled['day_seconds']:.2f} s")
@@ -398,7 +552,7 @@ def main() -> None:
     recording = measure_recording(args, organizations[0], users[0])
     requests = measure_download_requests(args)
     log("drain")
-    drained, drain_seconds = measure_drain(args.records * args.rounds)
+    drains = measure_drain(args.drain_events, organizations, users)
     redis.delete(usage.STREAM, drain.LOCK)
 
     page_p50, page_p95 = percentile(timings["page"], 0.5) * 1000, percentile(timings["page"], 0.95) * 1000
@@ -407,21 +561,26 @@ def main() -> None:
     overhead = recording["on_ms"] - recording["off_ms"]
     request_overhead = requests["on_ms"] - requests["off_ms"]
     lines = [
-        f"events: {loaded['events']:,} over {args.orgs:,} organizations (COPY {loaded['copy_seconds']:.1f} s, "
+        f"events: {loaded['events']:,} over {args.orgs:,} organizations (generated in {loaded['copy_seconds']:.1f} s, "
         f"{loaded['events'] / max(loaded['copy_seconds'], 1e-9):,.0f}/s; "
         f"indexes built after in {loaded['index_seconds']:.1f} s)",
         f"rollup of the other {args.days - 1} days (daily buckets only): {rolled['other_buckets']:,} buckets "
         f"in {rolled['other_seconds']:.1f} s",
         f"rollup of one day ({args.day_events:,} + its share of the {args.days} days): "
         f"24 hours {rolled['day_hours_seconds']:.2f} s, "
-        f"with the day bucket {rolled['day_seconds']:.2f} s, {rolled['day_rows']:,} rollup rows",
+        f"with the day bucket {rolled['day_seconds']:.2f} s; {rolled['day_events']:,} events made "
+        f"{rolled['day_hour_rows']:,} hourly rollup rows and {rolled['day_rows'] - rolled['day_hour_rows']:,} daily "
+        f"ones (all three scopes)",
         f"page over 90 days: p50 {page_p50:.1f} ms, p95 {page_p95:.1f} ms ({len(timings['page'])} requests)",
         f"API over 90 days: p50 {api_p50:.1f} ms, p95 {api_p95:.1f} ms",
         f"baseline, the same day series from raw events: p50 {raw_p50:.1f} ms, p95 {raw_p95:.1f} ms",
         f"usage.record CPU: {recording['on_ms'] * 1000:.1f} µs on, {recording['off_ms'] * 1000:.1f} µs off",
         f"download request CPU: {requests['on_ms']:.3f} ms on, {requests['off_ms']:.3f} ms off "
         f"(difference {request_overhead:+.3f} ms, noisy)",
-        f"drain: {drained:,} events in {drain_seconds:.2f} s ({drained / max(drain_seconds, 1e-9):,.0f}/s)",
+        *[
+            f"drain {name}: {drained:,} events in {seconds:.2f} s ({drained / max(seconds, 1e-9):,.0f}/s)"
+            for name, (drained, seconds) in drains.items()
+        ],
     ]
     for line in lines:
         print(line)
@@ -435,6 +594,8 @@ def main() -> None:
     for line in target_lines:
         print(line)
     total = time.perf_counter() - begun
+    load_end = load_average()
+    log(f"load average {load_end}")
     if args.results:
         size_note = (
             "full size"
@@ -450,10 +611,18 @@ def main() -> None:
                 f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}. Whole run: {total:.0f} s. "
                 f"Size: {size_note}.",
                 "",
-                "Events are generated in Python and loaded with COPY (secondary indexes dropped during the load and",
-                "built after). Rollups run the periodic job's own code (`apps.analytics.rollups`). Page and API are",
-                "measured through Django's test client in the benchmark's process (admin of the organization,",
-                "`period=90d`, daily buckets; first request per organization not counted). Recording overhead is the",
+                f"Load average (1, 5, 15 min) at the start {load_start}, at the end {load_end}.",
+                "",
+                "Events are generated inside PostgreSQL (`INSERT ... SELECT` over `generate_series`, in time order;",
+                "secondary indexes and constraints dropped during the load and built after). The distribution",
+                "(`generate_events`): organizations by a power law (the top 1% have about 22% of the events), each",
+                "with 5 users, 2-8 models of 3 versions (skewed popularity) and 4 API tokens, the token following the",
+                "kind (predictions mostly service tokens, downloads CI or sessions). Rollups run the periodic job's",
+                "own code (`apps.analytics.rollups`). Page and API are measured through Django's test client in the",
+                "benchmark's process (admin of the organization, `period=90d`, daily buckets; the two largest",
+                "organizations and others at random; first request per organization not counted). The drain's",
+                "before is its former insert (model instances and `bulk_create`), after is COPY; same events, same",
+                "stream. Recording overhead is the",
                 "CPU (`time.process_time`) of `usage.record` with recording on minus the same loop with it off; the",
                 "Redis server's own CPU for the XADD is not in it.",
                 "",
