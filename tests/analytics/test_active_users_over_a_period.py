@@ -98,7 +98,7 @@ def test_after_the_upgrade_buckets_rolled_up_before_get_their_people_from_the_pe
 
     from apps.analytics.models import PendingRollup
 
-    migration = importlib.import_module("apps.analytics.migrations.0005_active_users_per_bucket")
+    migration = importlib.import_module("apps.analytics.migrations.0006_active_users_per_bucket")
     UsageActiveUser.objects.all().delete()  # as before the upgrade
     PendingRollup.objects.all().delete()
     assert report(organization_id=world.org.pk, period="7d")["totals"]["users"] == 0

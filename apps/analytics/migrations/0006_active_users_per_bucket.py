@@ -32,7 +32,7 @@ def mark_rolled_up_buckets(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0004_rollup_model_index'),
+        ('analytics', '0005_usage_event_deployment_index'),
         ('organizations', '0005_drop_twins_of_the_shared_identity_models'),
     ]
 
