@@ -13,6 +13,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpux_portal.settings")
 django.setup()
 settings.ROOT_URLCONF = "bench_urls"
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-
-application = get_wsgi_application()
+# The portal's own WSGI module (its application and its warm-up of the URL indexes, now of bench_urls).
+from gpux_portal.wsgi import application  # noqa: E402,F401

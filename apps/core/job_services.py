@@ -217,7 +217,9 @@ def start_job(
         params = json.loads(json.dumps(params or {}, cls=DjangoJSONEncoder))
     except (TypeError, ValueError) as exc:
         raise ValidationError({"params": [f"Parameters must be JSON: {exc}"]}, code="invalid") from exc
-    with transaction.atomic():
+    # No savepoint when the caller's transaction holds this one (a prediction writes its InferenceJob beside the
+    # job): two round trips saved per job, and an error here fails the caller's transaction as it should.
+    with transaction.atomic(savepoint=False):
         owner = {"organization": organization} if hasattr(organization, "pk") else {"organization_id": organization}
         job = Job.objects.create(
             kind=kind,

@@ -402,10 +402,10 @@ def acquire_slot(deployment: Any) -> bool:
     client = _client()
     if client is None:
         return True
-    key = f"{SLOT_KEY}{deployment.uuid}"
+    key = slot_key(deployment)
     with client.pipeline(transaction=True) as pipe:
         pipe.incr(key)
-        pipe.expire(key, max(10, deployment.timeout_seconds * 2))
+        pipe.expire(key, slot_expiry(deployment))
         count, _ = pipe.execute()
     if count > deployment.concurrency:
         client.decr(key)
@@ -413,9 +413,19 @@ def acquire_slot(deployment: Any) -> bool:
     return True
 
 
+def slot_key(deployment: Any) -> str:
+    """Where the deployment's requests in flight are counted (the online path counts there too, in one script with
+    its push: ``apps.inference.online.gateway.ADMIT``)."""
+    return f"{SLOT_KEY}{deployment.uuid}"
+
+
+def slot_expiry(deployment: Any) -> int:
+    return max(10, deployment.timeout_seconds * 2)
+
+
 def release_slot(deployment: Any) -> None:
     from apps.inference.completion import _client
 
     client = _client()
     if client is not None:
-        client.decr(f"{SLOT_KEY}{deployment.uuid}")
+        client.decr(slot_key(deployment))

@@ -239,6 +239,7 @@ def _run_prediction(job: Job) -> str:
     started = time.perf_counter()
     # The version alone: its model and organization load only if an error message names them.
     inference = InferenceJob.objects.select_related("version").get(job=job)
+    job.inference = inference  # what the outcome's listeners read (usage), without another query
     queued_ms = max(0.0, (job.started_at - job.created_at).total_seconds() * 1000) if job.started_at else 0.0
     try:
         loaded = load_version(inference.version, provider=inference.provider_requested)
@@ -286,6 +287,7 @@ def run_prediction_batch(jobs: list[Job]) -> dict[str, int]:
     inference_metrics.batches_flushed(jobs, inferences)
     by_version: dict[int, list[Job]] = {}
     for job in jobs:
+        job.inference = inferences[job.pk]  # what the outcome's listeners read (usage), without a query per job
         by_version.setdefault(inferences[job.pk].version_id, []).append(job)
     for group in by_version.values():
         version = inferences[group[0].pk].version

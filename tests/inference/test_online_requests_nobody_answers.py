@@ -56,3 +56,49 @@ def test_a_process_out_of_waiting_slots_takes_the_durable_path(runnable, world, 
     assert response.status_code == 202, response.content
     assert response.json()["job"] and predictions_written()
     assert queued() == 0
+
+
+def deployment_of(runnable, world, *, concurrency: int):
+    from apps.inference import services
+
+    version = iris_version(runnable)
+    return services.create_deployment(
+        organization=world.org, model=version.model, actor=world.user("member"), slug="capped", version=version,
+        concurrency=concurrency,
+    )  # fmt: skip
+
+
+def in_flight(deployment) -> int:
+    from apps.inference.predictions import slot_key
+
+    return int(gateway._client().get(slot_key(deployment)) or 0)
+
+
+def deployment_url(deployment) -> str:
+    return f"/api/v1/orgs/{deployment.organization.slug}/deployments/{deployment.slug}/predict"
+
+
+def test_a_deployment_at_its_concurrency_refuses_with_429_and_sends_nothing(runnable, world):
+    """Admission and push are one script (``gateway.ADMIT``): a full deployment queues nothing and counts nothing."""
+    from apps.inference.predictions import slot_key
+
+    deployment = deployment_of(runnable, world, concurrency=2)
+    gateway._client().set(slot_key(deployment), 2)  # two requests in flight through other web processes
+    response = api_client_for(world.user("member")).post(deployment_url(deployment), IRIS, format="json")
+    assert response.status_code == 429, response.content
+    assert "2 requests in flight" in response.json()["detail"]
+    assert queued() == 0 and in_flight(deployment) == 2
+    assert not predictions_written()
+    assert not drained(UsageEvent).exists()  # refused before it was sent: not a prediction
+
+
+def test_a_request_admitted_under_the_cap_gives_its_slot_back_when_it_ends(runnable, world):
+    from apps.inference.predictions import slot_key
+
+    deployment = deployment_of(runnable, world, concurrency=2)
+    gateway._client().set(slot_key(deployment), 1)
+    response = api_client_for(world.user("member")).post(deployment_url(deployment), IRIS, format="json")
+    assert response.status_code == 503, response.content  # sent, and nobody answered within its timeout
+    assert queued() == 1
+    assert in_flight(deployment) == 1  # counted while it waited, given back when it ended
+    assert 0 < gateway._client().ttl(slot_key(deployment)) <= deployment.timeout_seconds * 2

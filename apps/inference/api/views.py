@@ -55,6 +55,8 @@ from apps.inference.predictions import (
     read_npz_request,
     release_slot,
     require_runnable,
+    slot_expiry,
+    slot_key,
     start_prediction,
     sync_timeout,
     viewable_models,
@@ -208,10 +210,8 @@ def run_online(
         provider=deployment.provider if deployment is not None else "auto",
         time_limit=float(deployment.timeout_seconds) if deployment is not None else 60.0,
     )
-    if deployment is not None and not acquire_slot(deployment):
-        raise Throttled(
-            f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
-        )
+    if deployment is not None:
+        online.slot = gateway.Slot(slot_key(deployment), deployment.concurrency, slot_expiry(deployment))
     started = clock.monotonic()
     reply, status_code, waited = None, 503, True
     try:
@@ -220,8 +220,13 @@ def run_online(
     except gateway.NoWaitingSlot:
         waited = False
         return None
+    except gateway.DeploymentFull:
+        waited = False
+        raise Throttled(
+            f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
+        ) from None
     finally:
-        if deployment is not None:
+        if deployment is not None and online.sent:
             release_slot(deployment)
         if waited:
             _record_online(request, online, reply, status_code, started, organization_id, version, deployment,

@@ -78,6 +78,37 @@ def online_available(queue: str) -> bool:
     return enabled() and loop_up(queue)
 
 
+# One round trip admits and sends a request: count it in flight on its deployment (KEYS[2], ARGV[2] at most,
+# expiring after ARGV[3] s untouched, as ``predictions.acquire_slot``) and push it onto its queue (KEYS[1]); a full
+# deployment pushes nothing and answers 0. Without a slot key (a version's route) it only pushes.
+ADMIT = """
+if KEYS[2] ~= '' then
+  local count = redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  if count > tonumber(ARGV[2]) then
+    redis.call('DECR', KEYS[2])
+    return 0
+  end
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+_admit: dict[int, Any] = {}
+
+
+class DeploymentFull(Exception):
+    """The deployment has ``concurrency`` requests in flight already (nothing was sent): 429."""
+
+
+@dataclass
+class Slot:
+    """Where a deployment counts its requests in flight, its cap, and how long an untouched count lives."""
+
+    key: str
+    cap: int
+    expires: int
+
+
 @dataclass
 class OnlineRequest:
     """What the serving loop needs: the version to run, the checked inputs (or readable ones), the batching
@@ -94,6 +125,8 @@ class OnlineRequest:
     delay_ms: int = 0
     provider: str = "auto"
     time_limit: float = 60.0
+    slot: Slot | None = None
+    sent: bool = False  # pushed (and counted on its deployment's slot): whoever sent it releases the slot
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -149,7 +182,14 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
         header["raw"] = request.raw
     message = messages.pack(header, request.arrays)
     reply_key = messages.reply_key(request.id)
-    client.rpush(messages.queue_key(request.queue), message)
+    admit = _admit.get(id(client))
+    if admit is None:
+        admit = _admit[id(client)] = client.register_script(ADMIT)
+    slot = request.slot
+    keys = [messages.queue_key(request.queue), slot.key if slot else ""]
+    if not admit(keys=keys, args=[message, slot.cap if slot else 0, slot.expires if slot else 0]):
+        raise DeploymentFull()
+    request.sent = True
     ends = started + request.timeout
     while True:
         remaining = ends - time.monotonic()
