@@ -68,11 +68,18 @@ class UsageEvent(OwnedModel):
     access: ClassVar[AccessPolicy] = USAGE_ACCESS
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No single-column indexes of their own on the two foreign keys: the composite indexes below start with them,
+    # and every index is written once per drained event.
     organization = models.ForeignKey(
-        "organizations.Organization", on_delete=models.CASCADE, related_name="usage_events"
+        "organizations.Organization", on_delete=models.CASCADE, related_name="usage_events", db_index=False
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_events"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_events",
+        db_index=False,
     )
     kind = models.CharField(max_length=40, choices=UsageKind.choices)
     token_id = models.BigIntegerField(null=True, blank=True, help_text="The API token used, if any.")
@@ -136,7 +143,11 @@ class UsageRollup(models.Model):
 
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField()
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+    # Indexed by the composite index below, which starts with it (rollups write hundreds of thousands of rows a day:
+    # no index that another one already gives).
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     scope = models.CharField(max_length=5, choices=RollupScope.choices)
     kind = models.CharField(max_length=40, choices=UsageKind.choices)
     token_kind = models.CharField(max_length=10, choices=TokenKind.choices, blank=True, default="")
@@ -166,8 +177,9 @@ class UsageRollup(models.Model):
             ),
         ]  # fmt: skip
         indexes = [
+            # A bucket's rows (the rollup's delete, retention) are found by the unique constraint's index, which
+            # starts with granularity and bucket_start.
             models.Index(fields=["organization", "granularity", "scope", "bucket_start"]),
-            models.Index(fields=["granularity", "bucket_start"]),
             models.Index(fields=["model_id", "granularity", "scope", "bucket_start"]),
         ]
 
@@ -185,7 +197,9 @@ class UsageActiveUser(models.Model):
 
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField()
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # indexed by (organization, granularity, bucket_start) below
     kind = models.CharField(max_length=40, choices=UsageKind.choices)
     token_kind = models.CharField(max_length=10, choices=TokenKind.choices, blank=True, default="")
     model_id = models.BigIntegerField(default=0)
