@@ -155,6 +155,16 @@ class PredictBatched(DeploymentBatches):
     def message_kwargs(self, job: Job) -> dict[str, Any]:
         return {"batch": job.params.get("batch") or {"key": str(job.uuid), "max": 1, "delay_ms": 0}}
 
+    def deliver(self, job: Job) -> bool:
+        """While a serving loop is up for the job's queue, hand it the job's id through its Redis list (one push,
+        no broker message): the loop claims and runs the jobs it takes in bulk, beside online requests
+        (apps/inference/online/loop.py). False (the broker's way) when none is up."""
+        from apps.inference.online import gateway
+
+        if not gateway.online_available(job.queue):
+            return False
+        return gateway.push_job(job.queue, job.pk, self.message_kwargs(job)["batch"])
+
 
 def _register_batched() -> Any:
     from gpux_portal.celery import app

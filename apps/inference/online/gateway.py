@@ -157,6 +157,14 @@ def send_and_wait(request: OnlineRequest) -> OnlineReply:
             slots.release()
 
 
+def push_job(queue: str, job_id: int, batch: dict[str, Any]) -> bool:
+    """Send a durable prediction job (its row committed) to the serving loops of ``queue``: its id and its
+    deployment's batching settings; the loop reads its inputs from its row."""
+    header = {"job": job_id, "max": int(batch.get("max", 1)), "delay_ms": int(batch.get("delay_ms", 0))}
+    _client().rpush(messages.queue_key(queue), messages.pack(header))
+    return True
+
+
 class NoWaitingSlot(Exception):
     """This process already holds as many waiting requests as it may: take the durable path (202)."""
 

@@ -182,11 +182,15 @@ class ServingLoop:
     def serve(self, client: Any, raw: list[bytes]) -> None:
         """Run the requests of one batch and answer each."""
         now = time.time()
-        items = []
+        items, jobs = [], []
         for message in raw:
             header, inputs = messages.unpack(message)
-            if float(header.get("deadline", now + 1)) > now:  # past it, nobody waits for the answer any more
+            if "job" in header:  # a durable prediction: its row holds the rest
+                jobs.append(int(header["job"]))
+            elif float(header.get("deadline", now + 1)) > now:  # past it, nobody waits for the answer any more
                 items.append(Item(header, inputs))
+        if jobs:
+            self.run_jobs(jobs)
         if not items:
             return
         with client.pipeline(transaction=False) as pipe:
@@ -208,6 +212,25 @@ class ServingLoop:
                 pipe.rpush(messages.reply_key(request_id), reply)
                 pipe.expire(messages.reply_key(request_id), REPLY_SECONDS)
             pipe.execute()
+
+    def run_jobs(self, job_ids: list[int]) -> None:
+        """Claim the durable prediction jobs of one turn at once and run them as the broker's batches run
+        (``serving.run_prediction_batch``: merged per version, recorded in bulk). A job another worker claimed
+        first is skipped; one this loop claimed and could not finish is the reaper's (its heartbeat goes stale),
+        as on the broker's way."""
+        from django.db import close_old_connections
+
+        from apps.core.job_services import claim_jobs
+        from apps.inference import serving
+
+        close_old_connections()
+        try:
+            claimed = claim_jobs(job_ids)
+            if claimed:
+                serving.run_prediction_batch(claimed)
+        except Exception:
+            logger.exception("Online loop %s failed %d durable jobs (the reaper's now)", self.name, len(job_ids))
+            close_old_connections()
 
     def version(self, version_id: int) -> Any:
         """The version (cached in this process; a version that may still change is read again after 2 s)."""
