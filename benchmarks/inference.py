@@ -26,9 +26,8 @@ and made again each run) and Redis (``BENCH_REDIS_URL``, default db 13, flushed)
 
 Every path gets the same tensor inputs (token ids of one sentence padded to 32) as JSON and answers the
 sentence's embedding (mean-pooled under the attention mask, L2-normalized: 384 floats) as JSON. Clients are
-threads, one keep-alive ``http.client`` connection each (``Http``: less of the two cores' CPU than ``requests``
-would take from the server under test; the table prints it). Targets (issue #15), MiniLM unless named: at
-concurrency 1 a synchronous prediction on a deployment at most raw ORT p50 + 5 ms; at concurrency 32 the batching deployment at least 0.6 of raw
+threads, one HTTP session each. Targets (issue #15), MiniLM unless named: at concurrency 1 a synchronous
+prediction on a deployment at most raw ORT p50 + 5 ms; at concurrency 32 the batching deployment at least 0.6 of raw
 ORT's best-batch throughput; iris online at concurrency 32 at least 0.3 of the web floor's requests/s and at most
 3 ms of CPU per request (web, worker, database, Redis); the durable path at concurrency 32 at least 0.5 of raw
 ORT's best batch; an authenticated ``GET /api/v1/user/`` at concurrency 32 at least 0.5 of the web floor.
@@ -145,35 +144,6 @@ def raw_ort(path: Path, inputs: dict, *, runs: int) -> dict:
             "provider": session.get_providers()[0]}  # fmt: skip
 
 
-class Http:
-    """The load generator's HTTP client: one keep-alive ``http.client`` connection per thread. ``requests`` costs
-    its caller about 1 ms of CPU a request on this machine (measured: the table's client column), CPU the server
-    under test then lacks on the same two cores; this costs a third of that. Answers as ``(status, body bytes)``."""
-
-    def __init__(self, base: str) -> None:
-        import http.client
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(base)
-        self._connect = lambda: http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        self.local = threading.local()
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        connection = getattr(self.local, "connection", None)
-        if connection is None:
-            connection = self.local.connection = self._connect()
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (ConnectionError, OSError):  # the server closed a kept-alive connection: once more on a new one
-            connection.close()
-            connection = self.local.connection = self._connect()
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.read()
-
-
 def load(call, concurrency: int, total: int, roles: dict[str, tuple[str, ...]] | None = None) -> dict:
     """``call()`` from ``concurrency`` threads until ``total`` calls finished: latency percentiles, throughput and,
     with ``roles``, the CPU milliseconds each role's processes spent per call."""
@@ -287,20 +257,21 @@ def main() -> None:
 
         app.conf.result_backend = env["REDIS_URL"]
         wait_for(lambda: run_model.apply_async((str(minilm), inputs), queue="bench").get(timeout=5), 60, "worker")
-        http = Http(base)
+        sessions = threading.local()
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
         online_sizes: list[int] = []
 
         def post(url: str, data: bytes, sizes: list[int] | None = None):
-            path = url.removeprefix(base)
-
             def call() -> None:
-                status, answer = http.request("POST", path, data, headers)
-                if status != 200:
-                    raise SystemExit(f"{url}: HTTP {status} {answer[:300]!r}")
+                session = getattr(sessions, "http", None)
+                if session is None:
+                    session = sessions.http = requests.Session()
+                response = session.post(url, data=data, headers=headers, timeout=60)
+                if response.status_code != 200:
+                    raise SystemExit(f"{url}: HTTP {response.status_code} {response.text[:300]}")
                 if sizes is not None:
-                    sizes.append(int(json.loads(answer).get("batch_size") or 1))
+                    sizes.append(int(response.json().get("batch_size") or 1))
 
             return call
 
@@ -308,12 +279,13 @@ def main() -> None:
             run_model.apply_async((str(minilm), inputs), queue="bench").get(timeout=60)
 
         def get(url: str, auth: bool):
-            path = url.removeprefix(base)
-
             def call() -> None:
-                status, answer = http.request("GET", path, None, headers if auth else {})
-                if status != 200:
-                    raise SystemExit(f"{url}: HTTP {status} {answer[:300]!r}")
+                session = getattr(sessions, "http", None)
+                if session is None:
+                    session = sessions.http = requests.Session()
+                response = session.get(url, headers=headers if auth else {}, timeout=60)
+                if response.status_code != 200:
+                    raise SystemExit(f"{url}: HTTP {response.status_code} {response.text[:300]}")
 
             return call
 
@@ -439,8 +411,7 @@ def durable_load(url: str, body: bytes, headers: dict, concurrency: int, total: 
         "the warm-up's durable jobs to finish",
     )
     finished_before = Job.objects.filter(kind__in=kinds, status__in=FINISHED_STATUSES).count()
-    base, _, rest = url.partition("/api/")
-    path, http = f"/api/{rest}", Http(base)
+    sessions = threading.local()
     counter = iter(range(total))
     lock = threading.Lock()
     accepted: list[float] = []
@@ -450,10 +421,12 @@ def durable_load(url: str, body: bytes, headers: dict, concurrency: int, total: 
             with lock:
                 if next(counter, None) is None:
                     return
+            session = getattr(sessions, "http", None) or requests.Session()
+            sessions.http = session
             started = time.perf_counter()
-            status, answer = http.request("POST", path, body, headers)
-            if status != 202:
-                raise SystemExit(f"{url}: HTTP {status} {answer[:300]!r}")
+            response = session.post(url, data=body, headers=headers, timeout=60)
+            if response.status_code != 202:
+                raise SystemExit(f"{url}: HTTP {response.status_code} {response.text[:300]}")
             with lock:
                 accepted.append((time.perf_counter() - started) * 1000)
 
