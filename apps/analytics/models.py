@@ -188,12 +188,13 @@ class UsageRollup(models.Model):
 
 
 class UsageActiveUser(models.Model):
-    """A signed-in user who used something in one bucket (an hour or a day, UTC): one row per distinct (organization,
-    kind, token kind, model, token, user) of the bucket, written with the bucket's rollup rows from its raw events
-    (``apps.analytics.rollups``) and replaced with them. Distinct users over any set of buckets (a whole period, with
-    the pages' filters) are a ``COUNT(DISTINCT user_id)`` over these rows, which ``UsageRollup.users`` (distinct
-    within one row) cannot give. ``model_id``/``token_id`` are 0 where the event had none. Kept as long as the
-    rollups of their granularity."""
+    """A signed-in user who used something in one bucket (an hour or a day, UTC), written with the bucket's rollup rows
+    from its raw events (``apps.analytics.rollups``) and replaced with them. Two scopes, as the pages read them: the
+    organization's (``model_id`` 0: one row per distinct kind, token kind and user) and a model's (one row per distinct
+    model, kind and user, all token kinds together). Distinct users over any set of buckets (a whole period, with the
+    pages' filters) are a ``COUNT(DISTINCT user_id)`` over these rows, which ``UsageRollup.users`` (distinct within one
+    row) cannot give. A token has one user: its rollup rows say whether it was used. Kept as long as the rollups of
+    their granularity."""
 
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField()
@@ -203,7 +204,6 @@ class UsageActiveUser(models.Model):
     kind = models.CharField(max_length=40, choices=UsageKind.choices)
     token_kind = models.CharField(max_length=10, choices=TokenKind.choices, blank=True, default="")
     model_id = models.BigIntegerField(default=0)
-    token_id = models.BigIntegerField(default=0)
     user_id = models.BigIntegerField()
 
     class Meta:
@@ -215,11 +215,6 @@ class UsageActiveUser(models.Model):
                 fields=["model_id", "granularity", "bucket_start"],
                 name="analytics_active_user_model",
                 condition=models.Q(model_id__gt=0),
-            ),
-            models.Index(
-                fields=["token_id", "granularity", "bucket_start"],
-                name="analytics_active_user_token",
-                condition=models.Q(token_id__gt=0),
             ),
         ]
 

@@ -256,15 +256,26 @@ def active_users(
     model_id: int | None = None,
     token_id: int | None = None,
 ) -> tuple[int, dict[datetime, int]]:
-    """Distinct signed-in users over the whole period and per bucket, from the buckets' ``UsageActiveUser`` rows
-    (the same subject and filters as ``usage_report``)."""
+    """Distinct signed-in users over the whole period and per bucket, with the same subject and filters as
+    ``usage_report``: from the buckets' ``UsageActiveUser`` rows; for a token (one user: its owner) from its rollup
+    rows, 1 where a signed-in caller used it."""
+    if token_id is not None:
+        rows = UsageRollup.objects.filter(
+            granularity=period.granularity, bucket_start__gte=period.start, bucket_start__lt=period.end,
+            scope=RollupScope.TOKEN, token_id=token_id, users__gt=0,
+        )  # fmt: skip
+        if organization_id is not None:
+            rows = rows.filter(organization_id=organization_id)
+        if filters.kind is not None:
+            rows = rows.filter(kind=filters.kind)
+        if filters.token_kind is not None:
+            rows = rows.filter(token_kind=filters.token_kind)
+        used = set(rows.order_by().values_list("bucket_start", flat=True).distinct())
+        return (1 if used else 0), dict.fromkeys(used, 1)
     rows = UsageActiveUser.objects.filter(
         granularity=period.granularity, bucket_start__gte=period.start, bucket_start__lt=period.end
     )
-    if model_id is not None:
-        rows = rows.filter(model_id=model_id)
-    elif token_id is not None:
-        rows = rows.filter(token_id=token_id)
+    rows = rows.filter(model_id=model_id) if model_id is not None else rows.filter(model_id=0)
     if organization_id is not None:
         rows = rows.filter(organization_id=organization_id)
     if filters.kind is not None:

@@ -7,8 +7,8 @@ after any downtime (a missed hour is still marked) and an event drained late is 
 
 Three scopes per bucket, organization and kind: the organization as a whole and each token, by token kind; each
 model version, all token kinds together (``RollupScope``). ``users`` counts distinct signed-in users within a row;
-with them each bucket gets its ``UsageActiveUser`` rows (one per distinct organization, kind, token kind, model, token
-and user), from which distinct users over a whole period are counted.
+with them each bucket gets its ``UsageActiveUser`` rows (distinct users per organization, kind and token kind, and per
+model and kind), from which distinct users over a whole period are counted.
 """
 
 from __future__ import annotations
@@ -72,14 +72,18 @@ def _insert_sql(scope: str) -> str:
     """  # noqa: S608
 
 
-def _active_users_sql() -> str:
+def _active_users_sql(scope: str) -> str:
+    """The bucket's distinct users: per organization, kind and token kind (``model_id`` 0), or per model and kind."""
     users, events = UsageActiveUser._meta.db_table, UsageEvent._meta.db_table
+    if scope == RollupScope.MODEL:
+        columns, condition = "'', model_id", "AND model_id IS NOT NULL"
+    else:
+        columns, condition = "token_kind, 0", ""
     return f"""
-        INSERT INTO {users} (granularity, bucket_start, organization_id, kind, token_kind, model_id, token_id, user_id)
-        SELECT DISTINCT %s, %s, organization_id, kind, token_kind, COALESCE(model_id, 0), COALESCE(token_id, 0),
-            actor_id
+        INSERT INTO {users} (granularity, bucket_start, organization_id, kind, token_kind, model_id, user_id)
+        SELECT DISTINCT %s, %s, organization_id, kind, {columns}, actor_id
         FROM {events}
-        WHERE created_at >= %s AND created_at < %s AND actor_id IS NOT NULL
+        WHERE created_at >= %s AND created_at < %s AND actor_id IS NOT NULL {condition}
     """  # noqa: S608 - table names from the models
 
 
@@ -95,7 +99,8 @@ def roll_up_bucket(granularity: str, bucket_start: datetime) -> int:
             for scope in RollupScope:
                 cursor.execute(_insert_sql(scope), [granularity, bucket_start, scope.value, bucket_start, end])
                 written += max(cursor.rowcount, 0)
-            cursor.execute(_active_users_sql(), [granularity, bucket_start, bucket_start, end])
+            for scope in (RollupScope.ORGANIZATION, RollupScope.MODEL):
+                cursor.execute(_active_users_sql(scope), [granularity, bucket_start, bucket_start, end])
     return written
 
 
