@@ -492,7 +492,8 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
     if connection.vendor != "postgresql":
         return {job.pk for job, result in outcomes if finish_job(job, result)}
     now = timezone.now()
-    rows = [(job.pk, job.attempts, json.dumps(_as_json(result))) for job, result in outcomes]
+    # Encoded once, as ``_as_json`` would check it (a result that is not JSON raises here, before anything is written).
+    rows = [(job.pk, job.attempts, json.dumps(result, cls=DjangoJSONEncoder)) for job, result in outcomes]
     values = ", ".join(["(%s, %s, %s::jsonb)"] * len(rows))
     params = [value for row in rows for value in row]
     table = Job._meta.db_table
