@@ -31,7 +31,11 @@ REPORT_PARAMETERS = [
     OpenApiParameter("format", OpenApiTypes.STR, enum=list(reports.FORMATS), description="json (default) or csv."),
 ]
 REPORT_RESPONSES = {
-    200: OpenApiResponse(OpenApiTypes.OBJECT, description="buckets, series, totals, by_kind, by_token_kind"),
+    200: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="period, buckets, series (users: distinct signed-in users per bucket), totals (users: distinct "
+        "signed-in users over the whole period), by_kind, by_token_kind, definitions",
+    ),
     (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="One row per bucket."),
     400: OpenApiResponse(description="A parameter is wrong; the error names it."),
 }
