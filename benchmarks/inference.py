@@ -334,6 +334,11 @@ def main() -> None:
             "mean": sum(online_sizes) / len(online_sizes) if online_sizes else 0,
             "largest": max(online_sizes, default=0),
         }
+        log("pages while many synchronous predictions wait (gunicorn with the portal's own configuration)")
+        org_slug = deployment_url.split("/")[4]
+        waiting = waiting_phase(token, org_slug, logs, smoke=args.smoke)
+        log("the same without the cap on waiting predictions per process (baseline)")
+        waiting["baseline"] = waiting_phase(token, org_slug, logs, smoke=args.smoke, limited=False)
     finally:
         for process in (web, worker):
             process.terminate()
@@ -342,7 +347,7 @@ def main() -> None:
                 process.wait(timeout=20)
     total = time.perf_counter() - begun
     figures["durable path: async predictions on the batching deployment (job rows)"] = {32: durable}
-    lines = target_lines(raw, figures, durable)
+    lines = target_lines(raw, figures, durable) + waiting_lines(waiting)
     body_md = section(raw, raw_iris, figures, iris_api, provider, lines, total)
     print(body_md)
     if args.results:
@@ -388,6 +393,101 @@ def target_lines(raw: dict, figures: dict, durable: dict) -> list[str]:
         f"(goal >= 0.5) {verdict(user >= 0.5)}",
         f"target issue #6 sync API overhead over the bare Celery task at concurrency 1 (informational): "
         f"{old_overhead:+.2f} ms p50 (goal none) ok",
+    ]
+
+
+WAITING = 40  # synchronous predictions sent at once, each waiting for a run of about WAITING_RUN seconds
+WAITING_RUN = 0.25
+UNCAPPED = "INFERENCE_SYNC_WAITS_PER_PROCESS"
+
+
+def waiting_phase(token: str, org_slug: str, logs: Path, *, smoke: bool, limited: bool = True) -> dict:
+    """Issue #15, item 8: many waiting predictions leave pages answering. A second gunicorn with the portal's own
+    configuration (gpux_portal/gunicorn_conf.py: 2 processes x 8 threads, each process waiting for at most 6
+    predictions) takes ``WAITING`` synchronous predictions at once on a model that runs ``WAITING_RUN`` s (one
+    worker process: they queue behind each other), while one client reads ``GET /api/v1/user/`` and ``/healthz``
+    one after the other. Reports the pages' latency before and during the wait, how the predictions were answered
+    (200 after waiting online; 202 with a job when their process had no waiting slot left) and any other status.
+    ``limited=False`` is the baseline: the same without the per-process cap on waiting predictions."""
+    import requests
+
+    from tests.inference.edge_models import steps_for_seconds
+
+    port = free_port()
+    web = start_process(
+        [sys.executable, "-m", "gunicorn", "-c", "python:gpux_portal.gunicorn_conf", "bench_wsgi:application",
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--access-logfile", "/dev/null"],
+        logs / f"web-waiting-{limited}.log",
+        {"GPUX_WEB_WORKERS": "2", "GPUX_WEB_THREADS": "8", **({} if limited else {UNCAPPED: "0"})},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    count = 8 if smoke else WAITING
+    body = {"inputs": {"steps": [steps_for_seconds(WAITING_RUN)]}, "timeout": 50}
+    try:
+        wait_for(lambda: requests.get(f"{base}/healthz", timeout=1).status_code == 200, 60, "gunicorn (waiting phase)")
+        page = requests.Session()
+
+        def read_pages(until: float, into: list[float], statuses: list[int]) -> None:
+            while time.monotonic() < until:
+                for path in ("/api/v1/user/", "/healthz"):
+                    started = time.perf_counter()
+                    answer = page.get(f"{base}{path}", headers=headers, timeout=30)
+                    into.append((time.perf_counter() - started) * 1000)
+                    statuses.append(answer.status_code)
+
+        quiet: list[float] = []
+        read_pages(time.monotonic() + 2, quiet, [])
+        answers: list[int] = []
+        lock = threading.Lock()
+
+        def predict() -> None:
+            with requests.Session() as session:
+                status = session.post(
+                    f"{base}/api/v1/models/{org_slug}/slow/versions/1.0.0/predict", json=body, headers=headers,
+                    timeout=60,
+                ).status_code  # fmt: skip
+            with lock:
+                answers.append(status)
+
+        busy: list[float] = []
+        page_statuses: list[int] = []
+        threads = [threading.Thread(target=predict) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # they are all in by now, most waiting
+        read_pages(time.monotonic() + (2 if smoke else 4), busy, page_statuses)
+        for thread in threads:
+            thread.join(120)
+    finally:
+        web.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            web.wait(timeout=20)
+    return {
+        "predictions": count,
+        "answered": {status: answers.count(status) for status in sorted(set(answers))},
+        "quiet": percentiles(quiet),
+        "busy": percentiles(busy),
+        "pages": len(busy),
+        "page_failures": sum(1 for status in page_statuses if status != 200),
+    }
+
+
+def waiting_lines(waiting: dict) -> list[str]:
+    def describe(figure: dict) -> str:
+        answered = ", ".join(f"{count} x {status}" for status, count in figure["answered"].items())
+        return (
+            f"{figure['pages']} page reads, {figure['page_failures']} not 200; p50 {figure['busy']['p50']:.1f} ms, "
+            f"p95 {figure['busy']['p95']:.1f} ms (before: p50 {figure['quiet']['p50']:.1f} ms, p95 "
+            f"{figure['quiet']['p95']:.1f} ms); predictions answered {answered}"
+        )
+
+    ok = waiting["page_failures"] == 0 and all(status in (200, 202) for status in waiting["answered"])
+    return [
+        f"check pages while {waiting['predictions']} synchronous predictions wait (gunicorn_conf: 2 x 8 threads, "
+        f"6 waiting per process): {describe(waiting)} {verdict(ok)}",
+        f"check baseline, the same with no cap on waiting predictions per process: {describe(waiting['baseline'])} "
+        "(informational)",
     ]
 
 
@@ -508,6 +608,11 @@ def prepare(workdir: Path):
     )
     iris_file = sklearn_iris_path(workdir)
     publish("iris", {"model.onnx": iris_file}, IRIS_MANIFEST)
+    from tests.inference.edge_models import SLOW_MANIFEST, slow_model_bytes
+
+    slow_file = workdir / "slow.onnx"
+    slow_file.write_bytes(slow_model_bytes())
+    publish("slow", {"model.onnx": slow_file}, SLOW_MANIFEST)
     deployment = inference.create_deployment(
         organization=org, model=minilm.model, actor=owner, slug="embed", version=minilm,
         max_batch_size=32, max_delay_ms=5, concurrency=256,
