@@ -130,7 +130,7 @@ def _redis() -> Any:
     return usage.client()
 
 
-def _take(keys: list[str], limits: list[int]) -> tuple[int, float]:
+def _take(keys: list[str], limits: list[int], member: str) -> tuple[int, float]:
     """Count one request against every key if none is full: (0, 0) or (1 + the full key's index, seconds to wait)."""
     client = _redis()
     if client is None or not keys:
@@ -139,7 +139,7 @@ def _take(keys: list[str], limits: list[int]) -> tuple[int, float]:
         script = _script.get(id(client))
         if script is None:
             script = _script[id(client)] = client.register_script(SLIDING_WINDOW)
-        refused, wait_ms = script(keys=keys, args=[WINDOW_MS, uuid.uuid4().hex, *limits])
+        refused, wait_ms = script(keys=keys, args=[WINDOW_MS, member, *limits])
     except Exception as exc:  # Redis down: let the request through (docs/admin/quotas.md)
         logger.warning("Rate limits not checked (Redis: %s)", exc)
         return 0, 0.0
@@ -148,11 +148,12 @@ def _take(keys: list[str], limits: list[int]) -> tuple[int, float]:
 
 def check_rate(
     what: str, *, organization_id: int | None, token_id: int | None = None, organization_label: str = ""
-) -> None:
+) -> tuple[list[str], str]:
     """Count one request of ``what`` (``api`` or ``predict``) against the organization's and the token's per-minute
-    limits; raise ``QuotaExceeded`` (429, Retry-After) when one of them is full."""
+    limits; raise ``QuotaExceeded`` (429, Retry-After) when one of them is full. Returns where it was counted (the
+    windows' keys and its member), which ``refund`` takes back."""
     if organization_id is None:
-        return
+        return [], ""
     limits = limits_for(organization_id)
     org_limit = getattr(limits, "api_requests_per_minute" if what == "api" else "predictions_per_minute")
     token_limit = getattr(limits, "token_api_requests_per_minute" if what == "api" else "token_predictions_per_minute")
@@ -167,7 +168,8 @@ def check_rate(
         values.append(token_limit)
         names.append("this API token")
         quota_names.append("token_api_requests_per_minute" if what == "api" else "token_predictions_per_minute")
-    refused, wait = _take(keys, values)
+    member = uuid.uuid4().hex
+    refused, wait = _take(keys, values, member)
     if refused:
         limit = values[refused - 1]
         noun = "API requests" if what == "api" else "predictions"
@@ -176,6 +178,7 @@ def check_rate(
             wait=wait,
             quota=quota_names[refused - 1],
         )
+    return keys, member
 
 
 def requests_in_window(what: str, *, organization_id: int | None = None, token_id: int | None = None) -> int | None:
@@ -287,6 +290,7 @@ def _token_of(request: Any) -> Any:
 
 
 COUNTED_MARK = "_gpux_prediction_counted"
+COUNTED_WHERE = "_gpux_prediction_counted_in"
 
 
 def check_prediction(request: Any, *, organization_id: int, device: str, organization_label: str = "") -> None:
@@ -299,13 +303,32 @@ def check_prediction(request: Any, *, organization_id: int, device: str, organiz
         return
     check_compute(organization_id=organization_id, device=device, organization_label=organization_label)
     token = _token_of(request)
-    check_rate(
+    counted = check_rate(
         "predict",
         organization_id=organization_id,
         token_id=token.pk if token is not None else None,
         organization_label=organization_label,
     )
     setattr(request, COUNTED_MARK, organization_id)
+    setattr(request, COUNTED_WHERE, counted)
+
+
+def refund_prediction(request: Any) -> None:
+    """Take back the prediction ``check_prediction`` counted for ``request``: it was refused after all (its deployment
+    was full), and a refused request is not counted."""
+    keys, member = getattr(request, COUNTED_WHERE, None) or ([], "")
+    setattr(request, COUNTED_MARK, None)
+    setattr(request, COUNTED_WHERE, None)
+    client = _redis()
+    if client is None or not keys:
+        return
+    try:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrem(key, member)
+        pipe.execute()
+    except Exception as exc:  # Redis away: the window forgets it within a minute anyway
+        logger.warning("Rate limit refund not made (Redis: %s)", exc)
 
 
 class ApiRateQuota(BaseThrottle):
@@ -334,4 +357,5 @@ __all__ = [
     "forget_cached_limits",
     "limits_for",
     "quota_overview",
+    "refund_prediction",
 ]

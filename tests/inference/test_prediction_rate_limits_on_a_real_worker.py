@@ -113,3 +113,35 @@ def test_a_prediction_the_online_path_hands_to_the_durable_one_counts_once(world
     assert_refused_by_the_quota(answers[-1])
     assert predictions().count() == LIMIT
     assert quotas.requests_in_window("predict", organization_id=world.org.pk) == LIMIT
+
+
+@pytest.mark.parametrize("path", ["online", "handed to the durable path"])
+def test_a_prediction_refused_because_its_deployment_is_full_is_not_counted(world, runnable, tmp_path, settings, path):
+    from apps.inference import services
+    from apps.inference.predictions import acquire_slot, release_slot
+
+    OrganizationQuota.objects.create(organization=world.org, predictions_per_minute=LIMIT)
+    quotas.forget_cached_limits()
+    version = runnable.iris(tmp_path)
+    deployment = services.create_deployment(
+        organization=world.org, model=version.model, actor=world.user("member"), slug="one-at-a-time",
+        version=version, concurrency=1,
+    )  # fmt: skip
+    url = f"/api/v1/orgs/{world.org.slug}/deployments/{deployment.slug}/predict"
+    client = api_client_for(world.user("member"), organization=world.org)
+    settings.INFERENCE_SYNC_WAITS_PER_PROCESS = 1
+    waits = _wait_slots()
+    if path != "online":
+        assert waits.acquire(blocking=False)  # the online path hands the request over
+    assert acquire_slot(deployment)  # another request is in flight on the deployment: it is full
+    try:
+        refused = client.post(url, IRIS, format="json")
+    finally:
+        release_slot(deployment)
+        if path != "online":
+            waits.release()
+    assert refused.status_code == 429, refused.content
+    assert refused.json()["code"] == "deployment_busy"
+    assert quotas.requests_in_window("predict", organization_id=world.org.pk) == 0
+    assert client.post(url, IRIS, format="json").status_code == 200
+    assert quotas.requests_in_window("predict", organization_id=world.org.pk) == 1

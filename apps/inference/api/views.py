@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
-from apps.analytics.quotas import check_prediction
+from apps.analytics.quotas import check_prediction, refund_prediction
 from apps.core import lookup
 from apps.core.api.throttling import UserRateThrottle
 from apps.core.api.views import (
@@ -131,6 +131,7 @@ def submit_prediction(
     if deployment is not None and wait:
         slot = acquire_slot(deployment)
         if not slot:
+            refund_prediction(request)  # refused: not counted against the per-minute quota
             raise Throttled(
                 f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
             )
@@ -222,6 +223,7 @@ def run_online(
         return None
     except gateway.DeploymentFull:
         waited = False
+        refund_prediction(request)  # refused: not counted against the per-minute quota
         raise Throttled(
             f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
         ) from None
