@@ -397,7 +397,7 @@ def target_lines(raw: dict, figures: dict, durable: dict) -> list[str]:
 
 
 WAITING = 40  # synchronous predictions sent at once, each waiting for a run of about WAITING_RUN seconds
-WAITING_RUN = 0.25
+WAITING_RUN = 0.5
 UNCAPPED = "INFERENCE_SYNC_WAITS_PER_PROCESS"
 
 
@@ -456,7 +456,9 @@ def waiting_phase(token: str, org_slug: str, logs: Path, *, smoke: bool, limited
         for thread in threads:
             thread.start()
         time.sleep(0.3)  # they are all in by now, most waiting
-        read_pages(time.monotonic() + (2 if smoke else 4), busy, page_statuses)
+        read_pages(time.monotonic() + (2 if smoke else 3), busy, page_statuses)
+        with lock:
+            still_waiting = count - len(answers)
         for thread in threads:
             thread.join(120)
     finally:
@@ -470,6 +472,7 @@ def waiting_phase(token: str, org_slug: str, logs: Path, *, smoke: bool, limited
         "busy": percentiles(busy),
         "pages": len(busy),
         "page_failures": sum(1 for status in page_statuses if status != 200),
+        "still_waiting": still_waiting,
     }
 
 
@@ -479,7 +482,8 @@ def waiting_lines(waiting: dict) -> list[str]:
         return (
             f"{figure['pages']} page reads, {figure['page_failures']} not 200; p50 {figure['busy']['p50']:.1f} ms, "
             f"p95 {figure['busy']['p95']:.1f} ms (before: p50 {figure['quiet']['p50']:.1f} ms, p95 "
-            f"{figure['quiet']['p95']:.1f} ms); predictions answered {answered}"
+            f"{figure['quiet']['p95']:.1f} ms); predictions answered {answered}, {figure['still_waiting']} still "
+            "unanswered when the page reads ended"
         )
 
     ok = waiting["page_failures"] == 0 and all(status in (200, 202) for status in waiting["answered"])
