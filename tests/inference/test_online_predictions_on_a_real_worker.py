@@ -96,6 +96,11 @@ def test_a_batching_deployment_merges_concurrent_requests(runnable, world, tmp_p
     assert {body["deployment"] for body in bodies} == {str(deployment)}
     assert {body["revision"] for body in bodies} == {deployment.revision}
     assert max(body["batch_size"] for body in bodies) > 1
+    # Each answered request's place was given back by the loop with its answer: nothing stays counted in flight.
+    from apps.inference.online import gateway
+    from apps.inference.predictions import slot_key
+
+    assert int(gateway._client().get(slot_key(deployment)) or 0) == 0
 
 
 @pytest.mark.parametrize(

@@ -228,8 +228,8 @@ def run_online(
             f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
         ) from None
     finally:
-        if deployment is not None and online.sent:
-            release_slot(deployment)
+        if online.slot is not None and online.sent and reply is None:
+            gateway.release(online.slot)  # not answered: the loop gives back only what it answers
         if waited:
             _record_online(request, online, reply, status_code, started, organization_id, version, deployment,
                            revision, items, device)  # fmt: skip

@@ -94,6 +94,10 @@ redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
 """
 _admit: dict[int, Any] = {}
+# Give a request's place back (never below zero: the serving loop gives back what it answered, the caller what it
+# stopped waiting for, and the one race between the two, an answer at the very moment the caller gives up, must not
+# leave the count lower than the requests really in flight).
+RELEASE = "if redis.call('DECR', KEYS[1]) < 0 then redis.call('SET', KEYS[1], 0) end return 1"
 
 
 class DeploymentFull(Exception):
@@ -157,6 +161,15 @@ def send_and_wait(request: OnlineRequest) -> OnlineReply:
             slots.release()
 
 
+def release(slot: Slot) -> None:
+    """Give back the place of a request sent on ``slot`` whose answer its caller stopped waiting for (the serving
+    loop gives back those it answers, in the round trip of its answers)."""
+    try:
+        _client().eval(RELEASE, 1, slot.key)
+    except Exception as exc:  # Redis away: the count expires by itself (Slot.expires)
+        logger.info("Online serving: could not give back a place on %s (%s)", slot.key, exc)
+
+
 def push_job(queue: str, job_id: int, batch: dict[str, Any]) -> bool:
     """Send a durable prediction job (its row committed) to the serving loops of ``queue``: its id and its
     deployment's batching settings; the loop reads its inputs from its row."""
@@ -175,6 +188,7 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
     deadline = time.time() + request.timeout
     header = {
         "id": request.id,
+        **({"slot": request.slot.key} if request.slot is not None else {}),
         "version": request.version_id,
         "deadline": deadline,
         "max": request.max_batch,

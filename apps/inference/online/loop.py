@@ -96,6 +96,7 @@ class ServingLoop:
         self.stopped = threading.Event()
         self.busy = False
         self._versions: dict[int, tuple[float, Any]] = {}
+        self._slots: dict[str, str | None] = {}  # the current batch's requests: where each counts in flight
 
     def start(self) -> None:
         threading.Thread(target=self._beat, name="online-beat", daemon=True).start()
@@ -193,6 +194,7 @@ class ServingLoop:
             self.run_jobs(jobs)
         if not items:
             return
+        self._slots = {item.id: item.header.get("slot") for item in items}
         with client.pipeline(transaction=False) as pipe:
             for item in items:
                 pipe.set(messages.taken_key(item.id), self.name, ex=TAKEN_SECONDS)
@@ -207,10 +209,20 @@ class ServingLoop:
             except Exception as exc:  # a bug or a lost database: the callers hear it now, not at their timeout
                 logger.exception("Online loop %s failed a batch of %d", self.name, len(group))
                 replies += [(item.id, _failure(f"The worker failed: {type(exc).__name__}: {exc}")) for item in group]
+        self._push(client, replies)
+
+    def _push(self, client: Any, replies: list[tuple[str, bytes]]) -> None:
+        """Each answer onto its reply key and, in the same round trip, its request's place on its deployment given
+        back (a request nobody waits for any more is given back by its caller instead)."""
+        from apps.inference.online.gateway import RELEASE
+
         with client.pipeline(transaction=False) as pipe:
             for request_id, reply in replies:
                 pipe.rpush(messages.reply_key(request_id), reply)
                 pipe.expire(messages.reply_key(request_id), REPLY_SECONDS)
+                slot = self._slots.get(request_id)
+                if slot:
+                    pipe.eval(RELEASE, 1, slot)
             pipe.execute()
 
     def run_jobs(self, job_ids: list[int]) -> None:
@@ -299,12 +311,7 @@ class ServingLoop:
         return replies
 
     def _answer_now(self, replies: list[tuple[str, bytes]]) -> None:
-        client = self._redis()
-        with client.pipeline(transaction=False) as pipe:
-            for request_id, reply in replies:
-                pipe.rpush(messages.reply_key(request_id), reply)
-                pipe.expire(messages.reply_key(request_id), REPLY_SECONDS)
-            pipe.execute()
+        self._push(self._redis(), replies)
 
     def _run_chunk(self, chunk: list[Item], loaded: Any, started: float) -> list[tuple[str, bytes]]:
         from apps.inference.execution import run_version
