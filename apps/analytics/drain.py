@@ -83,7 +83,7 @@ COLUMNS = (
     "deployment_id", "subject_type", "subject_id", "subject_label", "path", "blob_sha256", "items", "bytes",
     "latency_ms", "compute_seconds", "device", "outcome", "status_code", "metadata", "created_at",
 )  # fmt: skip
-STAGING = "gpux_usage_staging"
+STAGING = "gpux_usage_staging_v2"  # v2: with ``staging_position`` (the stream's order, kept by the insert)
 _INT8 = 2**63 - 1
 _INT4 = 2**31 - 1
 
@@ -185,13 +185,14 @@ def _staging_sql() -> str:
 
     fields = {f.column: f for f in UsageEvent._meta.concrete_fields}
     columns = ", ".join(f"{name} {fields[name].db_type(connection)}" for name in COLUMNS)
-    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ({columns})"
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ({columns}, staging_position bigint)"
 
 
 def _copy_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
     """COPY ``rows`` into the session's staging table, then insert them into the events' table in one statement:
     ``ON CONFLICT (event_id) DO NOTHING`` skips those already stored (an entry read again after a drain died);
-    events of organizations that no longer exist are left out; users that no longer exist become anonymous.
+    events of organizations that no longer exist are left out; users that no longer exist become anonymous. Rows
+    are inserted in the stream's order (``staging_position``): ids follow the order events were recorded in.
     Returns (the hours of the inserted events, one per event; inserted; dropped)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -204,9 +205,9 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
     chosen = ", ".join("u.id" if name == "actor_id" else f"s.{name}" for name in COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(_staging_sql())
-        with cursor.copy(f"COPY {STAGING} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        with cursor.copy(f"COPY {STAGING} ({names}, staging_position) FROM STDIN") as copy:
+            for position, row in enumerate(rows):
+                copy.write_row((*row, position))
         cursor.execute(
             f"""
             WITH inserted AS (
@@ -214,6 +215,7 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
                 SELECT {chosen} FROM {STAGING} s
                 JOIN {organizations} o ON o.id = s.organization_id
                 LEFT JOIN {users} u ON u.id = s.actor_id
+                ORDER BY s.staging_position
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING created_at
             )
