@@ -9,14 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
-from django.test import Client
 
 from apps.core.jobs import Job
 from apps.inference.batch import BATCH_KIND
-from tests import jobs_support
-from tests.inference.conftest import MEDIA, Runnable, start_inference_worker
+from tests.e2e.support import fits_the_screen, sign_in
+from tests.inference.conftest import Runnable, running_inference_worker, use_inference_storage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -32,35 +29,13 @@ def inference_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _inference_storage(settings, inference_root):
-    settings.MEDIA_ROOT = inference_root / MEDIA
-    settings.MARKETPLACE_UPLOAD_DIR = inference_root / "uploads"
-    settings.INFERENCE_CACHE_DIR = inference_root / "cache"
-    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
+    use_inference_storage(settings, inference_root)
 
 
 @pytest.fixture(scope="module")
 def worker(inference_root, django_db_setup, django_db_blocker):
-    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
-        pytest.skip("the worker tests need PostgreSQL and Redis, as in CI")
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-        process = start_inference_worker(inference_root, prefetch=8)
-    yield process
-    process.terminate()
-    process.wait_stopped()
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-
-
-def sign_in(page, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
-
-
-def fits_the_screen(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    with running_inference_worker(inference_root, django_db_blocker, prefetch=8) as process:
+        yield process
 
 
 @pytest.mark.parametrize("width", [1280, 390])

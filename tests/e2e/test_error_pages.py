@@ -4,19 +4,12 @@ do what (the refusal's own words) or that the page does not exist or is private,
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client
+
+from tests.e2e.support import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
-def sign_in(context, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
 
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])

@@ -6,12 +6,11 @@ page is kept (test-artifacts/e2e/)."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client
 
 from apps.core.access import Visibility
 from apps.inference import services
 from apps.inference.pipelines import save_pipeline
+from tests.e2e.support import sign_in
 from tests.inference.conftest import MEDIA, Runnable
 from tests.inference.pipeline_models import ref
 
@@ -58,13 +57,6 @@ def _inference_storage(settings, tmp_path):
     settings.MARKETPLACE_UPLOAD_DIR = tmp_path / "uploads"
     settings.INFERENCE_CACHE_DIR = tmp_path / "cache"
     settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
-
-
-def sign_in(page, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
 
 def overflow(page) -> str:

@@ -10,18 +10,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
 from apps.core import metrics
 from apps.core.jobs import Job, JobStatus
 from apps.inference import services
-from tests import jobs_support
 from tests.conftest import api_client_for
+from tests.e2e.support import sign_in
 from tests.factories import UserFactory
-from tests.inference.conftest import MEDIA, Runnable, start_inference_worker
+from tests.inference.conftest import Runnable, running_inference_worker, use_inference_storage
 from tests.inference.online_support import predictions_written, wait_for_serving_loop
 from tests.metrics_support import free_port
 
@@ -35,39 +33,18 @@ def inference_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _inference_storage(settings, inference_root):
-    settings.MEDIA_ROOT = inference_root / MEDIA
-    settings.MARKETPLACE_UPLOAD_DIR = inference_root / "uploads"
-    settings.INFERENCE_CACHE_DIR = inference_root / "cache"
-    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
+    use_inference_storage(settings, inference_root)
 
 
 @pytest.fixture(scope="module")
 def worker(inference_root, django_db_setup, django_db_blocker):
-    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
-        pytest.skip("the worker tests need PostgreSQL and Redis, as in CI")
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-        process = start_inference_worker(
-            inference_root,
-            prefetch=16,
-            env={
-                "GPUX_WORKER_METRICS_PORT": str(free_port()),
-                "GPUX_METRICS_DIR": str(inference_root / "metrics"),
-                "WORKER_HEARTBEAT_SECONDS": "1",
-            },
-        )
-    yield process
-    process.terminate()
-    process.wait_stopped()
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-
-
-def sign_in(page, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+    env = {
+        "GPUX_WORKER_METRICS_PORT": str(free_port()),
+        "GPUX_METRICS_DIR": str(inference_root / "metrics"),
+        "WORKER_HEARTBEAT_SECONDS": "1",
+    }
+    with running_inference_worker(inference_root, django_db_blocker, prefetch=16, env=env) as process:
+        yield process
 
 
 def _predict(client, url: str, row: list[float]) -> None:

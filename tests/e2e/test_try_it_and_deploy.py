@@ -9,16 +9,13 @@ import json
 import re
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
-from django.test import Client
 
 from apps.core.jobs import Job
 from apps.inference import services
 from apps.inference.models import Deployment
-from tests import jobs_support
 from tests.conftest import api_client_for
-from tests.inference.conftest import MEDIA, Runnable, start_inference_worker
+from tests.e2e.support import sign_in
+from tests.inference.conftest import Runnable, running_inference_worker, use_inference_storage
 from tests.inference.online_support import wait_for_serving_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -31,32 +28,13 @@ def inference_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _inference_storage(settings, inference_root):
-    """The files the test writes are where the worker subprocess reads them."""
-    settings.MEDIA_ROOT = inference_root / MEDIA
-    settings.MARKETPLACE_UPLOAD_DIR = inference_root / "uploads"
-    settings.INFERENCE_CACHE_DIR = inference_root / "cache"
-    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
+    use_inference_storage(settings, inference_root)
 
 
 @pytest.fixture(scope="module")
 def worker(inference_root, django_db_setup, django_db_blocker):
-    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
-        pytest.skip("the worker tests need PostgreSQL and Redis, as in CI")
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-        process = start_inference_worker(inference_root, prefetch=8)
-    yield process
-    process.terminate()
-    process.wait_stopped()
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-
-
-def sign_in(page, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+    with running_inference_worker(inference_root, django_db_blocker, prefetch=8) as process:
+        yield process
 
 
 def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(

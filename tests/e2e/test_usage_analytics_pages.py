@@ -13,19 +13,16 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.analytics.models import UsageEvent
 from apps.analytics.rollups import roll_up_pending
 from apps.core.access import Role
-from tests import jobs_support
 from tests.conftest import api_client_for
+from tests.e2e.support import sign_in
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.inference.conftest import MEDIA, Runnable, start_inference_worker
+from tests.inference.conftest import Runnable, running_inference_worker, use_inference_storage
 from tests.inference.online_support import wait_for_serving_loop
 from tests.usage_support import drain_now
 
@@ -41,25 +38,13 @@ def inference_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _inference_storage(settings, inference_root):
-    settings.MEDIA_ROOT = inference_root / MEDIA
-    settings.MARKETPLACE_UPLOAD_DIR = inference_root / "uploads"
-    settings.INFERENCE_CACHE_DIR = inference_root / "cache"
-    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
-    settings.INFERENCE_PERFORMANCE_CARD_ON_PUBLISH = False
+    use_inference_storage(settings, inference_root, INFERENCE_PERFORMANCE_CARD_ON_PUBLISH=False)
 
 
 @pytest.fixture(scope="module")
 def worker(inference_root, django_db_setup, django_db_blocker):
-    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
-        pytest.skip("the worker tests need PostgreSQL and Redis, as in CI")
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-        process = start_inference_worker(inference_root, prefetch=16)
-    yield process
-    process.terminate()
-    process.wait_stopped()
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
+    with running_inference_worker(inference_root, django_db_blocker, prefetch=16) as process:
+        yield process
 
 
 @pytest.fixture
@@ -89,13 +74,6 @@ def used(worker, world, tmp_path):
     assert counted == {"prediction": PREDICTIONS, "download": 2}  # inputs refused by the web's checks are no run
     roll_up_pending(now=timezone.now() + timedelta(days=1))  # today's day bucket too, as once the day is over
     return {"ci": ApiToken.objects.get(organization=world.org, kind="ci")}
-
-
-def sign_in(page, live_server, user) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
 
 def chart_sums(page) -> dict[str, float]:

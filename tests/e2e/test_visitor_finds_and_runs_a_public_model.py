@@ -6,13 +6,10 @@ MiniLM's sentence embedding on a 390 px phone, both from a real prefork Celery w
 from __future__ import annotations
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
 
-from tests import jobs_support
 from tests.factories import PASSWORD, UserFactory
-from tests.inference.conftest import MEDIA, start_inference_worker
+from tests.inference.conftest import running_inference_worker, use_inference_storage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -26,25 +23,13 @@ def inference_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _inference_storage(settings, inference_root):
-    settings.MEDIA_ROOT = inference_root / MEDIA
-    settings.MARKETPLACE_UPLOAD_DIR = inference_root / "uploads"
-    settings.INFERENCE_CACHE_DIR = inference_root / "cache"
-    settings.VAR_DIR = inference_root / "var"
-    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
+    use_inference_storage(settings, inference_root, VAR_DIR=inference_root / "var")
 
 
 @pytest.fixture(scope="module")
 def worker(inference_root, django_db_setup, django_db_blocker):
-    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
-        pytest.skip("the worker tests need PostgreSQL and Redis, as in CI")
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
-        process = start_inference_worker(inference_root, prefetch=8)
-    yield process
-    process.terminate()
-    process.wait_stopped()
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
+    with running_inference_worker(inference_root, django_db_blocker, prefetch=8) as process:
+        yield process
 
 
 @pytest.fixture

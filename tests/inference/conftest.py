@@ -8,10 +8,13 @@ committed data only, so tests that use them are ``transaction=True``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
@@ -29,14 +32,21 @@ def inference_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("inference")
 
 
+def use_inference_storage(settings, root: Path, **more) -> Path:
+    """One media folder and version cache per module under ``root``, shared with the module's worker processes
+    (the files a test writes are where the worker subprocess reads them); ``more`` sets other settings."""
+    settings.MEDIA_ROOT = root / MEDIA
+    settings.MARKETPLACE_UPLOAD_DIR = root / "uploads"
+    settings.INFERENCE_CACHE_DIR = root / "cache"
+    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
+    for name, value in more.items():
+        setattr(settings, name, value)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def inference_storage(settings, inference_root):
-    """One media folder and version cache per module, shared with the module's worker processes."""
-    settings.MEDIA_ROOT = inference_root / MEDIA
-    settings.MARKETPLACE_UPLOAD_DIR = inference_root / "uploads"
-    settings.INFERENCE_CACHE_DIR = inference_root / "cache"
-    settings.DEFAULT_STORAGE_QUOTA_BYTES = 0
-    return inference_root
+    return use_inference_storage(settings, inference_root)
 
 
 @dataclass
@@ -108,16 +118,26 @@ def start_inference_worker(directory: Path, *, env: dict | None = None, **kwargs
     return worker.wait_ready(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def inference_worker(inference_root, django_db_setup, django_db_blocker):
-    """One inference worker for the module (prefetch 64, so batches can gather)."""
-    if connection.vendor != "postgresql":
+@contextlib.contextmanager
+def running_inference_worker(root: Path, django_db_blocker, **kwargs) -> Iterator[jobs_support.WorkerProcess]:
+    """``start_inference_worker(root, **kwargs)`` for a module's tests (a module-scoped fixture holds it), with the
+    broker purged before and after; skipped without PostgreSQL and Redis (in CI, a skip fails the run)."""
+    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
         pytest.skip("worker subprocesses need PostgreSQL and Redis, as in CI")
     with django_db_blocker.unblock():
         jobs_support.purge_broker()
-        worker = start_inference_worker(inference_root, prefetch=64)
-    yield worker
-    worker.terminate()
-    worker.wait_stopped()
-    with django_db_blocker.unblock():
-        jobs_support.purge_broker()
+        worker = start_inference_worker(root, **kwargs)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait_stopped()
+        with django_db_blocker.unblock():
+            jobs_support.purge_broker()
+
+
+@pytest.fixture(scope="module")
+def inference_worker(inference_root, django_db_setup, django_db_blocker):
+    """One inference worker for the module (prefetch 64, so batches can gather)."""
+    with running_inference_worker(inference_root, django_db_blocker, prefetch=64) as worker:
+        yield worker
