@@ -199,6 +199,8 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
 
     from apps.organizations.models import Organization
 
+    if connection.vendor != "postgresql":
+        return _insert_rows(rows)
     events, organizations = UsageEvent._meta.db_table, Organization._meta.db_table
     users = get_user_model()._meta.db_table
     names = ", ".join(COLUMNS)
@@ -230,6 +232,39 @@ def _copy_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
         dropped = cursor.fetchone()[0]
         cursor.execute(f"DELETE FROM {STAGING}")  # noqa: S608
     return [hour.replace(tzinfo=UTC) for hour, _count in hours], sum(count for _hour, count in hours), dropped
+
+
+def _insert_rows(rows: list[tuple[Any, ...]]) -> tuple[list[datetime], int, int]:
+    """``_copy_rows`` where there is no COPY (the embedded ``make run`` on SQLite, whose events are written as they
+    are recorded): the same rules, through the ORM."""
+    from django.contrib.auth import get_user_model
+
+    from apps.organizations.models import Organization
+
+    records = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+    organizations = set(
+        Organization.objects.filter(pk__in={r["organization_id"] for r in records}).values_list("pk", flat=True)
+    )
+    actors = {r["actor_id"] for r in records if r["actor_id"] is not None}
+    users = set(get_user_model().objects.filter(pk__in=actors).values_list("pk", flat=True))
+    seen = set(
+        UsageEvent.objects.filter(event_id__in=[r["event_id"] for r in records]).values_list("event_id", flat=True)
+    )
+    fresh, dropped = [], 0
+    for record in records:
+        if record["organization_id"] not in organizations:
+            dropped += 1
+            continue
+        if record["event_id"] in seen:
+            continue
+        seen.add(record["event_id"])
+        if record["actor_id"] not in users:
+            record["actor_id"] = None
+        record["metadata"] = json.loads(record["metadata"])
+        fresh.append(UsageEvent(**record))
+    UsageEvent.objects.bulk_create(fresh)
+    hours = [event.created_at.replace(minute=0, second=0, microsecond=0) for event in fresh]
+    return hours, len(fresh), dropped
 
 
 def _store_checked(rows: list[tuple[int, tuple[Any, ...]]], stored: Stored, hours: list[datetime]) -> None:

@@ -102,3 +102,24 @@ def test_an_event_twice_in_one_batch_or_already_stored_is_inserted_once(stream):
     report = drain_now()
     assert (report.inserted, report.duplicates) == (1, 2)
     assert UsageEvent.objects.count() == 2
+
+
+def test_without_copy_the_orm_path_keeps_the_same_rules(monkeypatch):
+    """The embedded ``make run`` (SQLite) has no COPY: ``store_events`` writes through the ORM (``_insert_rows``),
+    by the same rules. Run here on PostgreSQL by taking that branch; tests/test_embedded.py runs it on SQLite."""
+    from apps.analytics.models import UsageEvent as Event
+    from tests.factories import UserFactory
+
+    org, user = OrganizationFactory(), UserFactory()
+    kept = _event(org, user_id=user.pk, metadata={"job_kind": "x"})
+    unknown_user = _event(org, user_id=10**9)
+    gone = _event(org)
+    gone["org"] = 10**9
+    assert drain.store_events([kept]).inserted == 1
+    monkeypatch.setattr(drain, "_copy_rows", drain._insert_rows)
+    stored = drain.store_events([kept, unknown_user, unknown_user, gone])
+    assert (stored.inserted, stored.duplicates, stored.dropped) == (1, 2, 1)
+    assert Event.objects.get(event_id=uuid.UUID(unknown_user["id"])).actor_id is None  # a user gone: anonymous
+    assert Event.objects.get(event_id=uuid.UUID(kept["id"])).metadata == {"job_kind": "x"}
+    mine = drain.store_events([_event(org, metadata={"a": [1, 2]})])
+    assert mine.inserted == 1 and Event.objects.filter(organization=org).count() == 3
