@@ -11,9 +11,10 @@ Each prediction is counted once:
 
 "Live": usage events reach the database through the periodic drain (every ``USAGE_DRAIN_INTERVAL_SECONDS``). Before a
 live page reads them, ``catch_up()`` drains what waits in the stream, for at most ``USAGE_LIVE_DRAIN_SECONDS`` (one
-drain at a time: when the periodic one is running, the page does not wait for it). What is left (a backlog larger
-than that, a drain already running, or Redis not answering) is counted by the next refresh; the page says how many
-records were still waiting (docs/admin/monitoring.md).
+drain at a time: when the periodic one is running, the page does not wait for it), and only when at most one drain
+batch (``USAGE_DRAIN_BATCH_SIZE``) waits: a larger backlog means the periodic drain is behind, and is left to it. What
+is left (such a backlog, a drain already running, or Redis not answering) is counted by a later refresh; the page says
+how many records were still waiting (docs/admin/monitoring.md).
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ def catch_up() -> int:
     from apps.analytics import drain, usage
 
     seconds = float(getattr(settings, "USAGE_LIVE_DRAIN_SECONDS", 1.0))
+    # A backlog past one batch means the periodic drain is behind: pages, polled every few seconds by every viewer,
+    # must not each pile a second of drain onto it then; they show what is in and say how much waits.
+    small = int(getattr(settings, "USAGE_DRAIN_BATCH_SIZE", 5000))
     try:
         usage.flush()  # what this process has buffered (at most USAGE_RECORD_BUFFER_SECONDS of its requests)
         waiting = drain.pending_in_stream()
-        if waiting and seconds > 0:
+        if 0 < waiting <= small and seconds > 0:
             drain.drain_usage_stream(max_seconds=seconds)
             waiting = drain.pending_in_stream()
         return waiting

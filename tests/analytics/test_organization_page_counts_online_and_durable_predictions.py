@@ -116,3 +116,19 @@ def test_another_organizations_online_predictions_never_show(world, iris):
     assert "acme/iris" in html and "secret-model" not in html and "globex" not in html
     assert dashboards.organization_overview(world.org)["predictions"]["count"] == 1
     assert dashboards.organization_overview(other)["predictions"]["count"] == 1
+
+
+def test_a_backlog_past_one_drain_batch_is_left_to_the_periodic_drain(world, iris, settings):
+    """The drain is behind: a page polled by every viewer must not each add its second of draining; it shows what is
+    in the database and says how many records wait."""
+    settings.USAGE_DRAIN_BATCH_SIZE = 2
+    for latency in (10.0, 20.0, 30.0):
+        online(world.org, iris, latency_ms=latency)
+    admin = Client()
+    admin.force_login(world.user("admin"))
+    html = admin.get("/orgs/acme/monitoring/live/").content.decode()
+    assert not UsageEvent.objects.exists(), "the page drained a backlog larger than one batch"
+    assert "still being written" in html
+    drain_now()
+    html = admin.get("/orgs/acme/monitoring/live/").content.decode()
+    assert re.search(r'id="kpi-predictions">3<', html)
