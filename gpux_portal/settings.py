@@ -367,6 +367,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.TokenScopePermission"],
+    # DRF's JSON, encoded by orjson (apps/core/api/renderers.py); the browsable API as DRF has it by default.
+    "DEFAULT_RENDERER_CLASSES": [
+        "apps.core.api.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     # JSON nested past INPUT_MAX_NESTING_DEPTH, or holding a lone surrogate, answers 400 (apps/core/api/parsers.py)
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.api.parsers.JSONParser",

@@ -13,6 +13,7 @@ Without a Redis cache (the embedded ``make run``) and while Redis does not answe
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import throttling
@@ -29,8 +30,40 @@ def _redis_of_cache(cache: Any) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class Window:
+    """Where one request counts for a throttle, for a caller that counts it in a round trip of its own (the online
+    prediction path's admission script, apps/inference/online/gateway.py): the current window's counter, the rate's
+    number of requests, how long the counter lives, and the seconds to wait should the window be full."""
+
+    key: str
+    limit: int
+    expires: int
+    retry_in: float
+
+
+class NotWindowed(Exception):
+    """This throttle cannot count in a window of Redis (no Redis cache): count it with ``allow_request``."""
+
+
 class WindowedRateThrottle:
     """Mixin for a ``SimpleRateThrottle``: count requests in fixed windows of the rate's duration."""
+
+    def window_of(self, request: Any, view: Any) -> Window | None:
+        """The window this request counts in (None: nothing to count, no rate or no key), for a caller that counts
+        it itself: ``INCR`` the key, ``EXPIRE`` it, and refuse past the limit, as ``allow_request`` does."""
+        if self.rate is None:
+            return None
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return None
+        if _redis_of_cache(self.cache) is None:
+            raise NotWindowed(self.scope)
+        now = self.timer()
+        window = int(now // self.duration)
+        return Window(
+            f"{key}:w{window}", int(self.num_requests), int(self.duration) + 1, (window + 1) * self.duration - now
+        )
 
     def allow_request(self, request: Any, view: Any) -> bool:
         if self.rate is None:

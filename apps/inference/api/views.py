@@ -8,6 +8,7 @@ job is seen by its creator and the admins of the organization it counted against
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.shortcuts import get_object_or_404
@@ -179,12 +180,16 @@ def run_online(
     deployment: Deployment | None = None,
     shows_model: bool = True,
     timeout: float,
+    throttles: list[Any] | None = None,
 ) -> tuple[Any, Any, Any] | None:
     """Serve a synchronous prediction online (apps/inference/online/): no Job row, the request through Redis to a
     serving loop, this thread waiting for the answer. Returns ``(request, reply, revision)``, or None when it should
     take the durable path instead (no serving loop up for its queue, Redis not configured, this process out of
     waiting slots). A refusal of the inputs by the worker is a 400, a failed run 422, no answer 503 with
-    ``Retry-After``. Every request answered or not is recorded once (``apps.analytics.usage``)."""
+    ``Retry-After``. Every request answered or not is recorded once (``apps.analytics.usage``).
+
+    ``throttles``: the route's rate-limit windows (``apps.core.api.throttling.Window``), counted in the round trip
+    that admits the request (429 past one of them); ``online.admitted`` says whether that round trip ran."""
     import time as clock
 
     from apps.inference.online import gateway
@@ -210,6 +215,7 @@ def run_online(
         delay_ms=deployment.max_delay_ms if deployment is not None else 0,
         provider=deployment.provider if deployment is not None else "auto",
         time_limit=float(deployment.timeout_seconds) if deployment is not None else 60.0,
+        throttles=list(throttles or []),
     )
     if deployment is not None:
         online.slot = gateway.Slot(slot_key(deployment), deployment.concurrency, slot_expiry(deployment))
@@ -221,6 +227,10 @@ def run_online(
     except gateway.NoWaitingSlot:
         waited = False
         return None
+    except gateway.RateLimited as exc:
+        waited = False
+        refund_prediction(request)  # refused: not counted against the per-minute quota
+        raise exceptions.Throttled(exc.wait) from None
     except gateway.DeploymentFull:
         waited = False
         refund_prediction(request)  # refused: not counted against the per-minute quota
@@ -228,6 +238,8 @@ def run_online(
             f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
         ) from None
     finally:
+        if online.admitted:
+            setattr(request, THROTTLES_COUNTED, True)
         if online.slot is not None and online.sent and reply is None:
             gateway.release(online.slot)  # not answered: the loop gives back only what it answers
         if waited:
@@ -316,11 +328,53 @@ def online_answer(
     return answer
 
 
+THROTTLES_COUNTED = "_gpux_throttles_counted"
+
+
 class PredictMixin:
-    """Read a prediction request, start the job, wait for it when synchronous, answer."""
+    """Read a prediction request, start the job, wait for it when synchronous, answer.
+
+    Its rate limit (``PredictThrottle``) is counted once per request, where it costs nothing more: on the online path
+    in the Redis round trip that admits the request to its queue (``run_online``), before the durable path starts a
+    job, and for a request refused before either (bad inputs, a version not validated) when it is answered. So a
+    request that is throttled is told so after its inputs were read, not before."""
 
     throttle_classes = [PredictThrottle]
     scope_for_action = {"run": TokenScope.RUN}
+
+    def check_throttles(self, request) -> None:
+        setattr(request, THROTTLES_COUNTED, False)  # counted later, once (see the class docstring)
+
+    def count_throttles(self) -> None:
+        """Count the request against its rate limits now, 429 past one, unless it was already counted."""
+        if getattr(self.request, THROTTLES_COUNTED, True):
+            return
+        setattr(self.request, THROTTLES_COUNTED, True)
+        super().check_throttles(self.request)
+
+    def throttle_windows(self) -> list[Any]:
+        """The windows the online path counts this request in; a throttle that cannot count there (no Redis cache)
+        is counted now, as DRF counts it."""
+        from apps.core.api.throttling import NotWindowed
+
+        if getattr(self.request, THROTTLES_COUNTED, True):
+            return []
+        windows = []
+        for throttle in self.get_throttles():
+            try:
+                window = throttle.window_of(self.request, self)
+            except (AttributeError, NotWindowed):
+                self.count_throttles()
+                return []
+            if window is not None:
+                windows.append(window)
+        return windows
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if not getattr(request, THROTTLES_COUNTED, True):  # answered before either path counted it: count it now
+            with contextlib.suppress(exceptions.Throttled):
+                self.count_throttles()
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_restrict_action(self) -> str:
         return "run"
@@ -373,12 +427,14 @@ class PredictMixin:
                 deployment=deployment,
                 shows_model=shows_model,
                 timeout=timeout,
+                throttles=self.throttle_windows(),
             )
             if served is not None:
                 answer = online_answer(
                     version, *served, deployment=deployment, shows_model=shows_model, encoding=prediction.encoding
                 )
                 return Response(answer)
+        self.count_throttles()
         job, waited = submit_prediction(
             self.request,
             version,

@@ -78,10 +78,19 @@ def online_available(queue: str) -> bool:
     return enabled() and loop_up(queue)
 
 
-# One round trip admits and sends a request: count it in flight on its deployment (KEYS[2], ARGV[2] at most,
-# expiring after ARGV[3] s untouched, as ``predictions.acquire_slot``) and push it onto its queue (KEYS[1]); a full
-# deployment pushes nothing and answers 0. Without a slot key (a version's route) it only pushes.
+# One round trip admits and sends a request. First the route's rate limits (KEYS[2 + i], the i-th window's counter:
+# INCR, EXPIRE after ARGV[3 + 2i] s, refused past ARGV[2 + 2i] requests, as apps/core/api/throttling.py counts them):
+# a refusal answers -i. Then its deployment's requests in flight (KEYS[2], ARGV[2] at most, expiring after ARGV[3] s
+# untouched, as ``predictions.acquire_slot``): a full deployment answers 0. Then the push onto its queue (KEYS[1]):
+# 1. Nothing is pushed unless it answers 1. Without a slot key (a version's route) there is no count in flight.
 ADMIT = """
+for i = 3, #KEYS do
+  local count = redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[3 + 2 * (i - 2)])
+  if count > tonumber(ARGV[2 + 2 * (i - 2)]) then
+    return -(i - 2)
+  end
+end
 if KEYS[2] ~= '' then
   local count = redis.call('INCR', KEYS[2])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -102,6 +111,15 @@ RELEASE = "if redis.call('DECR', KEYS[1]) < 0 then redis.call('SET', KEYS[1], 0)
 
 class DeploymentFull(Exception):
     """The deployment has ``concurrency`` requests in flight already (nothing was sent): 429."""
+
+
+class RateLimited(Exception):
+    """One of the route's rate limits (``OnlineRequest.throttles``) is used up for this window (nothing was sent):
+    429 with ``Retry-After`` the seconds in ``wait``."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
 
 
 @dataclass
@@ -130,6 +148,8 @@ class OnlineRequest:
     provider: str = "auto"
     time_limit: float = 60.0
     slot: Slot | None = None
+    throttles: list[Any] = field(default_factory=list)  # apps.core.api.throttling.Window: counted in the admission
+    admitted: bool = False  # the admission ran (its rate limits counted), whether it sent the request or not
     sent: bool = False  # pushed (and counted on its deployment's slot): whoever sent it releases the slot
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -209,7 +229,15 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
         admit = _admit[id(client)] = client.register_script(ADMIT)
     slot = request.slot
     keys = [messages.queue_key(request.queue), slot.key if slot else ""]
-    if not admit(keys=keys, args=[message, slot.cap if slot else 0, slot.expires if slot else 0]):
+    args: list[Any] = [message, slot.cap if slot else 0, slot.expires if slot else 0]
+    for window in request.throttles:
+        keys.append(window.key)
+        args += [window.limit, window.expires]
+    admitted = int(admit(keys=keys, args=args))
+    request.admitted = True
+    if admitted < 0:
+        raise RateLimited(max(0.0, request.throttles[-admitted - 1].retry_in))
+    if not admitted:
         raise DeploymentFull()
     request.sent = True
     ends = started + request.timeout

@@ -5,12 +5,13 @@ with the solo or threads pool, one in the worker itself), serving the online que
 worker consumes. A GPU worker runs one pool process per GPU, so one loop per GPU, sharing that process's session
 cache with its durable jobs.
 
-Each turn, the loop pops the oldest request (``BLPOP``), takes what else is waiting (``LPOP`` with a count) up to the
-first request's ``max_batch_size``, and, only while it is busy (its previous batch held more than one request), waits
-up to the request's ``max_delay_ms`` for the batch to fill: an idle loop runs a lone request at once. It then marks
-the requests taken (so that a caller whose loop died answers 503 at once, not at its timeout), merges each version's
-compatible requests into one ONNX Runtime call, and pushes each answer onto its request's reply key. A request whose
-caller stopped waiting (its deadline passed) is dropped unrun.
+Each turn, the loop pops the oldest request (``BLPOP``), takes what else is waiting (``LPOP`` with a count) up to
+the first request's ``max_batch_size``, and, only while it is busy (its previous batch held more than one request),
+waits up to the request's ``max_delay_ms`` for the batch to fill: an idle loop runs a lone request at once. It marks
+the requests taken (so that a caller whose loop died answers 503 at once, not at its timeout: the first in the round
+trip that takes the others, those before they run), merges each version's compatible requests into one ONNX Runtime
+call, and pushes each answer onto its request's reply key. A request whose caller stopped waiting (its deadline
+passed) is dropped unrun.
 
 Online serving is at most once: a request taken by a loop that dies is not run again; its caller answers 503 with
 ``Retry-After`` and the client retries. A heartbeat thread keeps ``alive:<loop>`` (3 s expiry) and the queue's set
@@ -97,6 +98,7 @@ class ServingLoop:
         self.busy = False
         self._versions: dict[int, tuple[float, Any]] = {}
         self._slots: dict[str, str | None] = {}  # the current batch's requests: where each counts in flight
+        self._marked: set[str] = set()  # the current batch's requests already marked taken
 
     def start(self) -> None:
         threading.Thread(target=self._beat, name="online-beat", daemon=True).start()
@@ -162,8 +164,18 @@ class ServingLoop:
         header = _peek(first)
         largest = max(1, int(header.get("max", 1)))
         batch = [first]
+        # One round trip takes what else waits and marks the first request taken (the others are marked before
+        # they run, in ``serve``): a lone request costs two round trips before it runs, not three.
+        self._marked = set()
+        with client.pipeline(transaction=False) as pipe:
+            if largest > 1:
+                pipe.lpop(key, largest - 1)
+            if "id" in header:
+                pipe.set(messages.taken_key(header["id"]), self.name, ex=TAKEN_SECONDS)
+                self._marked.add(header["id"])
+            answers = pipe.execute() if len(pipe) else []
         if largest > 1:
-            batch += client.lpop(key, largest - 1) or []
+            batch += answers[0] or []
             if self.busy and len(batch) < largest:
                 deadline = time.monotonic() + max(0, int(header.get("delay_ms", 0))) / 1000
                 while len(batch) < largest:
@@ -195,10 +207,12 @@ class ServingLoop:
         if not items:
             return
         self._slots = {item.id: item.header.get("slot") for item in items}
-        with client.pipeline(transaction=False) as pipe:
-            for item in items:
-                pipe.set(messages.taken_key(item.id), self.name, ex=TAKEN_SECONDS)
-            pipe.execute()
+        unmarked = [item for item in items if item.id not in self._marked]
+        if unmarked:
+            with client.pipeline(transaction=False) as pipe:
+                for item in unmarked:
+                    pipe.set(messages.taken_key(item.id), self.name, ex=TAKEN_SECONDS)
+                pipe.execute()
         replies: list[tuple[str, bytes]] = []
         by_version: dict[int, list[Item]] = {}
         for item in items:
@@ -429,9 +443,7 @@ def _first_dim(inputs: dict[str, np.ndarray]) -> int:
 
 
 def _peek(message: bytes) -> dict[str, Any]:
-    import json
-
-    return json.loads(message.partition(b"\n")[0])
+    return messages.load_header(message.partition(b"\n")[0])
 
 
 def _failure(error: str, *, fields: dict | None = None) -> bytes:
