@@ -195,8 +195,15 @@ def start_job(
     queue: str | None = None,
     max_attempts: int | None = None,
     time_limit: int | None = None,
+    beside: Any = None,
+    created_at: Any = None,
 ) -> Job:
     """Write a queued Job row and send its task once the surrounding transaction commits.
+
+    ``beside``: an unsaved row of a model whose primary key is a one-to-one ``job`` (a prediction's InferenceJob),
+    written with the job, both or neither. On PostgreSQL, for a kind whose creation is not audited, outside any
+    transaction of the caller's, both go in one statement (``_insert_beside``): one round trip where a transaction
+    of two inserts takes four, on the path of every asynchronous prediction.
 
     Defaults for ``queue``, ``max_attempts`` and ``time_limit`` come from the kind's task. ``params`` must be
     JSON; the kind's own ``clean_params`` validation is the caller's business (the API runs it). ``organization``
@@ -217,19 +224,33 @@ def start_job(
         params = json.loads(json.dumps(params or {}, cls=DjangoJSONEncoder))
     except (TypeError, ValueError) as exc:
         raise ValidationError({"params": [f"Parameters must be JSON: {exc}"]}, code="invalid") from exc
-    # No savepoint when the caller's transaction holds this one (a prediction writes its InferenceJob beside the
-    # job): two round trips saved per job, and an error here fails the caller's transaction as it should.
+    owner = {"organization": organization} if hasattr(organization, "pk") else {"organization_id": organization}
+    job = Job(
+        kind=kind,
+        params=params,
+        **owner,
+        creator=creator if getattr(creator, "is_authenticated", False) else None,
+        queue=queue,
+        max_attempts=max_attempts or getattr(task, "max_attempts", DEFAULT_MAX_ATTEMPTS),
+        time_limit=time_limit or getattr(task, "job_time_limit", DEFAULT_TIME_LIMIT),
+        **({"created_at": created_at} if created_at is not None else {}),
+    )
+    if (
+        beside is not None
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not getattr(task, "audit_creation", True)
+    ):
+        _insert_beside(job, beside)
+        send_job(job)
+        return job
+    # No savepoint when the caller's transaction holds this one: two round trips saved per job, and an error here
+    # fails the caller's transaction as it should.
     with transaction.atomic(savepoint=False):
-        owner = {"organization": organization} if hasattr(organization, "pk") else {"organization_id": organization}
-        job = Job.objects.create(
-            kind=kind,
-            params=params,
-            **owner,
-            creator=creator if getattr(creator, "is_authenticated", False) else None,
-            queue=queue,
-            max_attempts=max_attempts or getattr(task, "max_attempts", DEFAULT_MAX_ATTEMPTS),
-            time_limit=time_limit or getattr(task, "job_time_limit", DEFAULT_TIME_LIMIT),
-        )
+        job.save(force_insert=True)
+        if beside is not None:
+            beside.job = job
+            beside.save(force_insert=True)
         if getattr(task, "audit_creation", True):
             job_event.send(
                 sender=Job,
@@ -241,6 +262,38 @@ def start_job(
             )
         transaction.on_commit(lambda: send_job(job))
     return job
+
+
+def _insert_beside(job: Job, beside: Any) -> None:
+    """Insert ``job`` and ``beside`` (its one-to-one row) in one statement: ``WITH j AS (INSERT the job RETURNING
+    id) INSERT the other row with that id``. One statement is one transaction, so both are written or neither. The
+    values are each field's as the ORM would write them (``pre_save``, ``get_db_prep_save``); neither model has
+    save() logic beyond Job's own (``creator_keeps_access``, set here as Job.save sets it) nor a signal receiver that
+    reads them (core's short-lived caches watch neither)."""
+    if not job.creator_keeps_access:
+        job.creator_keeps_access = bool(getattr(job_task_for(job.kind), "creator_keeps_access", False))
+    quote = connection.ops.quote_name
+    link = beside._meta.pk
+    job_fields = [f for f in Job._meta.concrete_fields if f is not Job._meta.pk]
+    other_fields = [f for f in beside._meta.concrete_fields if f is not link]
+    params = [f.get_db_prep_save(f.pre_save(job, True), connection) for f in job_fields]
+    params += [f.get_db_prep_save(f.pre_save(beside, True), connection) for f in other_fields]
+    qn_job, qn_other = quote(Job._meta.db_table), quote(beside._meta.db_table)
+    job_columns = ", ".join(quote(f.column) for f in job_fields)
+    other_columns = ", ".join(quote(f.column) for f in other_fields)
+    job_values, other_values = ", ".join(["%s"] * len(job_fields)), ", ".join(["%s"] * len(other_fields))
+    pk, linked = quote(Job._meta.pk.column), quote(link.column)
+    sql = (
+        f"WITH j AS (INSERT INTO {qn_job} ({job_columns}) VALUES ({job_values}) RETURNING {pk}) "  # noqa: S608 - names from models
+        f"INSERT INTO {qn_other} ({linked}, {other_columns}) VALUES ((SELECT {pk} FROM j), {other_values}) "
+        f"RETURNING {linked}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (job.pk,) = cursor.fetchone()
+    job._state.adding, job._state.db = False, connection.alias
+    beside.job = job
+    beside._state.adding, beside._state.db = False, connection.alias
 
 
 def hard_limit_margin() -> int:

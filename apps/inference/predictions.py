@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.accounts.services import acting_organization  # re-exported: whom a run counts against
 from apps.core.errors import field_error, field_errors
@@ -240,46 +240,48 @@ def start_prediction(
     if device == Device.GPU and not gpu_worker_up() and not getattr(settings, "INFERENCE_FORCE_QUEUE", None):
         raise NoWorker("This asks for a GPU and no GPU worker is up; try again later or ask for device “auto”.")
     batched = deployment is not None and deployment.max_batch_size > 1 and batch_axis(version.signature or {})
-    with transaction.atomic():
-        job = start_job(
-            kind=BATCHED_PREDICT_KIND if batched else PREDICT_KIND,
-            params={
-                # A run of a deployment names the deployment: the version it served is on the InferenceJob, for
-                # those who may see the model (its uuid is not for every caller of a public deployment).
-                **({"deployment": str(deployment.uuid)} if deployment else {"version": str(version.uuid)}),
-                **request.options,
-                **(
-                    {
-                        "batch": {
-                            "key": str(deployment.uuid),
-                            "max": deployment.max_batch_size,
-                            "delay_ms": deployment.max_delay_ms,
-                        }
+    now = timezone.now()
+    inference = InferenceJob(
+        version=version,
+        deployment=deployment,
+        revision=revision,
+        inputs=arrays_to_npz(request.arrays) if request.arrays is not None else b"",
+        raw_inputs=request.raw,
+        encoding=request.encoding,
+        device=device,
+        provider_requested=provider,
+        items=request.items,
+        webhook_url=webhook_url,
+        created_at=now,
+    )
+    # Both rows in one statement where the database allows (``start_job``'s ``beside``), else one transaction.
+    job = start_job(
+        kind=BATCHED_PREDICT_KIND if batched else PREDICT_KIND,
+        params={
+            # A run of a deployment names the deployment: the version it served is on the InferenceJob, for
+            # those who may see the model (its uuid is not for every caller of a public deployment).
+            **({"deployment": str(deployment.uuid)} if deployment else {"version": str(version.uuid)}),
+            **request.options,
+            **(
+                {
+                    "batch": {
+                        "key": str(deployment.uuid),
+                        "max": deployment.max_batch_size,
+                        "delay_ms": deployment.max_delay_ms,
                     }
-                    if batched
-                    else {}
-                ),
-            },
-            organization=organization,
-            creator=user,
-            queue=queue_for(device),
-            max_attempts=2,
-            time_limit=time_limit or (deployment.timeout_seconds if deployment else 60),
-        )
-        inference = InferenceJob.objects.create(
-            job=job,
-            version=version,
-            deployment=deployment,
-            revision=revision,
-            inputs=arrays_to_npz(request.arrays) if request.arrays is not None else b"",
-            raw_inputs=request.raw,
-            encoding=request.encoding,
-            device=device,
-            provider_requested=provider,
-            items=request.items,
-            webhook_url=webhook_url,
-            created_at=job.created_at,
-        )
+                }
+                if batched
+                else {}
+            ),
+        },
+        organization=organization,
+        creator=user,
+        queue=queue_for(device),
+        max_attempts=2,
+        time_limit=time_limit or (deployment.timeout_seconds if deployment else 60),
+        created_at=now,
+        beside=inference,
+    )
     job.inference = inference
     return job
 
