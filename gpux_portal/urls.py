@@ -7,8 +7,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from apps.accounts.views import SignupView
 from apps.core.views import healthz
+from apps.inference.api.urls import predict_urlpatterns
 
 api_v1 = [
+    # First: predictions are the busiest routes (apps/inference/api/urls.py, predict_urlpatterns).
+    *predict_urlpatterns,
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.organizations.api.urls")),
     path("", include("apps.audit.api.urls")),
