@@ -10,8 +10,9 @@ the first request's ``max_batch_size``, and, only while it is busy (its previous
 waits up to the request's ``max_delay_ms`` for the batch to fill: an idle loop runs a lone request at once. It marks
 the requests taken (so that a caller whose loop died answers 503 at once, not at its timeout: the first in the round
 trip that takes the others, those before they run), merges each version's compatible requests into one ONNX Runtime
-call, and pushes each answer onto its request's reply key. A request whose caller stopped waiting (its deadline
-passed) is dropped unrun.
+call, and pushes each answer onto its request's reply key. In the same round trip as the answers it takes the next
+batch's requests already waiting, marked taken (``ANSWER_AND_TAKE``): under load a batch costs one round trip after
+its run. A request whose caller stopped waiting (its deadline passed) is dropped unrun.
 
 Online serving is at most once: a request taken by a loop that dies is not run again; its caller answers 503 with
 ``Retry-After`` and the client retries. A heartbeat thread keeps ``alive:<loop>`` (3 s expiry) and the queue's set
@@ -41,6 +42,34 @@ ALIVE_SECONDS = 3
 TAKEN_SECONDS = 120
 REPLY_SECONDS = 60
 VERSION_SECONDS = 2.0
+
+# Answer a batch and take the next in one round trip. ARGV: how many requests to take from KEYS[1] (0: none), this
+# loop's name, the taken marks' and the replies' expiry (s), the taken and reply keys' prefixes, then for each answer
+# its request id, its reply and the key its deployment counts it on ('' for none; given back as gateway.RELEASE
+# does: never below zero). A request taken is marked taken (its id read from the header's start, where the gateway
+# writes it; a durable job's id message has none). Returns the requests taken. Keys other than the queue are named
+# from ARGV: one Redis, not a cluster (as the rest of online serving).
+ANSWER_AND_TAKE = """
+local i = 7
+while i <= #ARGV do
+  local key = ARGV[6] .. ARGV[i]
+  redis.call('RPUSH', key, ARGV[i + 1])
+  redis.call('EXPIRE', key, ARGV[4])
+  if ARGV[i + 2] ~= '' then
+    if redis.call('DECR', ARGV[i + 2]) < 0 then redis.call('SET', ARGV[i + 2], 0) end
+  end
+  i = i + 3
+end
+local count = tonumber(ARGV[1])
+if count < 1 or KEYS[1] == '' then return {} end
+local taken = redis.call('LPOP', KEYS[1], count)
+if not taken then return {} end
+for _, message in ipairs(taken) do
+  local id = string.match(message, '^{"id":"([%w]+)"')
+  if id then redis.call('SET', ARGV[5] .. id, ARGV[2], 'EX', ARGV[3]) end
+end
+return taken
+"""
 
 _worker: dict[str, Any] = {"queues": frozenset(), "prefork": True}
 _started: dict[int, ServingLoop] = {}
@@ -81,6 +110,7 @@ class Item:
 
     header: dict[str, Any]
     inputs: dict[str, np.ndarray]
+    marked: bool = False  # marked taken already (as it was taken)
 
     @property
     def id(self) -> str:
@@ -98,7 +128,11 @@ class ServingLoop:
         self.busy = False
         self._versions: dict[int, tuple[float, Any]] = {}
         self._slots: dict[str, str | None] = {}  # the current batch's requests: where each counts in flight
-        self._marked: set[str] = set()  # the current batch's requests already marked taken
+        self._marked_upto = 0  # the current batch's first requests already marked taken
+        self._largest = 1  # the current batch's most requests
+        self._key: Any = None  # the queue the current batch came from
+        self._prefetched: list[bytes] = []  # the next batch, taken as the previous one was answered
+        self._scripts: dict[int, Any] = {}
 
     def start(self) -> None:
         threading.Thread(target=self._beat, name="online-beat", daemon=True).start()
@@ -140,7 +174,7 @@ class ServingLoop:
     # --- taking requests -------------------------------------------------------------------------------------------
     def _serve_forever(self) -> None:
         client = self._redis()
-        while not self.stopped.is_set():
+        while not self.stopped.is_set() or self._prefetched:  # what it took, it serves before it stops
             try:
                 batch = self._take(client)
             except Exception as exc:
@@ -156,38 +190,47 @@ class ServingLoop:
                 logger.exception("Online loop %s failed a batch of %d", self.name, len(batch))
 
     def _take(self, client: Any) -> list[bytes]:
-        popped = client.blpop(self.keys, timeout=1)
-        if popped is None:
-            self.busy = False
-            return []
-        key, first = popped
-        header = _peek(first)
-        largest = max(1, int(header.get("max", 1)))
-        batch = [first]
-        # One round trip takes what else waits and marks the first request taken (the others are marked before
-        # they run, in ``serve``): a lone request costs two round trips before it runs, not three.
-        self._marked = set()
-        with client.pipeline(transaction=False) as pipe:
+        if self._prefetched:  # taken (and marked) in the round trip that answered the previous batch
+            batch, self._prefetched = self._prefetched, []
+            key = self._key
+            header = _peek(batch[0])
+            largest = max(1, int(header.get("max", 1)))
+            self._marked_upto = len(batch)
+        else:
+            popped = client.blpop(self.keys, timeout=1)
+            if popped is None:
+                self.busy = False
+                return []
+            key, first = popped
+            self._key = key
+            header = _peek(first)
+            largest = max(1, int(header.get("max", 1)))
+            batch = [first]
+            # One round trip takes what else waits and marks the first request taken (the others are marked before
+            # they run, in ``serve``): a lone request costs two round trips before it runs, not three.
+            self._marked_upto = 0
+            with client.pipeline(transaction=False) as pipe:
+                if largest > 1:
+                    pipe.lpop(key, largest - 1)
+                if "id" in header:
+                    pipe.set(messages.taken_key(header["id"]), self.name, ex=TAKEN_SECONDS)
+                    self._marked_upto = 1
+                answers = pipe.execute() if len(pipe) else []
             if largest > 1:
-                pipe.lpop(key, largest - 1)
-            if "id" in header:
-                pipe.set(messages.taken_key(header["id"]), self.name, ex=TAKEN_SECONDS)
-                self._marked.add(header["id"])
-            answers = pipe.execute() if len(pipe) else []
-        if largest > 1:
-            batch += answers[0] or []
-            if self.busy and len(batch) < largest:
-                deadline = time.monotonic() + max(0, int(header.get("delay_ms", 0))) / 1000
-                while len(batch) < largest:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0.0005:
-                        break
-                    more = client.blpop([key], timeout=remaining)
-                    if more is None:
-                        break
-                    batch.append(more[1])
-                    if len(batch) < largest:
-                        batch += client.lpop(key, largest - len(batch)) or []
+                batch += answers[0] or []
+        self._largest = largest
+        if largest > 1 and self.busy and len(batch) < largest:
+            deadline = time.monotonic() + max(0, int(header.get("delay_ms", 0))) / 1000
+            while len(batch) < largest:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.0005:
+                    break
+                more = client.blpop([key], timeout=remaining)
+                if more is None:
+                    break
+                batch.append(more[1])
+                if len(batch) < largest:
+                    batch += client.lpop(key, largest - len(batch)) or []
         self.busy = len(batch) > 1
         return batch
 
@@ -196,18 +239,19 @@ class ServingLoop:
         """Run the requests of one batch and answer each."""
         now = time.time()
         items, jobs = [], []
-        for message in raw:
+        for position, message in enumerate(raw):
             header, inputs = messages.unpack(message)
             if "job" in header:  # a durable prediction: its row holds the rest
                 jobs.append(int(header["job"]))
             elif float(header.get("deadline", now + 1)) > now:  # past it, nobody waits for the answer any more
-                items.append(Item(header, inputs))
+                items.append(Item(header, inputs, marked=position < self._marked_upto))
+        self._marked_upto = 0
         if jobs:
             self.run_jobs(jobs)
         if not items:
             return
         self._slots = {item.id: item.header.get("slot") for item in items}
-        unmarked = [item for item in items if item.id not in self._marked]
+        unmarked = [item for item in items if not item.marked]
         if unmarked:
             with client.pipeline(transaction=False) as pipe:
                 for item in unmarked:
@@ -223,21 +267,28 @@ class ServingLoop:
             except Exception as exc:  # a bug or a lost database: the callers hear it now, not at their timeout
                 logger.exception("Online loop %s failed a batch of %d", self.name, len(group))
                 replies += [(item.id, _failure(f"The worker failed: {type(exc).__name__}: {exc}")) for item in group]
-        self._push(client, replies)
+        self._prefetched = self._push(client, replies, take=self._largest)
 
-    def _push(self, client: Any, replies: list[tuple[str, bytes]]) -> None:
-        """Each answer onto its reply key and, in the same round trip, its request's place on its deployment given
-        back (a request nobody waits for any more is given back by its caller instead)."""
-        from apps.inference.online.gateway import RELEASE
-
-        with client.pipeline(transaction=False) as pipe:
-            for request_id, reply in replies:
-                pipe.rpush(messages.reply_key(request_id), reply)
-                pipe.expire(messages.reply_key(request_id), REPLY_SECONDS)
-                slot = self._slots.get(request_id)
-                if slot:
-                    pipe.eval(RELEASE, 1, slot)
-            pipe.execute()
+    def _push(self, client: Any, replies: list[tuple[str, bytes]], *, take: int = 0) -> list[bytes]:
+        """Each answer onto its reply key, its request's place on its deployment given back (a request nobody waits
+        for any more is given back by its caller instead) and, in the same round trip, up to ``take`` requests
+        waiting in the queue the batch came from taken and marked taken (``ANSWER_AND_TAKE``): under load a batch
+        costs one round trip after its run, not three (answer; then pop; then mark). Returns what it took."""
+        script = self._scripts.get(id(client))
+        if script is None:
+            self._scripts = {id(client): client.register_script(ANSWER_AND_TAKE)}
+            script = self._scripts[id(client)]
+        args: list[Any] = [
+            take if self._key else 0,
+            self.name,
+            TAKEN_SECONDS,
+            REPLY_SECONDS,
+            messages.taken_key(""),
+            messages.reply_key(""),
+        ]
+        for request_id, reply in replies:
+            args += [request_id, reply, self._slots.get(request_id) or ""]
+        return list(script(keys=[self._key or ""], args=args) or [])
 
     def run_jobs(self, job_ids: list[int]) -> None:
         """Claim the durable prediction jobs of one turn at once and run them as the broker's batches run
@@ -325,7 +376,7 @@ class ServingLoop:
         return replies
 
     def _answer_now(self, replies: list[tuple[str, bytes]]) -> None:
-        self._push(self._redis(), replies)
+        self._push(self._redis(), replies, take=0)
 
     def _run_chunk(self, chunk: list[Item], loaded: Any, started: float) -> list[tuple[str, bytes]]:
         from apps.inference.execution import run_version
