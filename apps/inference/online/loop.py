@@ -21,6 +21,7 @@ of loops fresh every second; the web process reads the set to know a loop is up 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -117,6 +118,58 @@ class Item:
         return self.header["id"]
 
 
+class RedisLink:
+    """The serving loop's own connection to Redis, used by its thread alone: commands sent and their replies read
+    on one connection, without redis-py's connection pool, retry and argument layers around each command (a third
+    of the loop's Python time went there: a pool's lock and fork check, a retry wrapper, a deprecation decorator,
+    per command). A reply that is an error raises; a connection that fails raises ``redis.ConnectionError``, and
+    the loop makes a new link."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._pool = redis.ConnectionPool.from_url(url, socket_timeout=None, socket_connect_timeout=2)
+        self.connection = self._pool.make_connection()
+        self.connection.connect()
+        self._shas: dict[str, str] = {}
+
+    def call(self, *args: Any) -> Any:
+        self.connection.send_command(*args)
+        return self.connection.read_response()
+
+    def many(self, commands: list[tuple]) -> list[Any]:
+        """Commands in one round trip (a pipeline without a transaction); their replies in order."""
+        if not commands:
+            return []
+        self.connection.send_packed_command(self.connection.pack_commands(commands))
+        try:
+            return [self.connection.read_response() for _ in commands]
+        except Exception:
+            self.connection.disconnect()  # replies left unread: the connection cannot be used again
+            raise
+
+    def blpop(self, keys: list[Any], timeout: float) -> tuple[bytes, bytes] | None:
+        popped = self.call("BLPOP", *keys, timeout)
+        return (popped[0], popped[1]) if popped else None
+
+    def script(self, source: str, keys: list[Any], args: list[Any]) -> Any:
+        """``EVALSHA`` of ``source``, loaded with ``EVAL`` when Redis does not know it (a restarted Redis)."""
+        import hashlib
+
+        from redis.exceptions import NoScriptError
+
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        try:
+            return self.call("EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self.call("EVAL", source, len(keys), *keys, *args)
+
+    def close(self) -> None:
+        self.connection.disconnect()
+
+
 class ServingLoop:
     """The loop of one worker process (see the module docstring)."""
 
@@ -132,7 +185,6 @@ class ServingLoop:
         self._largest = 1  # the current batch's most requests
         self._key: Any = None  # the queue the current batch came from
         self._prefetched: list[bytes] = []  # the next batch, taken as the previous one was answered
-        self._scripts: dict[int, Any] = {}
 
     def start(self) -> None:
         threading.Thread(target=self._beat, name="online-beat", daemon=True).start()
@@ -146,6 +198,13 @@ class ServingLoop:
         import redis
 
         return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None, socket_connect_timeout=2)
+
+    def _link(self) -> RedisLink | None:
+        try:
+            return RedisLink(settings.REDIS_URL)
+        except Exception as exc:  # Redis away: try again in a moment
+            logger.warning("Online loop %s: Redis does not answer (%s); trying again.", self.name, exc)
+            return None
 
     # --- heartbeat -------------------------------------------------------------------------------------------------
     def _beat(self) -> None:
@@ -173,14 +232,21 @@ class ServingLoop:
 
     # --- taking requests -------------------------------------------------------------------------------------------
     def _serve_forever(self) -> None:
-        client = self._redis()
+        client = None
         while not self.stopped.is_set() or self._prefetched:  # what it took, it serves before it stops
+            if client is None:
+                client = self._link()
+                if client is None:
+                    time.sleep(0.5)
+                    continue
             try:
                 batch = self._take(client)
             except Exception as exc:
                 logger.warning("Online loop %s: the queue does not answer (%s); trying again.", self.name, exc)
                 time.sleep(0.5)
-                client = self._redis()
+                with contextlib.suppress(Exception):
+                    client.close()
+                client = None
                 continue
             if not batch:
                 continue
@@ -209,13 +275,13 @@ class ServingLoop:
             # One round trip takes what else waits and marks the first request taken (the others are marked before
             # they run, in ``serve``): a lone request costs two round trips before it runs, not three.
             self._marked_upto = 0
-            with client.pipeline(transaction=False) as pipe:
-                if largest > 1:
-                    pipe.lpop(key, largest - 1)
-                if "id" in header:
-                    pipe.set(messages.taken_key(header["id"]), self.name, ex=TAKEN_SECONDS)
-                    self._marked_upto = 1
-                answers = pipe.execute() if len(pipe) else []
+            commands: list[tuple] = []
+            if largest > 1:
+                commands.append(("LPOP", key, largest - 1))
+            if "id" in header:
+                commands.append(("SET", messages.taken_key(header["id"]), self.name, "EX", TAKEN_SECONDS))
+                self._marked_upto = 1
+            answers = client.many(commands)
             if largest > 1:
                 batch += answers[0] or []
         self._largest = largest
@@ -230,7 +296,7 @@ class ServingLoop:
                     break
                 batch.append(more[1])
                 if len(batch) < largest:
-                    batch += client.lpop(key, largest - len(batch)) or []
+                    batch += client.call("LPOP", key, largest - len(batch)) or []
         self.busy = len(batch) > 1
         return batch
 
@@ -253,10 +319,7 @@ class ServingLoop:
         self._slots = {item.id: item.header.get("slot") for item in items}
         unmarked = [item for item in items if not item.marked]
         if unmarked:
-            with client.pipeline(transaction=False) as pipe:
-                for item in unmarked:
-                    pipe.set(messages.taken_key(item.id), self.name, ex=TAKEN_SECONDS)
-                pipe.execute()
+            client.many([("SET", messages.taken_key(item.id), self.name, "EX", TAKEN_SECONDS) for item in unmarked])
         replies: list[tuple[str, bytes]] = []
         by_version: dict[int, list[Item]] = {}
         for item in items:
@@ -274,10 +337,6 @@ class ServingLoop:
         for any more is given back by its caller instead) and, in the same round trip, up to ``take`` requests
         waiting in the queue the batch came from taken and marked taken (``ANSWER_AND_TAKE``): under load a batch
         costs one round trip after its run, not three (answer; then pop; then mark). Returns what it took."""
-        script = self._scripts.get(id(client))
-        if script is None:
-            self._scripts = {id(client): client.register_script(ANSWER_AND_TAKE)}
-            script = self._scripts[id(client)]
         args: list[Any] = [
             take if self._key else 0,
             self.name,
@@ -288,7 +347,7 @@ class ServingLoop:
         ]
         for request_id, reply in replies:
             args += [request_id, reply, self._slots.get(request_id) or ""]
-        return list(script(keys=[self._key or ""], args=args) or [])
+        return list(client.script(ANSWER_AND_TAKE, [self._key or ""], args) or [])
 
     def run_jobs(self, job_ids: list[int]) -> None:
         """Claim the durable prediction jobs of one turn at once and run them as the broker's batches run
@@ -376,7 +435,11 @@ class ServingLoop:
         return replies
 
     def _answer_now(self, replies: list[tuple[str, bytes]]) -> None:
-        self._push(self._redis(), replies, take=0)
+        link = RedisLink(settings.REDIS_URL)
+        try:
+            self._push(link, replies, take=0)
+        finally:
+            link.close()
 
     def _run_chunk(self, chunk: list[Item], loaded: Any, started: float) -> list[tuple[str, bytes]]:
         from apps.inference.execution import run_version
