@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from redis.exceptions import ResponseError
 
-from apps.inference.online.loop import RedisLink
+from apps.inference.online.link import RedisLink
 
 
 @pytest.fixture
@@ -44,4 +44,18 @@ def test_a_script_is_loaded_again_after_redis_forgot_it(link, key):
     assert link.script(source, [key], [2]) == 2
     link.call("SCRIPT", "FLUSH")
     assert link.script(source, [key], [3]) == 5
+    link.call("DEL", key)
+
+
+def test_a_link_idle_across_a_redis_restart_connects_again_before_its_next_command(link, key, monkeypatch):
+    """The connection dropped under the link (as a restarted Redis drops it), the link idle past its check: the
+    next command goes through on a new connection, sent once."""
+    import socket
+
+    from apps.inference.online import link as links
+
+    link.connection._sock.shutdown(socket.SHUT_RDWR)  # the server side is gone
+    monkeypatch.setattr(links, "IDLE_CHECK_SECONDS", 0.0)
+    assert link.call("INCR", key) == 1
+    assert link.call("GET", key) == b"1"
     link.call("DEL", key)

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 LOOP_CHECK_SECONDS = 1.0
 SLICE_SECONDS = 1.0
+LINK_TIMEOUT_SECONDS = 10.0  # a Redis that stops answering (not down: hung) costs a request this, not its thread
 _loops_seen: dict[str, tuple[float, bool]] = {}
 
 
@@ -102,7 +103,6 @@ end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
 """
-_admit: dict[int, Any] = {}
 # Give a request's place back (never below zero: the serving loop gives back what it answered, the caller what it
 # stopped waiting for, and the one race between the two, an answer at the very moment the caller gives up, must not
 # leave the count lower than the requests really in flight).
@@ -203,7 +203,20 @@ class NoWaitingSlot(Exception):
 
 
 def _send_and_wait(request: OnlineRequest) -> OnlineReply:
-    client = _client()
+    """Through this thread's own Redis link (apps/inference/online/link.py): the admission and the wait are the
+    web's hot round trips, and redis-py's layers around each command cost more than the command."""
+    from redis.exceptions import RedisError
+
+    from apps.inference.online.link import drop_thread_link, thread_link
+
+    try:
+        return _admit_and_wait(request, thread_link(settings.REDIS_URL, socket_timeout=LINK_TIMEOUT_SECONDS))
+    except RedisError:
+        drop_thread_link()  # broken, or a reply left unread: the next request makes a new one
+        raise
+
+
+def _admit_and_wait(request: OnlineRequest, client: Any) -> OnlineReply:
     started = time.monotonic()
     deadline = time.time() + request.timeout
     header = {
@@ -224,16 +237,13 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
         header["raw"] = request.raw
     message = messages.pack(header, request.arrays)
     reply_key = messages.reply_key(request.id)
-    admit = _admit.get(id(client))
-    if admit is None:
-        admit = _admit[id(client)] = client.register_script(ADMIT)
     slot = request.slot
     keys = [messages.queue_key(request.queue), slot.key if slot else ""]
     args: list[Any] = [message, slot.cap if slot else 0, slot.expires if slot else 0]
     for window in request.throttles:
         keys.append(window.key)
         args += [window.limit, window.expires]
-    admitted = int(admit(keys=keys, args=args))
+    admitted = int(client.script(ADMIT, keys, args))
     request.admitted = True
     if admitted < 0:
         raise RateLimited(max(0.0, request.throttles[-admitted - 1].retry_in))
@@ -260,8 +270,8 @@ def _send_and_wait(request: OnlineRequest) -> OnlineReply:
                 request_bytes=len(message),
                 reply_bytes=len(popped[1]),
             )
-        taker = client.get(messages.taken_key(request.id))
-        if taker is not None and not client.exists(messages.alive_key(taker.decode())):
+        taker = client.call("GET", messages.taken_key(request.id))
+        if taker is not None and not client.call("EXISTS", messages.alive_key(taker.decode())):
             raise OnlineUnavailable(
                 "The worker that was running this request stopped before answering; it was not run again. "
                 "Try again (another worker takes it).",

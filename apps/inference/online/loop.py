@@ -35,6 +35,7 @@ import numpy as np
 from django.conf import settings
 
 from apps.inference.online import messages
+from apps.inference.online.link import RedisLink
 
 logger = logging.getLogger(__name__)
 
@@ -116,58 +117,6 @@ class Item:
     @property
     def id(self) -> str:
         return self.header["id"]
-
-
-class RedisLink:
-    """The serving loop's own connection to Redis, used by its thread alone: commands sent and their replies read
-    on one connection, without redis-py's connection pool, retry and argument layers around each command (a third
-    of the loop's Python time went there: a pool's lock and fork check, a retry wrapper, a deprecation decorator,
-    per command). A reply that is an error raises; a connection that fails raises ``redis.ConnectionError``, and
-    the loop makes a new link."""
-
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self._pool = redis.ConnectionPool.from_url(url, socket_timeout=None, socket_connect_timeout=2)
-        self.connection = self._pool.make_connection()
-        self.connection.connect()
-        self._shas: dict[str, str] = {}
-
-    def call(self, *args: Any) -> Any:
-        self.connection.send_command(*args)
-        return self.connection.read_response()
-
-    def many(self, commands: list[tuple]) -> list[Any]:
-        """Commands in one round trip (a pipeline without a transaction); their replies in order."""
-        if not commands:
-            return []
-        self.connection.send_packed_command(self.connection.pack_commands(commands))
-        try:
-            return [self.connection.read_response() for _ in commands]
-        except Exception:
-            self.connection.disconnect()  # replies left unread: the connection cannot be used again
-            raise
-
-    def blpop(self, keys: list[Any], timeout: float) -> tuple[bytes, bytes] | None:
-        popped = self.call("BLPOP", *keys, timeout)
-        return (popped[0], popped[1]) if popped else None
-
-    def script(self, source: str, keys: list[Any], args: list[Any]) -> Any:
-        """``EVALSHA`` of ``source``, loaded with ``EVAL`` when Redis does not know it (a restarted Redis)."""
-        import hashlib
-
-        from redis.exceptions import NoScriptError
-
-        sha = self._shas.get(source)
-        if sha is None:
-            sha = self._shas[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        try:
-            return self.call("EVALSHA", sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return self.call("EVAL", source, len(keys), *keys, *args)
-
-    def close(self) -> None:
-        self.connection.disconnect()
 
 
 class ServingLoop:
