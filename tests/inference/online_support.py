@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from apps.inference.online import gateway, messages
 from tests.jobs_support import wait_for
 
@@ -35,3 +38,18 @@ def wait_for_serving_loop(queue: str = "inference.cpu", timeout: float = 60) -> 
 def queued(queue: str = "inference.cpu") -> int:
     """How many online requests wait in ``queue``'s list now."""
     return int(gateway._client().llen(messages.queue_key(queue)))
+
+
+@contextlib.contextmanager
+def no_waiting_slot_left(settings) -> Iterator[None]:
+    """This process may hold one waiting request, and another holds it: the online path hands synchronous requests
+    over to the durable one (202 with their job) while this lasts."""
+    from apps.inference.completion import _wait_slots
+
+    settings.INFERENCE_SYNC_WAITS_PER_PROCESS = 1
+    slots = _wait_slots()
+    assert slots.acquire(blocking=False)
+    try:
+        yield
+    finally:
+        slots.release()

@@ -59,3 +59,42 @@ def test_a_link_idle_across_a_redis_restart_connects_again_before_its_next_comma
     assert link.call("INCR", key) == 1
     assert link.call("GET", key) == b"1"
     link.call("DEL", key)
+
+
+def test_answer_and_take_answers_gives_places_back_and_marks_what_it_takes(link, key):
+    """The loop's one round trip after a batch (``ANSWER_AND_TAKE``): answers pushed with their expiry, places given
+    back never below zero, the next requests taken and marked taken by the id at their header's start (a durable
+    job's message is taken, not marked)."""
+    from apps.inference.online import messages
+    from apps.inference.online.loop import ANSWER_AND_TAKE
+
+    queue, slot, tag = f"{key}:queue", f"{key}:slot", uuid.uuid4().hex
+    online = messages.pack({"id": f"{tag}a", "version": 1})
+    durable = messages.pack({"job": 7, "max": 1})
+    link.many([("RPUSH", queue, online, durable), ("SET", slot, 1)])
+    args = [5, "loop-1", 120, 60, f"{key}:taken:", f"{key}:reply:"]
+    args += [f"{tag}x", b"answer x", slot, f"{tag}y", b"answer y", slot, f"{tag}z", b"answer z", ""]
+    taken = link.script(ANSWER_AND_TAKE, [queue], args)
+    assert taken == [online, durable]
+    assert link.call("LRANGE", f"{key}:reply:{tag}x", 0, -1) == [b"answer x"]
+    assert 0 < link.call("TTL", f"{key}:reply:{tag}z") <= 60
+    assert link.call("GET", slot) == b"0"  # two given back from one: not below zero
+    assert link.call("GET", f"{key}:taken:{tag}a") == b"loop-1"
+    assert link.call("KEYS", f"{key}:taken:*") == [f"{key}:taken:{tag}a".encode()]
+    link.call("DEL", queue, slot, *link.call("KEYS", f"{key}:*"))
+
+
+def test_the_gateway_writes_the_request_id_first_in_its_header(settings):
+    """What ``ANSWER_AND_TAKE`` relies on to mark a request taken: the gateway's header begins with its id."""
+    from apps.inference.online import gateway
+
+    class Full:
+        def script(self, source, keys, args):
+            self.message = args[0]
+            return 0  # the deployment is full: nothing more happens
+
+    request = gateway.OnlineRequest(version_id=1, queue="inference.cpu")
+    client = Full()
+    with pytest.raises(gateway.DeploymentFull):
+        gateway._admit_and_wait(request, client)
+    assert client.message.startswith(b'{"id":"' + request.id.encode() + b'"')

@@ -9,10 +9,15 @@ import pytest
 
 from apps.core.api import throttling
 from apps.inference.api.views import PredictThrottle
-from apps.inference.completion import _wait_slots
 from apps.inference.online import gateway
 from tests.conftest import api_client_for
-from tests.inference.online_support import forget_online_requests, predictions_written, queued, wait_for_serving_loop
+from tests.inference.online_support import (
+    forget_online_requests,
+    no_waiting_slot_left,
+    predictions_written,
+    queued,
+    wait_for_serving_loop,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 IRIS = {"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}
@@ -87,14 +92,9 @@ def test_durable_predictions_count_before_their_job_is_written(world, iris):
 
 
 def test_a_prediction_the_online_path_hands_over_counts_once(world, iris, settings):
-    settings.INFERENCE_SYNC_WAITS_PER_PROCESS = 1
     url, client = iris
-    slots = _wait_slots()
-    assert slots.acquire(blocking=False)  # another request waits already: the online path hands these over
-    try:
+    with no_waiting_slot_left(settings):
         answers = [client.post(url, IRIS, format="json") for _ in range(RATE + 1)]
-    finally:
-        slots.release()
     assert [answer.status_code for answer in answers[:RATE]] == [202] * RATE, answers[0].content
     assert_throttled(answers[-1])
 

@@ -16,7 +16,7 @@ from apps.core.jobs import FINISHED_STATUSES, Job
 from apps.inference.completion import _wait_slots
 from apps.inference.predictions import BATCHED_PREDICT_KIND, PREDICT_KIND
 from tests.conftest import api_client_for
-from tests.inference.online_support import predictions_written, wait_for_serving_loop
+from tests.inference.online_support import no_waiting_slot_left, predictions_written, wait_for_serving_loop
 from tests.jobs_support import wait_for
 from tests.usage_support import drained
 
@@ -101,14 +101,9 @@ def test_durably_the_prediction_past_the_limit_answers_429_and_writes_no_job(wor
 
 
 def test_a_prediction_the_online_path_hands_to_the_durable_one_counts_once(world, limited, settings):
-    settings.INFERENCE_SYNC_WAITS_PER_PROCESS = 1
     url, client = limited
-    slots = _wait_slots()
-    assert slots.acquire(blocking=False)  # another request waits already: the online path hands these over
-    try:
+    with no_waiting_slot_left(settings):
         answers = [client.post(url, IRIS, format="json") for _ in range(LIMIT + 1)]
-    finally:
-        slots.release()
     assert [answer.status_code for answer in answers[:LIMIT]] == [202] * LIMIT, answers[1].content
     assert_refused_by_the_quota(answers[-1])
     assert predictions().count() == LIMIT

@@ -49,44 +49,46 @@ class NotWindowed(Exception):
 class WindowedRateThrottle:
     """Mixin for a ``SimpleRateThrottle``: count requests in fixed windows of the rate's duration."""
 
-    def window_of(self, request: Any, view: Any) -> Window | None:
-        """The window this request counts in (None: nothing to count, no rate or no key), for a caller that counts
-        it itself: ``INCR`` the key, ``EXPIRE`` it, and refuse past the limit, as ``allow_request`` does."""
+    def _current(self, request: Any, view: Any) -> tuple[Window, Any] | None:
+        """The window this request counts in and the Redis client of the cache (None when the cache is not Redis);
+        None when there is nothing to count (no rate, no key)."""
         if self.rate is None:
             return None
         key = self.get_cache_key(request, view)
         if key is None:
             return None
-        if _redis_of_cache(self.cache) is None:
-            raise NotWindowed(self.scope)
         now = self.timer()
         window = int(now // self.duration)
-        return Window(
+        found = Window(
             f"{key}:w{window}", int(self.num_requests), int(self.duration) + 1, (window + 1) * self.duration - now
         )
+        return found, _redis_of_cache(self.cache)
+
+    def window_of(self, request: Any, view: Any) -> Window | None:
+        """The window this request counts in (None: nothing to count, no rate or no key), for a caller that counts
+        it itself: ``INCR`` the key, ``EXPIRE`` it, and refuse past the limit, as ``allow_request`` does."""
+        found = self._current(request, view)
+        if found is not None and found[1] is None:
+            raise NotWindowed(self.scope)
+        return found[0] if found is not None else None
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        if self.rate is None:
+        found = self._current(request, view)
+        if found is None:
             return True
-        self.key = self.get_cache_key(request, view)
-        if self.key is None:
-            return True
-        client = _redis_of_cache(self.cache)
+        window, client = found
         if client is None:
             return super().allow_request(request, view)
-        self.now = self.timer()
-        window = int(self.now // self.duration)
-        key = f"{self.key}:w{window}"
         try:
             with client.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, int(self.duration) + 1)
+                pipe.incr(window.key)
+                pipe.expire(window.key, window.expires)
                 count, _ = pipe.execute()
         except Exception as exc:  # Redis away: as the cache does then, count nothing and refuse nothing
             logger.info("Rate limit not counted (%s): %s", self.scope, exc)
             return True
-        if count > self.num_requests:
-            self.retry_in = (window + 1) * self.duration - self.now
+        if count > window.limit:
+            self.retry_in = window.retry_in
             return False
         return True
 

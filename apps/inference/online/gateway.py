@@ -220,7 +220,7 @@ def _admit_and_wait(request: OnlineRequest, client: Any) -> OnlineReply:
     started = time.monotonic()
     deadline = time.time() + request.timeout
     header = {
-        "id": request.id,
+        "id": request.id,  # first: the serving loop's ANSWER_AND_TAKE reads it from the header's start
         **({"slot": request.slot.key} if request.slot is not None else {}),
         "version": request.version_id,
         "deadline": deadline,
