@@ -34,7 +34,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
-from apps.core import metrics
+from apps.core import jsondata, metrics
 from apps.core.jobs import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIME_LIMIT,
@@ -480,7 +480,7 @@ class ProgressReporter:
 
 
 def _as_json(result: Any) -> Any:
-    return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
+    return jsondata.normalized(result)
 
 
 # Called once per job outcome, after its commit, with (job, status, finished_at): the metrics, and whatever an app
@@ -546,7 +546,7 @@ def finish_jobs(outcomes: list[tuple[Job, Any]]) -> set[int]:
         return {job.pk for job, result in outcomes if finish_job(job, result)}
     now = timezone.now()
     # Encoded once, as ``_as_json`` would check it (a result that is not JSON raises here, before anything is written).
-    rows = [(job.pk, job.attempts, json.dumps(result, cls=DjangoJSONEncoder)) for job, result in outcomes]
+    rows = [(job.pk, job.attempts, jsondata.dumps_text(result)) for job, result in outcomes]
     values = ", ".join(["(%s, %s, %s::jsonb)"] * len(rows))
     params = [value for row in rows for value in row]
     table = Job._meta.db_table

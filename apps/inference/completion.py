@@ -3,7 +3,9 @@
 The worker that records the outcome pushes one message onto ``gpux:inference:done:<job uuid>`` (kept for a
 minute); the web process waiting for it pops it with ``BLPOP`` and a timeout, so an answer is back within a
 Redis round trip of the job finishing, with no polling of the database. The message carries the outcome so the
-web process need not read it back. Without Redis (the embedded ``make run``) the waiting side polls the Job row.
+web process need not read it back. A job started with nobody waiting (an asynchronous prediction: ``nobody_waits``)
+is not announced: its message would only hold its answer in Redis for a minute. Without Redis (the embedded
+``make run``) the waiting side polls the Job row.
 
 A waiting request holds one of its web process's threads. So that pages keep answering however many predictions
 wait, a process waits for at most ``INFERENCE_SYNC_WAITS_PER_PROCESS`` at once (set by gpux_portal/gunicorn_conf.py
@@ -13,7 +15,6 @@ answers as it does when the wait ran out (202 with the job's URL).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core import jsondata
 from apps.core.jobs import FINISHED_STATUSES, Job
 
 logger = logging.getLogger(__name__)
@@ -41,13 +43,21 @@ def _client():
     return redis.Redis.from_url(url, socket_timeout=None, health_check_interval=30)
 
 
+NOBODY_WAITS = "async"  # the job param of a prediction started with nobody waiting for it (answered 202 at once)
+
+
+def nobody_waits(job: Job) -> bool:
+    """Whether ``job`` was started with nobody waiting for its outcome (``NOBODY_WAITS``): then it is not announced."""
+    return bool((job.params or {}).get(NOBODY_WAITS))
+
+
 def notify_finished(job_uuid: Any, outcome: dict[str, Any], payload: bytes = b"") -> None:
     """Tell a waiting web process that the job finished: ``outcome`` (JSON) and optional binary payload."""
     client = _client()
     if client is None:
         return
     key = f"{KEY_PREFIX}{job_uuid}"
-    message = json.dumps(outcome, separators=(",", ":")).encode() + b"\n" + payload
+    message = jsondata.dumps(outcome) + b"\n" + payload
     with client.pipeline(transaction=False) as pipe:
         pipe.rpush(key, message)
         pipe.expire(key, KEEP_SECONDS)
@@ -62,7 +72,7 @@ def notify_finished_many(messages: list[tuple[Any, dict[str, Any], bytes]]) -> N
     with client.pipeline(transaction=False) as pipe:
         for job_uuid, outcome, payload in messages:
             key = f"{KEY_PREFIX}{job_uuid}"
-            pipe.rpush(key, json.dumps(outcome, separators=(",", ":")).encode() + b"\n" + payload)
+            pipe.rpush(key, jsondata.dumps(outcome) + b"\n" + payload)
             pipe.expire(key, KEEP_SECONDS)
         pipe.execute()
 
@@ -118,4 +128,6 @@ def _wait(job: Job, timeout: float) -> tuple[dict[str, Any], bytes] | None:
     if popped is None:
         return None
     header, _, payload = popped[1].partition(b"\n")
-    return json.loads(header), payload
+    from apps.inference.online.messages import load_header
+
+    return load_header(header), payload

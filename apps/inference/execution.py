@@ -225,6 +225,33 @@ def _nbytes(value: Any) -> int:
 STRING_MEMBER_SUFFIX = ".utf8"
 
 
+def pack_tensors(arrays: dict[str, Any] | None) -> bytes:
+    """Tensors as a prediction keeps them (its inputs and outputs in the database, the outputs in the message to a
+    waiting caller): the online wire format (``apps.inference.online.messages.pack``), a compact JSON header then each
+    tensor's bytes. Writing and reading it costs microseconds where an ``.npz`` archive cost a tenth of a millisecond
+    each way, on every durable prediction. Nothing is pickled; string tensors travel in the header."""
+    from apps.inference.online import messages
+
+    return messages.pack({}, arrays or {})
+
+
+def unpack_tensors(data: bytes | memoryview | None) -> dict[str, np.ndarray]:
+    """The tensors of ``pack_tensors`` bytes; rows written before it as ``.npz`` (``arrays_to_npz``) read as well.
+    Arrays come back read-only, over the bytes given."""
+    if not data:
+        return {}
+    data = bytes(data)
+    if data[:2] == b"PK":  # an .npz (zip) archive: a row written before the wire format
+        return npz_to_arrays(data)
+    from apps.inference.online import messages
+
+    try:
+        _header, arrays = messages.unpack(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"Stored tensors are damaged: {exc}") from None
+    return arrays
+
+
 def arrays_to_npz(arrays: dict[str, Any]) -> bytes:
     """Tensors as uncompressed ``.npz`` bytes (fast; the database compresses large values itself). Numbers,
     booleans and ``<U`` strings are ``<name>.npy`` members as ``np.savez`` writes them; object arrays of strings

@@ -162,19 +162,31 @@ class DeploymentRevision(models.Model):
 
 class InferenceJob(models.Model):
     """One prediction: the Job it is, the version that served it (through which deployment revision), the
-    validated inputs (``.npz`` bytes), the provider ONNX Runtime really used and the timings of each stage."""
+    validated inputs (``execution.pack_tensors`` bytes), the provider ONNX Runtime really used and the timings of
+    each stage."""
 
     job = models.OneToOneField("core.Job", on_delete=models.CASCADE, primary_key=True, related_name="inference")
-    version = models.ForeignKey("marketplace.ModelVersion", on_delete=models.CASCADE, related_name="inference_jobs")
+    # ``version`` and ``deployment`` are found through Meta.indexes, which lead with them: no second index each, to
+    # write on every prediction's insert.
+    version = models.ForeignKey(
+        "marketplace.ModelVersion", on_delete=models.CASCADE, related_name="inference_jobs", db_index=False
+    )
     deployment = models.ForeignKey(
-        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="inference_jobs"
+        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="inference_jobs", db_index=False
     )
     revision = models.ForeignKey(
         DeploymentRevision, on_delete=models.SET_NULL, null=True, blank=True, related_name="inference_jobs"
     )
-    inputs = models.BinaryField(help_text="The validated model inputs, as .npz bytes (empty for readable inputs).")
+    inputs = models.BinaryField(
+        help_text="The validated model inputs: a JSON header, then the tensors' bytes (.npz in older rows); empty "
+        "for readable inputs."
+    )
     raw_inputs = models.JSONField(null=True, blank=True, help_text="Readable inputs (text, images) before processing.")
-    outputs = models.BinaryField(null=True, blank=True, help_text="The model's tensor outputs, as .npz bytes.")
+    outputs = models.BinaryField(
+        null=True,
+        blank=True,
+        help_text="The model's tensor outputs, as the inputs are kept (a JSON header, then the tensors' bytes).",
+    )
     answer = models.JSONField(null=True, blank=True, help_text="The readable answer (labels, embeddings).")
     error_fields = models.JSONField(
         null=True, blank=True, help_text="Input errors by field, when the input was refused."

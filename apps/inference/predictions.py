@@ -31,7 +31,8 @@ from apps.accounts.services import acting_organization  # re-exported: whom a ru
 from apps.core.errors import field_error, field_errors
 from apps.core.job_services import start_job
 from apps.core.jobs import Job, JobStatus
-from apps.inference.execution import arrays_to_npz, npz_to_arrays
+from apps.inference.completion import NOBODY_WAITS
+from apps.inference.execution import pack_tensors, unpack_tensors
 from apps.inference.models import Device, InferenceJob, Provider
 from apps.inference.runtime.codecs import ENCODINGS, TensorCodecError, decode_inputs, decode_npz, encode_outputs
 from apps.inference.runtime.validation import InputValidationError, batch_axis, validate_inputs
@@ -232,9 +233,11 @@ def start_prediction(
     provider: str = Provider.AUTO,
     webhook_url: str = "",
     time_limit: int | None = None,
+    waited: bool = True,
 ) -> Job:
     """Write the prediction's Job (through ``start_job``, on ``organization``: see ``prediction_organization``) and
-    InferenceJob; the job is sent when the transaction commits."""
+    InferenceJob; the job is sent when the transaction commits. ``waited=False``: nobody waits for its outcome
+    (answered 202 at once), so the worker does not announce it (``completion.NOBODY_WAITS``)."""
     from apps.inference.routing import gpu_worker_up, queue_for
 
     if device == Device.GPU and not gpu_worker_up() and not getattr(settings, "INFERENCE_FORCE_QUEUE", None):
@@ -245,7 +248,7 @@ def start_prediction(
         version=version,
         deployment=deployment,
         revision=revision,
-        inputs=arrays_to_npz(request.arrays) if request.arrays is not None else b"",
+        inputs=pack_tensors(request.arrays) if request.arrays is not None else b"",
         raw_inputs=request.raw,
         encoding=request.encoding,
         device=device,
@@ -262,6 +265,7 @@ def start_prediction(
             # those who may see the model (its uuid is not for every caller of a public deployment).
             **({"deployment": str(deployment.uuid)} if deployment else {"version": str(version.uuid)}),
             **request.options,
+            **({} if waited else {NOBODY_WAITS: True}),
             **(
                 {
                     "batch": {
@@ -323,7 +327,7 @@ def answer_of(
     if status == JobStatus.SUCCEEDED:
         result = outcome.get("result") if "result" in outcome else job.result or {}
         raw_outputs = payload if payload else inference.outputs
-        outputs: dict[str, Any] = npz_to_arrays(raw_outputs)
+        outputs: dict[str, Any] = unpack_tensors(raw_outputs)
         outputs.update((result or {}).get("other_outputs") or {})
         chosen = (job.params or {}).get("outputs")
         if chosen is not None:

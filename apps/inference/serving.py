@@ -16,7 +16,6 @@ Failures and their reasons:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -27,14 +26,16 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection, transaction
 
+from apps.core import jsondata
 from apps.core.job_services import fail_job, finish_jobs
 from apps.core.jobs import Job, JobStatus
 from apps.inference import metrics as inference_metrics
-from apps.inference.completion import notify_finished, notify_finished_many
-from apps.inference.execution import arrays_to_npz, load_version, npz_to_arrays, prepare_inputs, run_version
+from apps.inference.completion import nobody_waits, notify_finished, notify_finished_many
+from apps.inference.execution import load_version, pack_tensors, prepare_inputs, run_version, unpack_tensors
 from apps.inference.models import InferenceJob
 from apps.inference.runtime.codecs import TensorCodecError, split_outputs
 from apps.inference.runtime.validation import InputValidationError, merge_batch, mergeable, split_batch
+from apps.marketplace.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 MEMORY_MARKERS = ("bad_alloc", "bad allocation", "failed to allocate", "out of memory", "std::bad_alloc")
@@ -101,7 +102,7 @@ def _success_of(
     if answer is not None:
         result["answer"] = answer
     inference = prepared.inference
-    inference.outputs, inference.answer, inference.provider = arrays_to_npz(tensors), answer, provider
+    inference.outputs, inference.answer, inference.provider = pack_tensors(tensors), answer, provider
     inference.timings, inference.batch_size, inference.worker = timings, batch_size, _worker_name()
     return result, inference.outputs
 
@@ -119,7 +120,7 @@ def _record_successes(items: list[tuple[Prepared, dict[str, Any], bytes]]) -> se
         [
             (prepared.job.uuid, {"status": JobStatus.SUCCEEDED, "result": result}, payload)
             for prepared, result, payload in items
-            if prepared.job.pk in recorded
+            if prepared.job.pk in recorded and not nobody_waits(prepared.job)
         ]
     )
     for prepared, _, _ in items:
@@ -143,9 +144,9 @@ def store_outputs(inferences: list[InferenceJob]) -> None:
         (
             inference.pk,
             inference.outputs,
-            None if inference.answer is None else json.dumps(inference.answer),
+            None if inference.answer is None else jsondata.dumps_text(inference.answer),
             inference.provider,
-            json.dumps(inference.timings),
+            jsondata.dumps_text(inference.timings),
             inference.batch_size,
             inference.worker,
         )
@@ -178,7 +179,8 @@ def _record_failure(
             changes = {"error_fields": fields} if fields else {}
             InferenceJob.objects.filter(pk=inference.pk).update(worker=_worker_name(), **changes)
     if recorded:
-        notify_finished(job.uuid, {"status": JobStatus.FAILED, "error": error, "error_fields": fields})
+        if not nobody_waits(job):
+            notify_finished(job.uuid, {"status": JobStatus.FAILED, "error": error, "error_fields": fields})
         inference_metrics.prediction_failed(inference, error, fields)
         _after(job, inference)
     return recorded
@@ -199,7 +201,7 @@ def _prepare(job: Job, inference: InferenceJob, loaded: Any) -> dict[str, np.nda
     try:
         if inference.raw_inputs is not None:
             return prepare_inputs(loaded, arrays=None, raw=inference.raw_inputs)
-        return npz_to_arrays(inference.inputs)
+        return unpack_tensors(inference.inputs)
     except _processing_errors() as exc:
         raise InputRefused(exc.errors) from exc
 
@@ -281,9 +283,11 @@ def run_prediction_batch(jobs: list[Job]) -> dict[str, int]:
     """Run claimed prediction jobs of one or more versions, each version's jobs merged into one batch where
     their inputs merge (same shapes, or sequences padded under an attention mask), then split back."""
     counts = {"succeeded": 0, "failed": 0, "batches": 0}
-    inferences = {
-        row.pk: row for row in InferenceJob.objects.select_related("version").filter(job__in=[j.pk for j in jobs])
-    }
+    inferences = {row.pk: row for row in InferenceJob.objects.filter(job__in=[j.pk for j in jobs])}
+    # Each version once, not once per job: a version row carries its signature and manifest (JSON read per row).
+    versions = ModelVersion.objects.in_bulk({row.version_id for row in inferences.values()})
+    for row in inferences.values():
+        row.version = versions[row.version_id]
     inference_metrics.batches_flushed(jobs, inferences)
     by_version: dict[int, list[Job]] = {}
     for job in jobs:

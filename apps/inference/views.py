@@ -561,7 +561,7 @@ def _job_context(job: Job, user: Any) -> dict[str, Any]:
 
 def _inputs_summary(inference: InferenceJob) -> list[dict[str, Any]]:
     """What the request sent, readably: texts as typed, an image by its size, tensors by shape and type."""
-    from apps.inference.execution import npz_to_arrays
+    from apps.inference.execution import unpack_tensors
 
     rows: list[dict[str, Any]] = []
     for key, value in (inference.raw_inputs or {}).items():
@@ -571,7 +571,7 @@ def _inputs_summary(inference: InferenceJob) -> list[dict[str, Any]]:
         else:
             rows.append({"name": key, "text": " · ".join(str(item)[:500] for item in items[:10])})
     if not rows:
-        for name, array in npz_to_arrays(inference.inputs).items():
+        for name, array in unpack_tensors(inference.inputs).items():
             rows.append(_tensor_summary(name, array, {}))
     return rows
 

@@ -70,7 +70,8 @@ def predict_version(client, name: str = MODEL):
 def test_a_prediction_on_a_deployment_belongs_to_the_deployments_organization(world, deployment):
     job = predict_deployment(api_client_for(world.user("outsider")))
     assert job.organization == world.org and job.creator == world.user("outsider")
-    assert job.params == {"deployment": str(deployment.uuid)}  # the version it served is not in the job's params
+    # The version it served is not in the job's params; that nobody waits for it is.
+    assert job.params == {"deployment": str(deployment.uuid), "async": True}
     assert not AuditEvent.objects.filter(action="job.created", target_id=str(job.uuid)).exists()  # a Job row only
     own = predict_deployment(api_client_for(world.user("member")))
     assert own.organization == world.org

@@ -67,7 +67,7 @@ from apps.inference.api.views import (
     run_online,
     submit_prediction,
 )
-from apps.inference.execution import npz_to_arrays
+from apps.inference.execution import unpack_tensors
 from apps.inference.models import Deployment, DeploymentStatus
 from apps.inference.predictions import (
     NotRunnable,
@@ -968,7 +968,7 @@ class ModelInferView(ModelRouteView):
         if status != JobStatus.SUCCEEDED:
             raise RunFailed(f"The prediction ended {status}.")
         result = outcome.get("result") if "result" in outcome else job.result or {}
-        outputs = npz_to_arrays(payload or job.inference.outputs)
+        outputs = unpack_tensors(payload or job.inference.outputs)
         revision = job.inference.revision
         return infer_response(
             model_name=target.name,

@@ -148,6 +148,7 @@ def submit_prediction(
                 device=deployment.device if deployment else "auto",
                 provider=deployment.provider if deployment else "auto",
                 webhook_url=webhook_url,
+                waited=wait,
             )
         except NoWorker as exc:
             raise Unavailable(str(exc)) from exc

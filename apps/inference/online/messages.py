@@ -55,7 +55,7 @@ def pack(header: dict[str, Any], arrays: dict[str, Any] | None = None) -> bytes:
         if not isinstance(value, np.ndarray):
             continue
         if value.dtype.hasobject or value.dtype.kind in "US":
-            strings[name] = {"shape": list(value.shape), "data": [str(item) for item in value.ravel().tolist()]}
+            strings[name] = {"shape": list(value.shape), "data": [_text(name, item) for item in value.ravel().tolist()]}
             continue
         data = np.ascontiguousarray(value)
         tensors.append([name, data.dtype.str, list(data.shape), data.nbytes])
@@ -68,16 +68,32 @@ def pack(header: dict[str, Any], arrays: dict[str, Any] | None = None) -> bytes:
     )
 
 
+def _text(name: str, item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, bytes):
+        try:
+            return item.decode()
+        except UnicodeDecodeError:
+            pass
+    raise ValueError(f"Tensor {name!r} holds objects that are not text: {type(item).__name__}")
+
+
 def unpack(message: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and the arrays of a message written by ``pack``."""
+    """The header and the arrays of a message written by ``pack``. ``ValueError`` when the tensors' bytes do not add
+    up to what the header says (a message cut short)."""
     head, _, body = message.partition(b"\n")
     header = load_header(head)
     arrays: dict[str, np.ndarray] = {}
     offset = 0
     view = memoryview(body)
     for name, dtype, shape, size in header.pop("tensors", []):
+        if offset + size > len(body):
+            raise ValueError(f"tensor {name!r} is cut short: {len(body) - offset} of its {size} bytes")
         arrays[name] = np.frombuffer(view[offset : offset + size], dtype=np.dtype(dtype)).reshape(shape)
         offset += size
+    if offset != len(body):
+        raise ValueError(f"{len(body) - offset} bytes follow the last tensor")
     for name, described in (header.pop("strings", None) or {}).items():
         strings = np.empty(len(described["data"]), dtype=object)
         strings[:] = described["data"]
