@@ -171,7 +171,7 @@ class Job(OwnedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["kind"], name="core_job_kind_idx"),
+            models.Index(fields=["kind"], name="core_job_kind_a3fc0395"),  # the name db_index gave it (migration 0005)
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["creator", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),

@@ -4,6 +4,23 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+# ``kind`` keeps its btree index as it is (no rebuild, which would hold job inserts for the length of a CREATE INDEX on
+# a large table): the state moves it from the field's db_index to Meta.indexes under the same name, and only its
+# second index, for LIKE (PostgreSQL's ``_like``, which no query uses), is dropped.
+KIND_INDEX = "core_job_kind_a3fc0395"
+
+
+def drop_kind_like_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f'DROP INDEX IF EXISTS "{KIND_INDEX}_like"')
+
+
+def make_kind_like_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            f'CREATE INDEX IF NOT EXISTS "{KIND_INDEX}_like" ON "core_job" ("kind" varchar_pattern_ops)'
+        )
+
 
 class Migration(migrations.Migration):
 
@@ -19,18 +36,23 @@ class Migration(migrations.Migration):
             name='creator',
             field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='jobs', to=settings.AUTH_USER_MODEL),
         ),
-        migrations.AlterField(
-            model_name='job',
-            name='kind',
-            field=models.CharField(help_text='What the job does, e.g. “audit.export”.', max_length=100),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name='job',
+                    name='kind',
+                    field=models.CharField(help_text='What the job does, e.g. “audit.export”.', max_length=100),
+                ),
+                migrations.AddIndex(
+                    model_name='job',
+                    index=models.Index(fields=['kind'], name=KIND_INDEX),
+                ),
+            ],
+            database_operations=[migrations.RunPython(drop_kind_like_index, make_kind_like_index)],
         ),
         migrations.AlterField(
             model_name='job',
             name='organization',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='organizations.organization'),
-        ),
-        migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['kind'], name='core_job_kind_idx'),
         ),
     ]
