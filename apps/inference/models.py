@@ -187,7 +187,6 @@ class InferenceJob(models.Model):
         blank=True,
         help_text="The model's tensor outputs, as the inputs are kept (a JSON header, then the tensors' bytes).",
     )
-    answer = models.JSONField(null=True, blank=True, help_text="The readable answer (labels, embeddings).")
     error_fields = models.JSONField(
         null=True, blank=True, help_text="Input errors by field, when the input was refused."
     )

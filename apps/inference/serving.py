@@ -102,7 +102,8 @@ def _success_of(
     if answer is not None:
         result["answer"] = answer
     inference = prepared.inference
-    inference.outputs, inference.answer, inference.provider = pack_tensors(tensors), answer, provider
+    # The readable answer is kept once, in the job's result (what every answer is read from), not again in the row.
+    inference.outputs, inference.provider = pack_tensors(tensors), provider
     inference.timings, inference.batch_size, inference.worker = timings, batch_size, _worker_name()
     return result, inference.outputs
 
@@ -130,7 +131,7 @@ def _record_successes(items: list[tuple[Prepared, dict[str, Any], bytes]]) -> se
     return recorded
 
 
-OUTPUT_FIELDS = ("outputs", "answer", "provider", "timings", "batch_size", "worker")
+OUTPUT_FIELDS = ("outputs", "provider", "timings", "batch_size", "worker")
 
 
 def store_outputs(inferences: list[InferenceJob]) -> None:
@@ -144,7 +145,6 @@ def store_outputs(inferences: list[InferenceJob]) -> None:
         (
             inference.pk,
             inference.outputs,
-            None if inference.answer is None else jsondata.dumps_text(inference.answer),
             inference.provider,
             jsondata.dumps_text(inference.timings),
             inference.batch_size,
@@ -152,13 +152,13 @@ def store_outputs(inferences: list[InferenceJob]) -> None:
         )
         for inference in inferences
     ]
-    values = ", ".join(["(%s, %s::bytea, %s::jsonb, %s, %s::jsonb, %s::integer, %s)"] * len(rows))
+    values = ", ".join(["(%s, %s::bytea, %s, %s::jsonb, %s::integer, %s)"] * len(rows))
     table = connection.ops.quote_name(InferenceJob._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS i SET outputs = v.outputs, answer = v.answer, provider = v.provider, "  # noqa: S608 - table from the model, values bound
+            f"UPDATE {table} AS i SET outputs = v.outputs, provider = v.provider, "  # noqa: S608 - table from the model, values bound
             "timings = v.timings, batch_size = v.batch_size, worker = v.worker "
-            f"FROM (VALUES {values}) AS v(job_id, outputs, answer, provider, timings, batch_size, worker) "
+            f"FROM (VALUES {values}) AS v(job_id, outputs, provider, timings, batch_size, worker) "
             "WHERE i.job_id = v.job_id",
             [value for row in rows for value in row],
         )
