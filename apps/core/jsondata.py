@@ -2,11 +2,12 @@
 that tell a waiting request its job finished.
 
 The standard library's ``json`` writes a float through a Python call each: an embedding of 384 floats cost it about
-0.16 ms, and a durable prediction's answer was written three times (its job's result, its inference row, the message
-to a waiting caller), on the path whose milliseconds issue #15 counts. orjson writes the same JSON in a twentieth of
-that. What orjson does not take as it is goes through Django's ``DjangoJSONEncoder`` as before (dates and times, in
-the encoder's own spelling; ``Decimal``, lazy translations, ``timedelta``), and a value orjson refuses outright (an
-integer past 64 bits) is written by ``json`` with that encoder, so the output means the same either way.
+0.16 ms, and a durable prediction's answer was written up to three times (its job's result, a copy in its inference
+row since dropped, the message to a waiting caller), on the path whose milliseconds issue #15 counts. orjson writes
+the same JSON in a twentieth of that. What orjson does not take as it is goes through Django's ``DjangoJSONEncoder``
+as before (dates and times, in the encoder's own spelling; ``Decimal``, lazy translations, ``timedelta``), and a value
+orjson refuses outright (an integer past 64 bits) is written by ``json`` with that encoder, so the output means the
+same either way.
 
 One difference on purpose: a float that is not finite (NaN, infinities: a model can answer them) is written as
 ``null``. ``json`` wrote ``NaN``, which PostgreSQL's ``jsonb`` refuses, so the whole batch's outcomes failed to record.
