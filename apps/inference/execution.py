@@ -247,7 +247,7 @@ def unpack_tensors(data: bytes | memoryview | None) -> dict[str, np.ndarray]:
 
     try:
         _header, arrays = messages.unpack(data)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # AttributeError: a header not an object
         raise ValueError(f"Stored tensors are damaged: {exc}") from None
     return arrays
 

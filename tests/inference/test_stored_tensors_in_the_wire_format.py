@@ -82,6 +82,7 @@ def test_bytes_cut_short_are_refused_as_damaged(cut):
         unpack_tensors(stored[:-cut])
 
 
-def test_a_header_that_is_not_json_is_refused_as_damaged():
+@pytest.mark.parametrize("stored", [b'{"tensors": [oops\n\x00\x00', b"[1, 2]\n", b'{"tensors": [["x"]]}\n'])
+def test_a_header_that_is_not_the_one_pack_writes_is_refused_as_damaged(stored):
     with pytest.raises(ValueError, match="damaged"):
-        unpack_tensors(b'{"tensors": [oops\n\x00\x00')
+        unpack_tensors(stored)
