@@ -201,7 +201,11 @@ if EMBEDDED:
     }
 else:
     DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    # A reused connection is checked before each request's (and task's) first query, by polling its socket: no
+    # round trip (apps/core/db/postgresql/base.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "apps.core.db.postgresql"
     if env("DATABASE_TEST_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME")}
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(path for path in BENCHMARKS.glob("*.py") if 'if __name__ == "__main__"' in path.read_text())
@@ -52,7 +53,7 @@ def _environment(script: Path) -> dict[str, str]:
 @pytest.mark.django_db
 @pytest.mark.parametrize("script", SCRIPTS, ids=[path.stem for path in SCRIPTS])
 def test_the_benchmark_runs_to_its_targets_at_smoke_size(script):
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not urlsplit(
+    if connection.vendor != "postgresql" or not urlsplit(
         settings.CELERY_BROKER_URL
     ).scheme.startswith("redis"):
         pytest.fail("the benchmarks need PostgreSQL and Redis, as make test runs them")

@@ -27,8 +27,8 @@ from apps.core.mixins import (
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and database reachability, for load balancers and `make run`.
 
-    Its ``SELECT 1`` is the connection's health check: Django's own (``CONN_HEALTH_CHECKS``, one more round trip
-    before a request's first query) is skipped, and a connection found dead is replaced and asked once more."""
+    Its ``SELECT 1`` is the connection's health check (the backend's own, a poll of the socket, is skipped), and a
+    connection found dead is replaced and asked once more."""
     from django.db import DatabaseError
 
     for attempt in (1, 2):
