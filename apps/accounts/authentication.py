@@ -6,7 +6,8 @@ throttle. Each call still gets its own ``User`` and ``ApiToken`` objects, and th
 ``is_active`` are checked on every call; a revocation, a deactivation or any saved change to the token or its user
 clears the cache (here at once, in other processes through the invalidation they listen for, at worst within the
 bound). An address over its rate of failed tokens may still use a token it presented successfully within that
-bound: it is not guessing.
+bound: it is not guessing. When the entry expires under load, one thread looks the token up again and the process's
+other requests with it wait for that (``ShortLivedCache.get_or_compute``).
 """
 
 from __future__ import annotations
@@ -61,14 +62,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_token(self, raw: str, request):
         digest = hash_token_secret(raw)
-        known = _checked_tokens.get(digest)
-        if known is not shortlived.MISSING:
-            token = _copies(known)
-            self.check_usable(token)
-            token.touch(client_ip(request))
-            known.last_used_at = token.last_used_at
-            return token.user, token
-        generation = shortlived.generation()
+        # On a miss, one thread of the process looks the token up; others with the same token wait for it.
+        known = _checked_tokens.get_or_compute(digest, lambda: self.look_up(raw, digest, request))
+        token = _copies(known)
+        self.check_usable(token)
+        token.touch(client_ip(request))
+        known.last_used_at = token.last_used_at
+        return token.user, token
+
+    def look_up(self, raw: str, digest: str, request) -> ApiToken:
+        """The token ``raw`` names, with its user and organization, if its secret matches and it may be used; else
+        ``AuthenticationFailed`` (counted against the address by the failed-token throttle)."""
         # Failed attempts are throttled per IP here: DRF's throttles only run after authentication succeeded.
         guard = FailedTokenThrottle()
         wait = guard.blocked_for(request)
@@ -83,10 +87,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token is None or not hmac.compare_digest(token.secret_hash, digest):
             guard.record_failure(request)
             raise exceptions.AuthenticationFailed("Invalid token.", code="invalid_token")
-        self.check_usable(token)
-        token.touch(client_ip(request))
-        _checked_tokens.put(digest, _copies(token), generation)
-        return token.user, token
+        self.check_usable(token)  # a token refused is not kept
+        return _copies(token)
 
     @staticmethod
     def check_usable(token: ApiToken) -> None:

@@ -47,6 +47,8 @@ WATCHED = frozenset(
 )
 
 _generation = 0
+# How long a thread waits for another computing the same decision before computing it itself.
+COMPUTE_WAIT_SECONDS = 5.0
 _caches: list[ShortLivedCache] = []
 _listener: tuple[int, threading.Thread] | None = None
 _listener_lock = threading.Lock()
@@ -69,7 +71,44 @@ class ShortLivedCache:
         self.name = name
         self.max_entries = max_entries
         self._entries: dict[Any, tuple[float, int, Any]] = {}
+        self._computing: dict[Any, threading.Event] = {}
+        self._computing_lock = threading.Lock()
         _caches.append(self)
+
+    def get_or_compute(self, key: Any, compute: Any) -> Any:
+        """The fresh value under ``key``, else ``compute()``'s, kept. One thread of the process computes a key at a
+        time: the others asking for it meanwhile wait for that outcome (up to ``COMPUTE_WAIT_SECONDS``) instead of
+        each sending the same queries. An entry expiring under load otherwise sent them once per waiting thread,
+        a burst every ``bound_seconds()``. A computation that raised (a refusal is not kept) or whose value was
+        not kept (a change landed meanwhile) leaves each waiter to compute its own."""
+        found = self.get(key)
+        if found is not MISSING:
+            return found
+        with self._computing_lock:
+            running = self._computing.get(key)
+            if running is None:
+                running = self._computing[key] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            running.wait(COMPUTE_WAIT_SECONDS)
+            found = self.get(key)
+            if found is not MISSING:
+                return found
+            generation_before = _generation
+            value = compute()
+            self.put(key, value, generation_before)
+            return value
+        try:
+            generation_before = _generation
+            value = compute()
+            self.put(key, value, generation_before)
+            return value
+        finally:
+            with self._computing_lock:
+                self._computing.pop(key, None)
+            running.set()
 
     def get(self, key: Any) -> Any:
         """The value stored under ``key`` while fresh, else ``MISSING``."""

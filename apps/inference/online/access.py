@@ -6,7 +6,8 @@ deployment or version, ready to run, and whether the model may be named) is kept
 ``SHORT_LIVED_CACHE_SECONDS`` and until a change to what it read (apps/core/shortlived.py): a membership removed, a
 grant withdrawn or a deployment made private is refused within that bound everywhere, at once in the process that
 made the change. Refusals (404, 403) are not kept; requests signed in with a session are decided every time (their
-single sign-on state is per session).
+single sign-on state is per session). When a decision expires under load, one thread of the process decides again
+and the others asking meanwhile wait for its outcome (``ShortLivedCache.get_or_compute``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,4 @@ def remembered(request: Any, route: tuple, decide: Callable[[], Any]) -> Any:
     if token is None or not hasattr(token, "prefix"):
         return decide()
     key = (request.user.pk, token.pk, token.organization_id, token.scope, *route)
-    found = _decisions.get(key)
-    if found is not shortlived.MISSING:
-        return found
-    generation = shortlived.generation()
-    found = decide()
-    _decisions.put(key, found, generation)
-    return found
+    return _decisions.get_or_compute(key, decide)
