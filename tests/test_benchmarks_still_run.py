@@ -53,9 +53,7 @@ def _environment(script: Path) -> dict[str, str]:
 @pytest.mark.django_db
 @pytest.mark.parametrize("script", SCRIPTS, ids=[path.stem for path in SCRIPTS])
 def test_the_benchmark_runs_to_its_targets_at_smoke_size(script):
-    if connection.vendor != "postgresql" or not urlsplit(
-        settings.CELERY_BROKER_URL
-    ).scheme.startswith("redis"):
+    if connection.vendor != "postgresql" or not urlsplit(settings.CELERY_BROKER_URL).scheme.startswith("redis"):
         pytest.fail("the benchmarks need PostgreSQL and Redis, as make test runs them")
     result = subprocess.run(
         [sys.executable, str(script), "--smoke"],

@@ -32,7 +32,7 @@ def ask_at_once(cache, compute, key="k"):
         start.wait()
         try:
             return cache.get_or_compute(key, compute)
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
+        except Exception as exc:
             return exc
 
     with ThreadPoolExecutor(THREADS) as pool:

@@ -1,0 +1,105 @@
+"""Break it as production does: PostgreSQL ends every connection of a running web server (a restart, a failover,
+an idle timeout). The next requests answer 200 on new connections, none 500, with no web restart: each thread's
+connection is checked before its request's first query (apps/core/db/postgresql/base.py) and replaced when the
+server has ended it. Real gunicorn (the portal's own configuration, one process of four threads) and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests import jobs_support
+from tests.factories import OrganizationFactory, UserFactory, make_token
+from tests.metrics_support import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+BASE_DIR = Path(__file__).resolve().parents[2]
+THREADS = 4
+
+
+def serve(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": jobs_support.database_url_of_this_test_run(),
+        "DATABASE_TEST_NAME": "",
+        "DJANGO_ENV": "test",
+        "GPUX_VAR_DIR": str(tmp_path / "web"),
+        "GPUX_WEB_WORKERS": "1",
+        "GPUX_WEB_THREADS": str(THREADS),
+        "PYTHONPATH": str(BASE_DIR),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        sys.executable, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf",
+        "gpux_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def get(url: str, token: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def web_backends() -> list[int]:
+    """The server processes serving this database's other connections: the web server's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def test_requests_after_the_server_ended_every_connection_answer_200(tmp_path):
+    token = make_token(UserFactory(), organization=OrganizationFactory())
+    server, base = serve(tmp_path)
+    try:
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=5)
+                return True
+            except OSError:
+                return False
+
+        jobs_support.wait_for(up, timeout=90, interval=0.2, what="gunicorn to answer")
+        url = f"{base}/api/v1/orgs/"  # reads the database on every request
+        with ThreadPoolExecutor(max_workers=THREADS * 2) as pool:
+            before = list(pool.map(lambda _: get(url, token), range(THREADS * 8)))
+        assert set(before) == {200}
+        ended = web_backends()
+        assert ended, "the web server holds no connection to end"
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [ended])
+        jobs_support.wait_for(
+            lambda: not set(ended) & set(web_backends()), timeout=10, what="the ended connections to go"
+        )
+
+        with ThreadPoolExecutor(max_workers=THREADS * 2) as pool:
+            after = list(pool.map(lambda _: get(url, token), range(THREADS * 8)))
+        assert after == [200] * len(after), after
+        assert server.poll() is None  # the same server, not restarted
+        assert set(web_backends()).isdisjoint(ended)  # it serves on new connections
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
