@@ -193,8 +193,18 @@ def release(slot: Slot) -> None:
 def push_job(queue: str, job_id: int, batch: dict[str, Any]) -> bool:
     """Send a durable prediction job (its row committed) to the serving loops of ``queue``: its id and its
     deployment's batching settings; the loop reads its inputs from its row."""
+    from redis.exceptions import RedisError
+
+    from apps.inference.online.link import drop_thread_link, thread_link
+
     header = {"job": job_id, "max": int(batch.get("max", 1)), "delay_ms": int(batch.get("delay_ms", 0))}
-    _client().rpush(messages.queue_key(queue), messages.pack(header))
+    try:  # this thread's own link, as the online path's round trips (redis-py's layers cost more than the push)
+        thread_link(settings.REDIS_URL, socket_timeout=LINK_TIMEOUT_SECONDS).call(
+            "RPUSH", messages.queue_key(queue), messages.pack(header)
+        )
+    except RedisError:
+        drop_thread_link()  # broken: the next push makes a new one; this job goes the broker's way (send_job)
+        raise
     return True
 
 
