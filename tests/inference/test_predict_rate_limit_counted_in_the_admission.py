@@ -29,6 +29,21 @@ def serving_loop(inference_worker, settings):
     settings.INFERENCE_PERFORMANCE_CARD_ON_PUBLISH = False
     forget_online_requests()
     wait_for_serving_loop()
+    yield
+    # The durable jobs a test started run on after it answered: let the worker finish writing them first, or the
+    # teardown's TRUNCATE and the worker's outcome deadlock on the job tables (seen once in a full run).
+    from apps.core.jobs import Job, JobStatus
+    from apps.inference.predictions import BATCHED_PREDICT_KIND, PREDICT_KIND
+    from tests.jobs_support import wait_for
+
+    running = Job.objects.filter(
+        kind__in=(PREDICT_KIND, BATCHED_PREDICT_KIND), status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
+    )
+    wait_for(
+        lambda: not running.exists(),
+        timeout=60,
+        what="the test's durable jobs to finish",
+    )
 
 
 @pytest.fixture(autouse=True)
