@@ -1,0 +1,122 @@
+"""EXPERIMENT: what Django's handler, middleware and DRF's dispatch cost an online prediction.
+
+The batching deployment of benchmarks/inference.py (MiniLM int8, the same inputs, the same worker and gunicorn
+settings), served alternately by the portal's application (``bench_wsgi``) and by lean_predict_wsgi.py, which answers
+the predict route before Django's handler with the portal's own functions (its docstring says what it leaves out).
+For each: concurrency 1 (p50) and concurrency 32 (items/s, share of raw ORT's best batch, CPU per request by role).
+Not part of ``make bench`` nor of RESULTS.md's generated sections; its figures are quoted by hand.
+
+    .venv/bin/python benchmarks/experiments/lean_predict.py --rounds 2 --requests 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+import inference as bench  # noqa: E402 - benchmarks/inference.py: its setup, load and CPU accounting
+
+APPS = {"portal": "bench_wsgi:application", "lean": "lean_predict_wsgi:application"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the two applications")
+    parser.add_argument("--requests", type=int, default=1500, help="requests at concurrency 32, per phase")
+    args = parser.parse_args()
+    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpux_bench_lean")
+    workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-lean-"))
+    env = bench.environment(workdir)
+    os.environ["PYTHONPATH"] = f"{env['PYTHONPATH']}:{HERE}"
+    bench.recreate_database(env["DATABASE_URL"])
+    import django
+
+    django.setup()
+    import redis
+    import requests
+    from django.core.management import call_command
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    call_command("migrate", interactive=False, verbosity=0)
+    minilm, _iris, token, deployment_url, _version_url, _iris_url = bench.prepare(workdir)
+    inputs = bench.minilm_inputs()
+    body = json.dumps({"inputs": inputs, "outputs": []}).encode()
+    raw = bench.raw_ort(minilm, inputs, runs=300)
+    best = raw["throughput"][raw["best_batch"]]
+    bench.log(f"raw ORT: p50 {raw['latency']['p50']:.2f} ms, best batch {raw['best_batch']}: {best:.0f} items/s")
+    logs = workdir / "logs"
+    logs.mkdir()
+    celery = str(Path(sys.executable).parent / "celery")
+    worker = bench.start_process(
+        [celery, "-A", "gpux_portal", "worker", "-Q", "inference.cpu", "-P", "prefork", "--concurrency", "1",
+         "--prefetch-multiplier", "64", "--without-heartbeat", "--without-gossip", "--without-mingle",
+         "-n", "bench-lean@%h", "--loglevel", "WARNING"],
+        logs / "worker.log",
+        {"GPUX_INFERENCE_THREADS": "2"},
+    )  # fmt: skip
+    database = env["DATABASE_URL"].rsplit("/", 1)[-1]
+    roles = {
+        "web": ("gunicorn",),
+        "worker": ("celery",),
+        "database": (f"postgres: 15/main: postgres {database}", f" {database} "),
+        "redis": ("redis-server",),
+    }
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    sessions = threading.local()
+
+    def post(base: str):
+        def call() -> None:
+            session = getattr(sessions, "http", None) or requests.Session()
+            sessions.http = session
+            response = session.post(f"{base}{deployment_url}", data=body, headers=headers, timeout=60)
+            if response.status_code != 200:
+                raise SystemExit(f"HTTP {response.status_code} {response.text[:300]}")
+
+        return call
+
+    try:
+        for round_ in range(args.rounds):
+            for name, app in APPS.items():
+                port = bench.free_port()
+                web = bench.start_process(
+                    [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "gthread",
+                     "--threads", "24", "--log-level", "warning"],
+                    logs / f"web-{name}-{round_}.log",
+                    {},
+                )  # fmt: skip
+                base = f"http://127.0.0.1:{port}"
+                try:
+                    bench.wait_for(lambda base=base: post(base)() is None, 120, f"{name} to answer")
+                    bench.load(post(base), 8, 200)  # warm: both processes, their threads and decisions
+                    single = bench.load(post(base), 1, 500, roles)
+                    many = bench.load(post(base), 32, args.requests, roles)
+                finally:
+                    web.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        web.wait(timeout=20)
+                cpu = " / ".join(f"{many['cpu_ms'][role]:.2f}" for role in roles)
+                print(
+                    f"round {round_ + 1} {name:6s} concurrency 1: p50 {single['p50']:.2f} ms "
+                    f"(raw ORT + {single['p50'] - raw['latency']['p50']:.2f}); concurrency 32: "
+                    f"{many['throughput']:.0f} items/s, {many['throughput'] / best:.2f} of raw ORT's best batch, "
+                    f"CPU ms per request web / worker / database / redis {cpu}",
+                    flush=True,
+                )
+    finally:
+        worker.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.wait(timeout=20)
+        bench.recreate_database(env["DATABASE_URL"], drop_only=True)
+
+
+if __name__ == "__main__":
+    main()
