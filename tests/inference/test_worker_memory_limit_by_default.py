@@ -88,7 +88,13 @@ def test_the_default_is_half_the_hosts_memory_shared_by_the_pools_processes():
 def test_a_worker_without_a_configured_limit_holds_its_pool_process_to_the_default(unconfigured_worker):
     (process,) = pool_processes(unconfigured_worker)
 
-    soft, hard = address_space_limit(process)
+    # The pool process sets its limit as it starts (worker_process_init), which may come just after the worker says
+    # it is ready: a full run once read the limit before (soft "unlimited").
+    soft, hard = jobs_support.wait_for(
+        lambda: (limits := address_space_limit(process))[0] != "unlimited" and limits,
+        timeout=30,
+        what="the pool process to set its address-space limit",
+    )
 
     assert int(soft) == LIMIT_MB * 2**20
     assert hard == "unlimited"  # the validation job's child process may set its own
