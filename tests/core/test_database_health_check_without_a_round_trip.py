@@ -90,3 +90,41 @@ def test_a_connection_psycopg_closed_is_not_alive():
     assert connection.idle_connection_alive() is False
     close_old_connections()
     assert backend_pid() > 0  # a new connection answers
+
+
+def test_a_forked_process_whose_inherited_socket_number_was_reused_opens_its_own_connection():
+    """A Celery pool process: forked with its parent's connection, whose descriptor Celery closes (``os.close``); the
+    next socket the child opens takes the same number. The child must not take that socket for its connection (a
+    query would go to the wrong peer) nor end the parent's session; it opens its own."""
+    import os
+    import socket
+
+    parent_pid = backend_pid()
+    inherited_fd = connection.connection.pgconn.socket
+    child = os.fork()
+    if child == 0:  # the child: no pytest, no exceptions out of here
+        status = 1
+        try:
+            os.close(inherited_fd)  # what Celery's Django fixup does in a new pool process
+            left, right = socket.socketpair()  # an idle socket now holds the inherited number
+            if inherited_fd not in (left.fileno(), right.fileno()):
+                status = 3  # could not reproduce the reuse: fail loudly rather than pass vacuously
+            else:
+                close_old_connections()  # the task's start
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    own = cursor.fetchone()[0]
+                status = 0 if own != parent_pid else 2
+        except BaseException:  # reported through the exit status
+            status = 4
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 30
+    while (finished := os.waitpid(child, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            pytest.fail("the child's query hung: it went down the reused descriptor, to the wrong peer")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(finished[1]) == 0
+    assert backend_pid() == parent_pid  # the parent's session was not ended by the child
