@@ -349,7 +349,13 @@ def assert_all_gone(pids: set[int], timeout: float = 30) -> None:
 def test_two_quick_signals_stop_every_child_and_their_workers(prepared_var, tmp_path):
     portal = Portal(prepared_var, tmp_path / "run.log")
     try:
+        # The Celery workers fork their pool processes as they start, which may be just after the banner (a loaded
+        # full run once counted 7): wait for the whole family before signalling it.
+        deadline = time.monotonic() + 30
         family = descendants(portal.process.pid)
+        while len(family) < 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            family = descendants(portal.process.pid)
         assert set(portal.pids.values()) <= family
         assert len(family) >= 8, "gunicorn and its 2 workers, 2 Celery workers and their pool processes, beat"
 
