@@ -127,7 +127,9 @@ def test_a_member_tries_deploys_and_rolls_back_the_iris_classifier(
     table = page.inner_text("#inference-job-table")
     assert table.count("acme/iris@1.0.0") == 1, table
     assert "iris-prod" not in table and "CPUExecutionProvider" in table and "succeeded" in table
-    assert re.search(r"\d+\.\d ms", table)
+    # A run's times as the page writes them (human_duration): "8.4 ms" below 10 ms, "11 ms" from there (a loaded
+    # machine's iris run can take that long).
+    assert re.search(r"\t\d+(\.\d)? ms\t", table), table
     screenshot(page, "jobs")
     page.locator("#inference-job-table tbody tr").last.locator("a").first.click()
     page.wait_for_selector("#job-title")
