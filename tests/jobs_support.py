@@ -169,6 +169,42 @@ def database_url_of_this_test_run() -> str:
     return f"postgres://{credentials}{host}{port}/{quote(config['NAME'], safe='')}"
 
 
+def serve_portal(var_dir: Path, *, workers: int = 1, threads: int = 4) -> tuple[subprocess.Popen, str]:
+    """The portal under gunicorn with its own configuration (gpux_portal/gunicorn_conf.py), ``workers`` processes of
+    ``threads`` threads, on this test run's database, Redis and broker, on a free port of 127.0.0.1: the process and
+    its base URL. The caller stops it (``stop_portal``)."""
+    from tests.metrics_support import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_this_test_run(),
+        "DATABASE_TEST_NAME": "",
+        "REDIS_URL": settings.REDIS_URL or "",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "DJANGO_ENV": "test",
+        "GPUX_VAR_DIR": str(var_dir),
+        "GPUX_WEB_WORKERS": str(workers),
+        "GPUX_WEB_THREADS": str(threads),
+        "PYTHONPATH": str(BASE_DIR),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        sys.executable, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf",
+        "gpux_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def stop_portal(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 class WorkerProcess:
     """``celery -A gpux_portal worker -Q sync -P solo --concurrency 1`` on the test database, stopped by pid.
 

@@ -94,21 +94,19 @@ class ShortLivedCache:
         if not mine:
             running.wait(COMPUTE_WAIT_SECONDS)
             found = self.get(key)
-            if found is not MISSING:
-                return found
-            generation_before = _generation
-            value = compute()
-            self.put(key, value, generation_before)
-            return value
+            return found if found is not MISSING else self._compute_and_keep(key, compute)
         try:
-            generation_before = _generation
-            value = compute()
-            self.put(key, value, generation_before)
-            return value
+            return self._compute_and_keep(key, compute)
         finally:
             with self._computing_lock:
                 self._computing.pop(key, None)
             running.set()
+
+    def _compute_and_keep(self, key: Any, compute: Any) -> Any:
+        generation_before = _generation
+        value = compute()
+        self.put(key, value, generation_before)
+        return value
 
     def get(self, key: Any) -> Any:
         """The value stored under ``key`` while fresh, else ``MISSING``."""

@@ -4,14 +4,9 @@ every other request answers 429 with Retry-After."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -20,34 +15,9 @@ from apps.analytics import quotas, usage
 from apps.analytics.models import OrganizationQuota
 from tests import jobs_support
 from tests.factories import OrganizationFactory, UserFactory, make_token
-from tests.metrics_support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-BASE_DIR = Path(__file__).resolve().parents[2]
 LIMIT = 25
-
-
-def _serve(tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": jobs_support.database_url_of_this_test_run(),
-        "DATABASE_TEST_NAME": "",
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "DJANGO_ENV": "test",
-        "GPUX_VAR_DIR": str(tmp_path / name),
-        "GPUX_WEB_WORKERS": "1",
-        "GPUX_WEB_THREADS": "4",
-        "PYTHONPATH": str(BASE_DIR),
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [
-        sys.executable, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf",
-        "gpux_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return server, f"http://127.0.0.1:{port}"
 
 
 def _get(url: str, token: str) -> tuple[int, str | None]:
@@ -67,7 +37,7 @@ def test_two_web_processes_let_exactly_the_limit_through(tmp_path):
     org = OrganizationFactory()
     OrganizationQuota.objects.create(organization=org, api_requests_per_minute=LIMIT)
     token = make_token(UserFactory(), organization=org)
-    servers = [_serve(tmp_path, "a"), _serve(tmp_path, "b")]
+    servers = [jobs_support.serve_portal(tmp_path / name) for name in ("a", "b")]
     try:
         for _, url in servers:
 
@@ -93,9 +63,4 @@ def test_two_web_processes_let_exactly_the_limit_through(tmp_path):
         assert all(200 in codes or 429 in codes for codes in by_server.values())
     finally:
         for server, _ in servers:
-            server.send_signal(signal.SIGTERM)
-        for server, _ in servers:
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            jobs_support.stop_portal(server)

@@ -5,46 +5,18 @@ server has ended it. Real gunicorn (the portal's own configuration, one process 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from tests import jobs_support
 from tests.factories import OrganizationFactory, UserFactory, make_token
-from tests.metrics_support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-BASE_DIR = Path(__file__).resolve().parents[2]
 THREADS = 4
-
-
-def serve(tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": jobs_support.database_url_of_this_test_run(),
-        "DATABASE_TEST_NAME": "",
-        "DJANGO_ENV": "test",
-        "GPUX_VAR_DIR": str(tmp_path / "web"),
-        "GPUX_WEB_WORKERS": "1",
-        "GPUX_WEB_THREADS": str(THREADS),
-        "PYTHONPATH": str(BASE_DIR),
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [
-        sys.executable, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf",
-        "gpux_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return server, f"http://127.0.0.1:{port}"
 
 
 def get(url: str, token: str) -> int:
@@ -68,7 +40,7 @@ def web_backends() -> list[int]:
 
 def test_requests_after_the_server_ended_every_connection_answer_200(tmp_path):
     token = make_token(UserFactory(), organization=OrganizationFactory())
-    server, base = serve(tmp_path)
+    server, base = jobs_support.serve_portal(tmp_path / "web", threads=THREADS)
     try:
 
         def up() -> bool:
@@ -98,8 +70,4 @@ def test_requests_after_the_server_ended_every_connection_answer_200(tmp_path):
         assert server.poll() is None  # the same server, not restarted
         assert set(web_backends()).isdisjoint(ended)  # it serves on new connections
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        jobs_support.stop_portal(server)
