@@ -142,7 +142,7 @@ FROM (
                 SELECT g, %(orgs)s::bigint[] AS orgs, %(users)s::bigint[] AS users,
                     random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6,
                     random() AS r7, random() AS r8, random() AS r9, random() AS r10, random() AS r11
-                FROM generate_series(%(low)s, %(high)s) AS g
+                FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS g
             ) drawn
         ) chosen
     ) slotted

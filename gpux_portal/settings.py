@@ -206,6 +206,13 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["ENGINE"] = "apps.core.db.postgresql"
+        # Parameters travel apart from the query (psycopg's server-side binding): no quoting in Python. And PostgreSQL
+        # prepares a statement a connection sends for the DB_PREPARE_THRESHOLD-th time (psycopg's prepare_threshold):
+        # no parse and plan of the same query again. 0: none prepared, for a pooler that cannot keep prepared
+        # statements (PgBouncer in transaction mode before 1.21, or without max_prepared_statements).
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = env_bool("DB_SERVER_SIDE_BINDING", True)
+        options["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 5) or None
     if env("DATABASE_TEST_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME")}
 

@@ -15,6 +15,7 @@ Because the claim is conditional, a message sent twice is harmless: the second f
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -272,13 +273,26 @@ def _insert_beside(job: Job, beside: Any) -> None:
     reads them (core's short-lived caches watch neither)."""
     if not job.creator_keeps_access:
         job.creator_keeps_access = bool(getattr(job_task_for(job.kind), "creator_keeps_access", False))
-    quote = connection.ops.quote_name
-    link = beside._meta.pk
-    job_fields = [f for f in Job._meta.concrete_fields if f is not Job._meta.pk]
-    other_fields = [f for f in beside._meta.concrete_fields if f is not link]
+    sql, job_fields, other_fields = _insert_beside_statement(type(beside))
     params = [f.get_db_prep_save(f.pre_save(job, True), connection) for f in job_fields]
     params += [f.get_db_prep_save(f.pre_save(beside, True), connection) for f in other_fields]
-    qn_job, qn_other = quote(Job._meta.db_table), quote(beside._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (job.pk,) = cursor.fetchone()
+    job._state.adding, job._state.db = False, connection.alias
+    beside.job = job
+    beside._state.adding, beside._state.db = False, connection.alias
+
+
+@functools.cache
+def _insert_beside_statement(model: type) -> tuple[str, list[Any], list[Any]]:
+    """``_insert_beside``'s statement for a ``model`` beside Job, and the fields whose values it takes, in order
+    (the same for every job: built once per process, not quoted again on every prediction)."""
+    quote = connection.ops.quote_name
+    link = model._meta.pk
+    job_fields = [f for f in Job._meta.concrete_fields if f is not Job._meta.pk]
+    other_fields = [f for f in model._meta.concrete_fields if f is not link]
+    qn_job, qn_other = quote(Job._meta.db_table), quote(model._meta.db_table)
     job_columns = ", ".join(quote(f.column) for f in job_fields)
     other_columns = ", ".join(quote(f.column) for f in other_fields)
     job_values, other_values = ", ".join(["%s"] * len(job_fields)), ", ".join(["%s"] * len(other_fields))
@@ -288,12 +302,7 @@ def _insert_beside(job: Job, beside: Any) -> None:
         f"INSERT INTO {qn_other} ({linked}, {other_columns}) VALUES ((SELECT {pk} FROM j), {other_values}) "
         f"RETURNING {linked}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (job.pk,) = cursor.fetchone()
-    job._state.adding, job._state.db = False, connection.alias
-    beside.job = job
-    beside._state.adding, beside._state.db = False, connection.alias
+    return sql, job_fields, other_fields
 
 
 def hard_limit_margin() -> int:
