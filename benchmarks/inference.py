@@ -22,7 +22,9 @@ and made again each run) and Redis (``BENCH_REDIS_URL``, default db 13, flushed)
 5. **the web floor**: ``GET /bench/floor``, a bare Django JSON view (no authentication, no database) behind the
    same middleware and gunicorn settings (benchmarks/bench_wsgi.py), the ceiling for any route here;
 6. **the durable path**: ``?async=1`` on the batching deployment at concurrency 32, timed until the last job
-   finished; **iris** on the online path at concurrency 1 and 32.
+   finished; **iris** on the online path at concurrency 1 and 32;
+7. **raw ONNX Runtime again**, the portal's processes stopped: the targets are shares of the first measurement, and
+   a shared host's speed can drift between the two (informational ``check raw ORT again`` line).
 
 Every path gets the same tensor inputs (token ids of one sentence padded to 32) as JSON and answers the
 sentence's embedding (mean-pooled under the attention mask, L2-normalized: 384 floats) as JSON. Clients are
@@ -345,9 +347,11 @@ def main() -> None:
         for process in (web, worker):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=20)
+    log("raw ONNX Runtime again, the portal's processes stopped: did the machine's speed drift during the run?")
+    raw_again = raw_ort(minilm, inputs, runs=30 if args.smoke else 300)
     total = time.perf_counter() - begun
     figures["durable path: async predictions on the batching deployment (job rows)"] = {32: durable}
-    lines = target_lines(raw, figures, durable) + waiting_lines(waiting)
+    lines = target_lines(raw, figures, durable) + waiting_lines(waiting) + [drift_line(raw, raw_again)]
     body_md = section(raw, raw_iris, figures, iris_api, provider, lines, total)
     print(body_md)
     if args.results:
@@ -394,6 +398,20 @@ def target_lines(raw: dict, figures: dict, durable: dict) -> list[str]:
         f"target issue #6 sync API overhead over the bare Celery task at concurrency 1 (informational): "
         f"{old_overhead:+.2f} ms p50 (goal none) ok",
     ]
+
+
+def drift_line(raw: dict, again: dict) -> str:
+    """Raw ORT measured at the start and again at the end of the run. The targets are shares of the start's figures;
+    a machine whose speed drifted in between (a shared host: seen at 10-20 % within minutes) moves every share by as
+    much, so this says by how much, and what the shares would read against the end's figures."""
+    best, best_again = raw["throughput"][raw["best_batch"]], again["throughput"][again["best_batch"]]
+    drift = (best_again / best - 1) * 100
+    return (
+        f"check raw ORT again at the end (informational): p50 {again['latency']['p50']:.2f} ms (start "
+        f"{raw['latency']['p50']:.2f}), best batch {best_again:.0f} items/s (start {best:.0f}, {drift:+.0f} %); "
+        f"against the end's best batch the batching deployment and the durable path would read "
+        f"{best / best_again:.2f} times their shares above"
+    )
 
 
 WAITING = 40  # synchronous predictions sent at once, each waiting for a run of about WAITING_RUN seconds
