@@ -180,6 +180,18 @@ def load(call, concurrency: int, total: int, roles: dict[str, tuple[str, ...]] |
             "client_ms": client_ms}  # fmt: skip
 
 
+def cpu_roles(database_url: str) -> dict[str, tuple[str, ...]]:
+    """The processes whose CPU ``load`` counts for each role, by what their command lines hold: gunicorn, the Celery
+    worker, the PostgreSQL backends of the benchmark's database, Redis."""
+    database = database_url.rsplit("/", 1)[-1]
+    return {
+        "web": ("gunicorn",),
+        "worker": ("celery",),
+        "database": (f"postgres: 15/main: postgres {database}", f" {database} "),
+        "redis": ("redis-server",),
+    }
+
+
 def start_process(command: list[str], log_path: Path, env: dict) -> subprocess.Popen:
     handle = log_path.open("wb")
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
@@ -306,13 +318,7 @@ def main() -> None:
             "deployment with batching": post(f"{base}{deployment_url}", body, online_sizes),
             IRIS_ONLINE: post(f"{base}{iris_url}", iris_body),
         }
-        database = env["DATABASE_URL"].rsplit("/", 1)[-1]
-        roles = {
-            "web": ("gunicorn",),
-            "worker": ("celery",),
-            "database": (f"postgres: 15/main: postgres {database}", f" {database} "),
-            "redis": ("redis-server",),
-        }
+        roles = cpu_roles(env["DATABASE_URL"])
         figures: dict[str, dict[int, dict]] = {}
         for name, call in paths.items():
             figures[name] = {}

@@ -63,13 +63,7 @@ def main() -> None:
         logs / "worker.log",
         {"GPUX_INFERENCE_THREADS": "2"},
     )  # fmt: skip
-    database = env["DATABASE_URL"].rsplit("/", 1)[-1]
-    roles = {
-        "web": ("gunicorn",),
-        "worker": ("celery",),
-        "database": (f"postgres: 15/main: postgres {database}", f" {database} "),
-        "redis": ("redis-server",),
-    }
+    roles = bench.cpu_roles(env["DATABASE_URL"])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     sessions = threading.local()
 
