@@ -64,6 +64,22 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         digest = hash_token_secret(raw)
         # On a miss, one thread of the process looks the token up; others with the same token wait for it.
         known = _checked_tokens.get_or_compute(digest, lambda: self.look_up(raw, digest, request))
+        return self._use(known, request)
+
+    def authenticate_known(self, raw: str, request) -> tuple[Any, ApiToken] | None:
+        """``authenticate_token``'s answer when this process checked the token within the bound and it is still
+        usable; else None, having read nothing and counted nothing (``authenticate`` then decides, as always)."""
+        known = _checked_tokens.get(hash_token_secret(raw))
+        if known is shortlived.MISSING:
+            return None
+        try:
+            return self._use(known, request)
+        except exceptions.AuthenticationFailed:
+            return None
+
+    def _use(self, known: ApiToken, request) -> tuple[Any, ApiToken]:
+        """The request's own copies of a checked token and its user, once they pass ``check_usable``; its use
+        recorded."""
         token = _copies(known)
         self.check_usable(token)
         token.touch(client_ip(request))

@@ -20,10 +20,19 @@ from apps.core import shortlived
 _decisions = shortlived.ShortLivedCache("online-run-decisions")
 
 
+def _key(user: Any, token: Any, route: tuple) -> tuple:
+    return (user.pk, token.pk, token.organization_id, token.scope, *route)
+
+
 def remembered(request: Any, route: tuple, decide: Callable[[], Any]) -> Any:
     """``decide()``'s outcome for this caller and ``route``, from the cache when it is fresh."""
     token = getattr(request, "auth", None)
     if token is None or not hasattr(token, "prefix"):
         return decide()
-    key = (request.user.pk, token.pk, token.organization_id, token.scope, *route)
-    return _decisions.get_or_compute(key, decide)
+    return _decisions.get_or_compute(_key(request.user, token, route), decide)
+
+
+def held(user: Any, token: Any, route: tuple) -> Any:
+    """The outcome ``remembered`` keeps for this caller with this API token and ``route`` while it is fresh, else
+    ``shortlived.MISSING`` (nothing decided, nothing read)."""
+    return _decisions.get(_key(user, token, route))

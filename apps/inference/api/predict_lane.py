@@ -1,0 +1,129 @@
+"""The deployment predict route's lane: a request this process already let through is answered without Django's
+URL resolution, the last middleware and DRF's dispatch.
+
+``POST /api/v1/orgs/{org}/deployments/{slug}/predict`` is the data plane's busiest route (issue #15). Each request
+on it paid for Django's URL resolution, the middleware after this one (sign-in, MFA, single sign-on, axes: none of
+them acts on a Bearer token) and DRF's dispatch (its request, content negotiation, the authentication and
+permission loops) before the view did anything: about a fifth of a durable prediction's web CPU, in process.
+
+This middleware stands after ``QueueUnavailableMiddleware`` (settings.MIDDLEWARE), so everything before it applies
+as to any route: metrics, security headers, the audit context, ``Content-Length``. It takes a request only when it
+can answer it exactly as the route would, without reading anything first:
+
+* ``POST`` on the route, with ``Authorization: Bearer <token>``, a JSON body, an ``Accept`` that DRF answers
+  with JSON, and no ``format`` override;
+* a token this process checked within the short-lived bound that is still usable
+  (``BearerTokenAuthentication.authenticate_known``);
+* the caller's run decision for this deployment, held by this process (``apps.inference.online.access.held``):
+  made by ``restrict()`` on the route itself, for this user, token, scope and binding.
+
+It then sets ``DeploymentPredictView`` up as DRF's dispatch would (the token as the request's authentication, the
+JSON renderer) and runs its own steps: the permission check, ``post``, the exception handler, ``finalize_response``.
+So the inputs, the rate limits, the two paths, the answers and every error are the route's own. Anything else,
+the first request of a token in a process included, goes on to the route, which answers it as always. The lane
+reads nothing and counts nothing before it decides, so a request it leaves is never counted or sent twice.
+
+``INFERENCE_PREDICT_LANE=false`` turns it off (every request then takes the route; docs/admin/configuration.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import ResolverMatch, resolve
+from django_prometheus.middleware import PrometheusAfterMiddleware
+from rest_framework.request import Request
+
+from apps.accounts.authentication import BearerTokenAuthentication
+from apps.core import shortlived
+from apps.inference.online import access
+
+# The route's URL pattern (apps/inference/api/urls.py, ``str`` converters), under the API's prefix;
+# tests/inference/test_predict_lane.py checks that Django resolves every path this matches to the route.
+ROUTE = re.compile(r"^/api/v1/orgs/(?P<org_slug>[^/]+)/deployments/(?P<slug>[^/]+)/predict$")
+JSON_ACCEPTS = frozenset(("", "*/*", "application/json"))
+AUTHENTICATION = BearerTokenAuthentication()
+
+
+class DeploymentPredictLane:
+    """Answers the deployment predict route for requests this process already let through (see the module)."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        # The metrics the last middleware records for every answer (django_prometheus's, with the route's name).
+        self.metrics = PrometheusAfterMiddleware(get_response)
+        self._route: ResolverMatch | None = None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        answered = self.answer(request) if settings.INFERENCE_PREDICT_LANE else None
+        return answered if answered is not None else self.get_response(request)
+
+    def route(self) -> ResolverMatch:
+        """The route as Django resolves it (its view, name and namespace), once per process."""
+        if self._route is None:
+            self._route = resolve("/api/v1/orgs/o/deployments/d/predict")
+        return self._route
+
+    def answer(self, request: HttpRequest) -> HttpResponse | None:
+        """The route's answer, or None to let the route answer (nothing read, nothing counted)."""
+        if request.method != "POST":
+            return None
+        matched = ROUTE.match(request.path_info)
+        if matched is None:
+            return None
+        meta = request.META
+        scheme, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not raw or " " in raw.strip():
+            return None
+        if meta.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
+            return None
+        if meta.get("HTTP_ACCEPT", "").strip().lower() not in JSON_ACCEPTS or "format" in request.GET:
+            return None
+        known = AUTHENTICATION.authenticate_known(raw.strip(), request)
+        if known is None:
+            return None
+        user, token = known
+        kwargs = matched.groupdict()
+        if access.held(user, token, ("deployment", kwargs["org_slug"], kwargs["slug"])) is shortlived.MISSING:
+            return None
+        return self.serve(request, user, token, kwargs)
+
+    def serve(self, request: HttpRequest, user: Any, token: Any, kwargs: dict[str, str]) -> HttpResponse:
+        """The route's view run as DRF's dispatch runs it, for a caller already authenticated."""
+        route = self.route()
+        request.resolver_match = ResolverMatch(
+            route.func, (), kwargs, route.url_name, route.app_names, route.namespaces, route.route
+        )
+        self.metrics.process_request(request)
+        self.metrics.process_view(request, route.func, (), kwargs)
+        view = route.func.view_class(**route.func.view_initkwargs)
+        view.args, view.kwargs, view.format_kwarg = (), kwargs, None
+        drf_request = Request(
+            request,
+            parsers=view.get_parsers(),
+            authenticators=(AUTHENTICATION,),
+            negotiator=view.get_content_negotiator(),
+            parser_context={"view": view, "args": (), "kwargs": kwargs},
+        )
+        drf_request._authenticator = AUTHENTICATION
+        drf_request.user, drf_request.auth = user, token
+        renderer = view.get_renderers()[0]  # the API's JSON renderer: the one DRF picks for these Accept values
+        drf_request.accepted_renderer, drf_request.accepted_media_type = renderer, renderer.media_type
+        drf_request.version, drf_request.versioning_scheme = None, None
+        view.request, view.headers = drf_request, view.default_response_headers
+        try:
+            try:
+                view.check_permissions(drf_request)
+                view.check_throttles(drf_request)
+                response = view.post(drf_request, **kwargs)
+            except Exception as exc:
+                response = view.handle_exception(exc)  # the API's errors; anything else is raised again
+            response = view.finalize_response(drf_request, response, **kwargs)
+            response.render()
+        except Exception as exc:  # counted as the route's would be, then Django's handler answers it (500)
+            self.metrics.process_exception(request, exc)
+            raise
+        return self.metrics.process_response(request, response)
