@@ -139,9 +139,9 @@ MIDDLEWARE = [
     "apps.audit.middleware.AuditContextMiddleware",
     # Redis (broker, result channel) not answering: 503 with Retry-After instead of a 500, pages and API alike.
     "apps.core.middleware.QueueUnavailableMiddleware",
-    # A deployment's predict route, for a token and a run decision this process already holds: answered here by
-    # the route's own view, without the rest of the middleware and DRF's dispatch (apps/inference/api/predict_lane.py).
-    "apps.inference.api.predict_lane.DeploymentPredictLane",
+    # The predict routes, for a token and a run decision this process already holds: answered here by the route's
+    # own view, without the rest of the middleware and DRF's dispatch (apps/inference/api/predict_lane.py).
+    "apps.inference.api.predict_lane.PredictLane",
     # While the cache that counts failed sign-ins does not answer, sign-in answers 503 (docs/admin/mfa-and-lockout.md).
     "apps.accounts.lockout.SignInNeedsCacheMiddleware",
     # organizations with require_mfa: API calls with a session by a member without MFA answer 403 mfa_required.
@@ -694,7 +694,7 @@ INFERENCE_SYNC_TIMEOUT_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_SECONDS", "30
 # Online serving (apps/inference/online/): synchronous predictions through Redis to a serving loop in each inference
 # worker process, no job row. Off: every prediction is a durable job (docs/operator/inference.md).
 INFERENCE_ONLINE_SERVING = env_bool("INFERENCE_ONLINE_SERVING", True)
-# A deployment's predict route answered past DRF's dispatch for callers this process already let through
+# The predict routes answered past DRF's dispatch for callers this process already let through
 # (apps/inference/api/predict_lane.py); false: every request takes the route's full way.
 INFERENCE_PREDICT_LANE = env_bool("INFERENCE_PREDICT_LANE", True)
 INFERENCE_SYNC_TIMEOUT_MAX_SECONDS = float(env("INFERENCE_SYNC_TIMEOUT_MAX_SECONDS", "120"))

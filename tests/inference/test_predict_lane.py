@@ -49,13 +49,13 @@ def listening_for_invalidations():
 def lane_answers(monkeypatch) -> list[str]:
     """The paths the lane answered, in order."""
     answered: list[str] = []
-    serve = predict_lane.DeploymentPredictLane.serve
+    serve = predict_lane.PredictLane.serve
 
     def counting(self, request, *args, **kwargs):
         answered.append(request.path)
         return serve(self, request, *args, **kwargs)
 
-    monkeypatch.setattr(predict_lane.DeploymentPredictLane, "serve", counting)
+    monkeypatch.setattr(predict_lane.PredictLane, "serve", counting)
     return answered
 
 
@@ -106,7 +106,10 @@ def comparable(response) -> dict:
     return {"status": response.status_code, "body": body, "headers": headers}
 
 
-def test_the_lane_takes_only_paths_that_django_resolves_to_the_route():
+LANE_ROUTES = {"api:deployment-predict", "api:model-version-predict", "api:model-predict"}
+
+
+def test_the_lane_takes_only_paths_that_django_resolves_to_one_of_its_routes():
     paths = [
         "/api/v1/orgs/acme/deployments/prod/predict",
         "/api/v1/orgs/a.b/deployments/c-d_e/predict",
@@ -118,13 +121,34 @@ def test_the_lane_takes_only_paths_that_django_resolves_to_the_route():
         "/api/v2/orgs/acme/deployments/prod/predict",
         "/api/v1/orgs/%20/deployments/é/predict",
         "/api/v1/orgs/acme/deployments/prod/",
+        "/api/v1/models/acme/iris/predict",
+        "/api/v1/models/acme/iris/versions/1.0.0/predict",
+        "/api/v1/models/acme/iris/versions/1.0.0/predict/",
+        "/api/v1/models/acme/iris/versions//predict",
+        "/api/v1/models/acme/versions/predict",
+        "/api/v1/models/acme/iris/files/predict",
+        "/api/v1/models/acme/predict",
+        "/api/v1/models/acme/iris/x/y/z/predict",
+        "/api/v1/v2/models/iris/infer",
     ]
     for path in paths:
         try:
             name = resolve(path).view_name
         except Resolver404:
             name = None
-        assert (predict_lane.ROUTE.match(path) is not None) == (name == ROUTE_NAME), path
+        matched = [route for route in predict_lane.ROUTES if route.pattern.match(path)]
+        assert len(matched) <= 1, path
+        if matched:
+            assert name == resolve(matched[0].example).view_name, path
+        assert bool(matched) == (name in LANE_ROUTES), path
+
+
+def test_each_lane_route_remembers_its_decision_under_its_views_key():
+    assert [resolve(route.example).view_name for route in predict_lane.ROUTES] == [
+        "api:deployment-predict",
+        "api:model-version-predict",
+        "api:model-predict",
+    ]
 
 
 def test_a_tokens_second_request_takes_the_lane_and_gets_the_routes_answer(world, deployment, lane_answers):
@@ -172,6 +196,40 @@ def test_the_lane_answers_each_request_as_the_route_does(
     assert comparable(by_lane) == comparable(by_route), case
     if by_lane.status_code >= 400:
         assert Job.objects.count() == jobs_before, case  # a refused request leaves nothing behind
+
+
+@pytest.mark.parametrize("route", ["a version named", "the latest published version"])
+@pytest.mark.parametrize(
+    ("case", "body"),
+    [
+        ("accepted", IRIS),
+        ("a wrong dtype", {"inputs": {"float_input": [["a", "b", "c", "d"]]}}),
+        ("an unknown field", {**IRIS, "extra": 1}),
+        ("malformed JSON", b'{"inputs": '),
+    ],
+)
+def test_a_models_routes_take_the_lane_with_the_routes_answers(
+    world, runnable, lane_answers, settings, route, case, body
+):
+    version = iris_version(runnable)
+    path = f"/api/v1/models/{world.org.slug}/{version.model.name}"
+    path += f"/versions/{version.label}/predict" if route == "a version named" else "/predict"
+
+    def send(client):
+        if isinstance(body, bytes):
+            return client.post(f"{path}?async=1", body, content_type="application/json")
+        return client.post(f"{path}?async=1", body, format="json")
+
+    client = client_with(make_token(world.user("member"), scope=TokenScope.RUN))
+    # the route decides; the lane now holds the decision
+    assert client.post(f"{path}?async=1", IRIS, format="json").status_code == 202
+    settings.INFERENCE_PREDICT_LANE = False
+    by_route = send(client)
+    settings.INFERENCE_PREDICT_LANE = True
+    lane_answers.clear()
+    by_lane = send(client)
+    assert lane_answers == [path], case
+    assert comparable(by_lane) == comparable(by_route), case
 
 
 def test_the_lane_counts_the_rate_limit_once_per_request(world, deployment, lane_answers, settings):

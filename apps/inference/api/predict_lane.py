@@ -1,27 +1,28 @@
-"""The deployment predict route's lane: a request this process already let through is answered without Django's
-URL resolution, the last middleware and DRF's dispatch.
+"""The predict routes' lane: a request this process already let through is answered without Django's URL
+resolution, the last middleware and DRF's dispatch.
 
-``POST /api/v1/orgs/{org}/deployments/{slug}/predict`` is the data plane's busiest route (issue #15). Each request
-on it paid for Django's URL resolution, the middleware after this one (sign-in, MFA, single sign-on, axes: none of
-them acts on a Bearer token) and DRF's dispatch (its request, content negotiation, the authentication and
-permission loops) before the view did anything: about a fifth of a durable prediction's web CPU, in process.
+``POST /api/v1/orgs/{org}/deployments/{slug}/predict`` and a model's ``.../predict`` routes (a version named, or the
+latest published) are the data plane's busiest routes (issue #15). Each request on them paid for Django's URL
+resolution, the middleware after this one (sign-in, MFA, single sign-on, axes: none of them acts on a Bearer token)
+and DRF's dispatch (its request, content negotiation, the authentication and permission loops) before the view did
+anything: about a tenth of an asynchronous prediction's web CPU, in process.
 
 This middleware stands after ``QueueUnavailableMiddleware`` (settings.MIDDLEWARE), so everything before it applies
 as to any route: metrics, security headers, the audit context, ``Content-Length``. It takes a request only when it
 can answer it exactly as the route would, without reading anything first:
 
-* ``POST`` on the route, with ``Authorization: Bearer <token>``, a JSON body, an ``Accept`` that DRF answers
+* ``POST`` on one of the routes, with ``Authorization: Bearer <token>``, a JSON body, an ``Accept`` that DRF answers
   with JSON, and no ``format`` override;
 * a token this process checked within the short-lived bound that is still usable
   (``BearerTokenAuthentication.authenticate_known``);
-* the caller's run decision for this deployment, held by this process (``apps.inference.online.access.held``):
+* the caller's run decision for what the route names, held by this process (``apps.inference.online.access.held``):
   made by ``restrict()`` on the route itself, for this user, token, scope and binding.
 
-It then sets ``DeploymentPredictView`` up as DRF's dispatch would (the token as the request's authentication, the
-JSON renderer) and runs its own steps: the permission check, ``post``, the exception handler, ``finalize_response``.
-So the inputs, the rate limits, the two paths, the answers and every error are the route's own. Anything else,
-the first request of a token in a process included, goes on to the route, which answers it as always. The lane
-reads nothing and counts nothing before it decides, so a request it leaves is never counted or sent twice.
+It then sets the route's view up as DRF's dispatch would (the token as the request's authentication, the JSON
+renderer) and runs its own steps: the permission check, ``post``, the exception handler, ``finalize_response``. So
+the inputs, the rate limits, the two paths, the answers and every error are the route's own. Anything else, the
+first request of a token in a process included, goes on to the route, which answers it as always. The lane reads
+nothing and counts nothing before it decides, so a request it leaves is never counted or sent twice.
 
 ``INFERENCE_PREDICT_LANE=false`` turns it off (every request then takes the route; docs/admin/configuration.md).
 """
@@ -29,7 +30,8 @@ reads nothing and counts nothing before it decides, so a request it leaves is ne
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -41,38 +43,68 @@ from apps.accounts.authentication import BearerTokenAuthentication
 from apps.core import shortlived
 from apps.inference.online import access
 
-# The route's URL pattern (apps/inference/api/urls.py, ``str`` converters), under the API's prefix;
-# tests/inference/test_predict_lane.py checks that Django resolves every path this matches to the route.
-ROUTE = re.compile(r"^/api/v1/orgs/(?P<org_slug>[^/]+)/deployments/(?P<slug>[^/]+)/predict$")
+
+class LaneRoute(NamedTuple):
+    """A predict route: its URL pattern, a path Django resolves to it, and the run decision it remembers."""
+
+    pattern: re.Pattern
+    example: str
+    decision: Callable[[dict[str, str]], tuple]
+
+
+# The routes' URL patterns (apps/inference/api/urls.py, ``str`` converters), under the API's prefix, each with the
+# key its view remembers the run decision under (``access.remembered``); tests/inference/test_predict_lane.py checks
+# that Django resolves every path one of these matches to that route, and no other.
+ROUTES = (
+    LaneRoute(
+        re.compile(r"^/api/v1/orgs/(?P<org_slug>[^/]+)/deployments/(?P<slug>[^/]+)/predict$"),
+        "/api/v1/orgs/o/deployments/d/predict",
+        lambda kwargs: ("deployment", kwargs["org_slug"], kwargs["slug"]),
+    ),
+    LaneRoute(
+        re.compile(r"^/api/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/versions/(?P<label>[^/]+)/predict$"),
+        "/api/v1/models/o/m/versions/v/predict",
+        lambda kwargs: ("version", kwargs["owner"], kwargs["name"], kwargs["label"]),
+    ),
+    LaneRoute(
+        re.compile(r"^/api/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predict$"),
+        "/api/v1/models/o/m/predict",
+        lambda kwargs: ("version", kwargs["owner"], kwargs["name"], None),
+    ),
+)
 JSON_ACCEPTS = frozenset(("", "*/*", "application/json"))
 AUTHENTICATION = BearerTokenAuthentication()
 
 
-class DeploymentPredictLane:
-    """Answers the deployment predict route for requests this process already let through (see the module)."""
+class PredictLane:
+    """Answers the predict routes for requests this process already let through (see the module)."""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
         # The metrics the last middleware records for every answer (django_prometheus's, with the route's name).
         self.metrics = PrometheusAfterMiddleware(get_response)
-        self._route: ResolverMatch | None = None
+        self._resolved: dict[str, ResolverMatch] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         answered = self.answer(request) if settings.INFERENCE_PREDICT_LANE else None
         return answered if answered is not None else self.get_response(request)
 
-    def route(self) -> ResolverMatch:
+    def resolved(self, route: LaneRoute) -> ResolverMatch:
         """The route as Django resolves it (its view, name and namespace), once per process."""
-        if self._route is None:
-            self._route = resolve("/api/v1/orgs/o/deployments/d/predict")
-        return self._route
+        found = self._resolved.get(route.example)
+        if found is None:
+            found = self._resolved[route.example] = resolve(route.example)
+        return found
 
     def answer(self, request: HttpRequest) -> HttpResponse | None:
         """The route's answer, or None to let the route answer (nothing read, nothing counted)."""
-        if request.method != "POST":
+        if request.method != "POST" or not request.path_info.endswith("/predict"):
             return None
-        matched = ROUTE.match(request.path_info)
-        if matched is None:
+        for route in ROUTES:
+            matched = route.pattern.match(request.path_info)
+            if matched is not None:
+                break
+        else:
             return None
         meta = request.META
         scheme, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -87,13 +119,14 @@ class DeploymentPredictLane:
             return None
         user, token = known
         kwargs = matched.groupdict()
-        if access.held(user, token, ("deployment", kwargs["org_slug"], kwargs["slug"])) is shortlived.MISSING:
+        if access.held(user, token, route.decision(kwargs)) is shortlived.MISSING:
             return None
-        return self.serve(request, user, token, kwargs)
+        return self.serve(request, user, token, self.resolved(route), kwargs)
 
-    def serve(self, request: HttpRequest, user: Any, token: Any, kwargs: dict[str, str]) -> HttpResponse:
+    def serve(
+        self, request: HttpRequest, user: Any, token: Any, route: ResolverMatch, kwargs: dict[str, str]
+    ) -> HttpResponse:
         """The route's view run as DRF's dispatch runs it, for a caller already authenticated."""
-        route = self.route()
         request.resolver_match = ResolverMatch(
             route.func, (), kwargs, route.url_name, route.app_names, route.namespaces, route.route
         )
