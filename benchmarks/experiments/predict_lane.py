@@ -1,12 +1,13 @@
-"""EXPERIMENT: what Django's handler, middleware and DRF's dispatch cost an online prediction.
+"""EXPERIMENT: what the predict lane (apps/inference/api/predict_lane.py) saves, measured against its own off switch.
 
 The batching deployment of benchmarks/inference.py (MiniLM int8, the same inputs, the same worker and gunicorn
-settings), served alternately by the portal's application (``bench_wsgi``) and by lean_predict_wsgi.py, which answers
-the predict route before Django's handler with the portal's own functions (its docstring says what it leaves out).
-For each: concurrency 1 (p50) and concurrency 32 (items/s, share of raw ORT's best batch, CPU per request by role).
-Not part of ``make bench`` nor of RESULTS.md's generated sections; its figures are quoted by hand.
+settings), served alternately with ``INFERENCE_PREDICT_LANE=false`` (every request takes the route: URL resolution,
+the rest of the middleware, DRF's dispatch) and ``true`` (requests whose token and run decision the process holds
+take the lane). For each: concurrency 1 (p50), concurrency 32 online (items/s, share of raw ORT's best batch, CPU
+per request by role) and the durable path at concurrency 32 (asynchronous requests, job rows). Not part of
+``make bench`` nor of RESULTS.md's generated sections; its figures are quoted by hand.
 
-    .venv/bin/python benchmarks/experiments/lean_predict.py --rounds 2 --requests 1500
+    .venv/bin/python benchmarks/experiments/predict_lane.py --rounds 2 --requests 1500
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import inference as bench  # noqa: E402 - benchmarks/inference.py: its setup, load and CPU accounting
 
-APPS = {"portal": "bench_wsgi:application", "lean": "lean_predict_wsgi:application"}
+SETTINGS = {"route": {"INFERENCE_PREDICT_LANE": "false"}, "lane": {"INFERENCE_PREDICT_LANE": "true"}}
 
 
 def main() -> None:
@@ -33,8 +34,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two applications")
     parser.add_argument("--requests", type=int, default=1500, help="requests at concurrency 32, per phase")
     args = parser.parse_args()
-    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpux_bench_lean")
-    workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-lean-"))
+    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gpux_bench_lane")
+    workdir = Path(tempfile.mkdtemp(prefix="gpux-bench-lane-"))
     env = bench.environment(workdir)
     os.environ["PYTHONPATH"] = f"{env['PYTHONPATH']}:{HERE}"
     bench.recreate_database(env["DATABASE_URL"])
@@ -59,7 +60,7 @@ def main() -> None:
     worker = bench.start_process(
         [celery, "-A", "gpux_portal", "worker", "-Q", "inference.cpu", "-P", "prefork", "--concurrency", "1",
          "--prefetch-multiplier", "64", "--without-heartbeat", "--without-gossip", "--without-mingle",
-         "-n", "bench-lean@%h", "--loglevel", "WARNING"],
+         "-n", "bench-lane@%h", "--loglevel", "WARNING"],
         logs / "worker.log",
         {"GPUX_INFERENCE_THREADS": "2"},
     )  # fmt: skip
@@ -79,13 +80,13 @@ def main() -> None:
 
     try:
         for round_ in range(args.rounds):
-            for name, app in APPS.items():
+            for name, settings in SETTINGS.items():
                 port = bench.free_port()
                 web = bench.start_process(
-                    [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "gthread",
-                     "--threads", "24", "--log-level", "warning"],
+                    [sys.executable, "-m", "gunicorn", "bench_wsgi:application", "-b", f"127.0.0.1:{port}", "-w",
+                     "2", "-k", "gthread", "--threads", "24", "--log-level", "warning"],
                     logs / f"web-{name}-{round_}.log",
-                    {},
+                    settings,
                 )  # fmt: skip
                 base = f"http://127.0.0.1:{port}"
                 try:
@@ -93,16 +94,21 @@ def main() -> None:
                     bench.load(post(base), 8, 200)  # warm: both processes, their threads and decisions
                     single = bench.load(post(base), 1, 500, roles)
                     many = bench.load(post(base), 32, args.requests, roles)
+                    durable = bench.durable_load(
+                        f"{base}{deployment_url}?async=1", body, headers, 32, args.requests, roles
+                    )
                 finally:
                     web.terminate()
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         web.wait(timeout=20)
                 cpu = " / ".join(f"{many['cpu_ms'][role]:.2f}" for role in roles)
+                durable_cpu = " / ".join(f"{durable['cpu_ms'][role]:.2f}" for role in roles)
                 print(
-                    f"round {round_ + 1} {name:6s} concurrency 1: p50 {single['p50']:.2f} ms "
-                    f"(raw ORT + {single['p50'] - raw['latency']['p50']:.2f}); concurrency 32: "
+                    f"round {round_ + 1} {name:5s} concurrency 1: p50 {single['p50']:.2f} ms "
+                    f"(raw ORT + {single['p50'] - raw['latency']['p50']:.2f}); concurrency 32 online: "
                     f"{many['throughput']:.0f} items/s, {many['throughput'] / best:.2f} of raw ORT's best batch, "
-                    f"CPU ms per request web / worker / database / redis {cpu}",
+                    f"CPU ms per request web / worker / database / redis {cpu}; durable: "
+                    f"{durable['throughput']:.0f} items/s, {durable['throughput'] / best:.2f}, CPU {durable_cpu}",
                     flush=True,
                 )
     finally:
