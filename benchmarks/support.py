@@ -1,11 +1,15 @@
-"""What the benchmarks share: a timestamped log line, a free loopback port, and a database made fresh per run."""
+"""What the benchmarks share: a timestamped log line, a free loopback port, a database made fresh per run, CPU by
+process, and processes paused while a baseline is measured."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,3 +70,40 @@ def cpu_spent(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, 
     for pid, (role, seconds) in after.items():
         spent[role] += seconds - before.get(pid, (role, 0.0))[1]
     return dict(spent)
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (from /proc: each process's parent)."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children[parent].append(int(entry.name))
+    found, waiting = [], [pid]
+    while waiting:
+        current = waiting.pop()
+        found.append(current)
+        waiting.extend(children.get(current, []))
+    return found
+
+
+@contextlib.contextmanager
+def paused(pids: list[int]) -> Iterator[None]:
+    """The processes ``pids`` stopped (SIGSTOP) while the block runs, then continued: a baseline measured meanwhile
+    shares the machine with nothing they do, idle work included."""
+    stopped = []
+    try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
