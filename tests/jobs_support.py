@@ -169,13 +169,17 @@ def database_url_of_this_test_run() -> str:
     return f"postgres://{credentials}{host}{port}/{quote(config['NAME'], safe='')}"
 
 
-def serve_portal(var_dir: Path, *, workers: int = 1, threads: int = 4) -> tuple[subprocess.Popen, str]:
+def serve_portal(
+    var_dir: Path, *, workers: int = 1, threads: int = 4, log: Path | None = None, env: dict | None = None
+) -> tuple[subprocess.Popen, str]:
     """The portal under gunicorn with its own configuration (gpux_portal/gunicorn_conf.py), ``workers`` processes of
     ``threads`` threads, on this test run's database, Redis and broker, on a free port of 127.0.0.1: the process and
-    its base URL. The caller stops it (``stop_portal``)."""
+    its base URL. ``log``: a file for its output (else none is kept); ``env``: more environment. The caller stops it
+    (``stop_portal``)."""
     from tests.metrics_support import free_port
 
     port = free_port()
+    extra = env or {}
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_this_test_run(),
@@ -189,11 +193,15 @@ def serve_portal(var_dir: Path, *, workers: int = 1, threads: int = 4) -> tuple[
         "PYTHONPATH": str(BASE_DIR),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(extra)
     command = [
         sys.executable, "-m", "gunicorn", "--config", "python:gpux_portal.gunicorn_conf",
         "gpux_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
     ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT)
+    if log is not None:
+        output.close()  # the server holds its own copy
     return server, f"http://127.0.0.1:{port}"
 
 

@@ -29,6 +29,7 @@ nothing and counts nothing before it decides, so a request it leaves is never co
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -74,6 +75,7 @@ ROUTES = (
 )
 JSON_ACCEPTS = frozenset(("", "*/*", "application/json"))
 AUTHENTICATION = BearerTokenAuthentication()
+logger = logging.getLogger(__name__)
 
 
 class PredictLane:
@@ -127,6 +129,8 @@ class PredictLane:
         self, request: HttpRequest, user: Any, token: Any, route: ResolverMatch, kwargs: dict[str, str]
     ) -> HttpResponse:
         """The route's view run as DRF's dispatch runs it, for a caller already authenticated."""
+        if logger.isEnabledFor(logging.DEBUG):  # which requests took the lane (LOG_LEVEL=DEBUG)
+            logger.debug("predict lane: %s %s", request.method, request.path)
         request.resolver_match = ResolverMatch(
             route.func, (), kwargs, route.url_name, route.app_names, route.namespaces, route.route
         )
