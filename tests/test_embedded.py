@@ -299,6 +299,49 @@ def test_embedded_sqlite_takes_concurrent_writers_without_database_is_locked(tmp
     assert events[0] >= 75
 
 
+ROLL_UP_AGAIN = """
+from datetime import timedelta
+from django.utils import timezone
+from apps.accounts.models import User
+from apps.organizations.services import create_organization
+from apps.analytics.models import Granularity, UsageEvent, UsageRollup
+from apps.analytics.rollups import roll_up_bucket
+owner = User.objects.create_user(email="rollup@x.example", handle="rollup-owner")
+org = create_organization(creator=owner, slug="rollup", name="Rollup")
+hour = (timezone.now() - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+def add(count):
+    for minute in range(count):
+        UsageEvent.objects.create(
+            organization=org, actor=owner, kind="prediction", token_id=7, token_kind="personal", model_id=1,
+            version_id=2, created_at=hour + timedelta(minutes=5 + minute),
+        )
+add(2)
+written = [roll_up_bucket(Granularity.HOUR, hour), roll_up_bucket(Granularity.HOUR, hour)]
+add(1)
+written.append(roll_up_bucket(Granularity.HOUR, hour))
+rows = UsageRollup.objects.filter(granularity=Granularity.HOUR, bucket_start=hour, organization=org)
+print("ROLLED UP", written, sorted((row.scope, row.events) for row in rows))
+"""
+
+
+@pytest.mark.slow
+def test_usage_rolled_up_again_on_sqlite_replaces_the_buckets_rows(prepared_var):
+    """`make run`'s SQLite: an hour rolled up again (every event drained into it marks it again) replaces its rows
+    with a recount. The roll-up's raw SQL got the bucket's times as the SQLite driver spells them ("...+00:00"), not
+    as the ORM stores and deletes them: the second roll-up of an hour failed on the unique constraint, in the
+    worker's log of a `make run` where predictions were made with a token."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", ROLL_UP_AGAIN],
+        cwd=REPO,
+        env=embedded_env(prepared_var),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "ROLLED UP [3, 3, 3] [('model', 3), ('org', 3), ('token', 3)]" in result.stdout, result.stdout[-2000:]
+
+
 # --- supervision and stopping ---------------------------------------------------------------------------------
 
 

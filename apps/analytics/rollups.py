@@ -91,16 +91,20 @@ def roll_up_bucket(granularity: str, bucket_start: datetime) -> int:
     """Replace the rollup rows (and active-user rows) of one bucket with a recount of its raw events; returns the
     rollup rows written."""
     end = bucket_start + LENGTH[Granularity(granularity)]
+    # The raw statements get the times as the ORM writes and compares them: on SQLite (make run) a datetime is text,
+    # and the driver's own spelling ("...+00:00") is not the ORM's, so a bucket rolled up again kept the rows the
+    # ORM's delete did not match and its insert failed on the unique constraint. PostgreSQL gets them unchanged.
+    start_value, end_value = (connection.ops.adapt_datetimefield_value(value) for value in (bucket_start, end))
     written = 0
     with transaction.atomic():
         UsageRollup.objects.filter(granularity=granularity, bucket_start=bucket_start).delete()
         UsageActiveUser.objects.filter(granularity=granularity, bucket_start=bucket_start).delete()
         with connection.cursor() as cursor:
             for scope in RollupScope:
-                cursor.execute(_insert_sql(scope), [granularity, bucket_start, scope.value, bucket_start, end])
+                cursor.execute(_insert_sql(scope), [granularity, start_value, scope.value, start_value, end_value])
                 written += max(cursor.rowcount, 0)
             for scope in (RollupScope.ORGANIZATION, RollupScope.MODEL):
-                cursor.execute(_active_users_sql(scope), [granularity, bucket_start, bucket_start, end])
+                cursor.execute(_active_users_sql(scope), [granularity, start_value, start_value, end_value])
     return written
 
 
