@@ -205,6 +205,20 @@ def serve_portal(
     return server, f"http://127.0.0.1:{port}"
 
 
+def wait_for_portal(base: str, *, timeout: float = 90) -> None:
+    """Wait until the portal at ``base`` (``serve_portal``'s URL) answers ``/healthz``."""
+    import urllib.request
+
+    def up() -> bool:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=5)
+            return True
+        except OSError:
+            return False
+
+    wait_for(up, timeout=timeout, interval=0.2, what="gunicorn to answer")
+
+
 def stop_portal(server: subprocess.Popen) -> None:
     server.send_signal(signal.SIGTERM)
     try:

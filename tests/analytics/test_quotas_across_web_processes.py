@@ -40,15 +40,7 @@ def test_two_web_processes_let_exactly_the_limit_through(tmp_path):
     servers = [jobs_support.serve_portal(tmp_path / name) for name in ("a", "b")]
     try:
         for _, url in servers:
-
-            def up(url=url) -> bool:
-                try:
-                    urllib.request.urlopen(f"{url}/healthz", timeout=5)
-                    return True
-                except OSError:
-                    return False
-
-            jobs_support.wait_for(up, timeout=90, interval=0.2, what="gunicorn to answer")
+            jobs_support.wait_for_portal(url)
         urls = [f"{servers[i % 2][1]}/api/v1/user/" for i in range(2 * LIMIT + 10)]
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = list(pool.map(lambda url: _get(url, token), urls))

@@ -42,15 +42,7 @@ def test_requests_after_the_server_ended_every_connection_answer_200(tmp_path):
     token = make_token(UserFactory(), organization=OrganizationFactory())
     server, base = jobs_support.serve_portal(tmp_path / "web", threads=THREADS)
     try:
-
-        def up() -> bool:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=5)
-                return True
-            except OSError:
-                return False
-
-        jobs_support.wait_for(up, timeout=90, interval=0.2, what="gunicorn to answer")
+        jobs_support.wait_for_portal(base)
         url = f"{base}/api/v1/orgs/"  # reads the database on every request
         with ThreadPoolExecutor(max_workers=THREADS * 2) as pool:
             before = list(pool.map(lambda _: get(url, token), range(THREADS * 8)))

@@ -56,15 +56,7 @@ def test_under_gunicorn_every_persona_gets_the_routes_answer_and_each_accepted_r
     server, base = jobs_support.serve_portal(tmp_path / "web", threads=THREADS, log=log, env={"LOG_LEVEL": "DEBUG"})
     url = f"{base}/api/v1/orgs/{world.org.slug}/deployments/{deployment.slug}/predict?async=1"
     try:
-
-        def up() -> bool:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=5)
-                return True
-            except OSError:
-                return False
-
-        jobs_support.wait_for(up, timeout=90, interval=0.2, what="gunicorn to answer")
+        jobs_support.wait_for_portal(base)
         answers: dict[str, list[tuple[int, dict]]] = {}
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             for persona, token in tokens.items():
