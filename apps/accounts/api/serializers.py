@@ -7,12 +7,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import ApiToken, TokenKind, TokenScope, User
+from apps.core.api.serializers import CachedFieldsModelSerializer
 
 SCOPE_NAMES = [scope.label for scope in TokenScope]
 STATUS_NAMES = ["active", "expired", "revoked"]
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(CachedFieldsModelSerializer):
     """The signed-in user. ``name`` and ``handle`` may be changed; the e-mail is managed under /accounts/email/."""
 
     class Meta:
@@ -26,7 +27,7 @@ class UserSerializer(serializers.ModelSerializer):
         }
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(CachedFieldsModelSerializer):
     """A token as its owner sees it later: the prefix identifies it, the secret is never shown again."""
 
     scope = serializers.SerializerMethodField()

@@ -4,9 +4,10 @@ from rest_framework import serializers
 
 from apps.audit.exports import EXPORT_FIELDS
 from apps.audit.models import AuditEvent
+from apps.core.api.serializers import CachedFieldsModelSerializer
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(CachedFieldsModelSerializer):
     """One event as the API lists it: the same fields, in the same order, as the CSV and JSON lines exports."""
 
     actor = serializers.CharField(

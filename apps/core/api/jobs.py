@@ -28,7 +28,7 @@ from rest_framework.response import Response
 
 from apps.core.access import TokenScope, organization_model
 from apps.core.api.permissions import require_scope
-from apps.core.api.serializers import absolute_url
+from apps.core.api.serializers import CachedFieldsModelSerializer, absolute_url
 from apps.core.api.views import RestrictedViewSetMixin, api_refusals, bound_organization_id
 from apps.core.gates import gate_refusal
 from apps.core.job_services import cancel_job, ensure_sent, job_kinds, job_task_for, start_job
@@ -45,7 +45,7 @@ def user_startable_kinds() -> list[str]:
 # --- serializers ------------------------------------------------------------------------------------------------
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(CachedFieldsModelSerializer):
     """A job's state as its creator and the organization's admins see it."""
 
     organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)

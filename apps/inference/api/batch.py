@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
-from apps.core.api.serializers import absolute_url
+from apps.core.api.serializers import CachedFieldsModelSerializer, absolute_url
 from apps.core.api.views import RestrictedViewSetMixin, bound_organization_id
 from apps.core.jobs import Job, JobStatus
 from apps.inference.batch import (
@@ -72,7 +72,7 @@ class BatchRequestSerializer(serializers.Serializer):
     )
 
 
-class BatchJobSerializer(serializers.ModelSerializer):
+class BatchJobSerializer(CachedFieldsModelSerializer):
     """A batch job: its state, its rows, where its results are."""
 
     job = serializers.UUIDField(source="uuid", read_only=True)

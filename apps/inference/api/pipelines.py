@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
 from apps.core import lookup
-from apps.core.api.serializers import absolute_url
+from apps.core.api.serializers import CachedFieldsModelSerializer, absolute_url
 from apps.core.api.views import OrganizationNestedMixin, RestrictedViewSetMixin, api_refusals, bound_organization_id
 from apps.core.jobs import Job, JobStatus
 from apps.core.lookup import CREATE_IN
@@ -54,7 +54,7 @@ class PipelineWriteSerializer(serializers.Serializer):
     )
 
 
-class PipelineSerializer(serializers.ModelSerializer):
+class PipelineSerializer(CachedFieldsModelSerializer):
     """A pipeline: its steps with the versions they run, what it takes and what it answers."""
 
     organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.access import Visibility
-from apps.core.api.serializers import absolute_url
+from apps.core.api.serializers import CachedFieldsModelSerializer, absolute_url
 from apps.inference.models import (
     Deployment,
     DeploymentRevision,
@@ -20,7 +20,7 @@ from apps.inference.models import (
 )
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(CachedFieldsModelSerializer):
     """A deployment as its organization's members see it. To a caller who may not view its model (an outsider on a
     public deployment of a private organization) ``model``, ``version``, ``alias`` and ``canary_version`` are
     ``null``: the deployment answers under its own name and ``revision`` (the context's ``viewable_models``)."""
@@ -91,7 +91,7 @@ class RollbackSerializer(serializers.Serializer):
     )
 
 
-class DeploymentRevisionSerializer(serializers.ModelSerializer):
+class DeploymentRevisionSerializer(CachedFieldsModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="handle", read_only=True, allow_null=True)
 
     class Meta:
@@ -134,7 +134,7 @@ class PredictionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(CachedFieldsModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.access import Visibility
-from apps.core.api.serializers import absolute_url
+from apps.core.api.serializers import CachedFieldsModelSerializer, absolute_url
 from apps.marketplace.markdown import render_markdown
 from apps.marketplace.models import (
     Alias,
@@ -38,7 +38,7 @@ def file_url(request, version_file: VersionFile) -> str:
     return absolute_url(request, url)
 
 
-class VersionFileSerializer(serializers.ModelSerializer):
+class VersionFileSerializer(CachedFieldsModelSerializer):
     """A file of a version: path, role, size, SHA-256 and where to download it."""
 
     size = serializers.IntegerField(source="blob.size", read_only=True)
@@ -59,7 +59,7 @@ class VersionFileSerializer(serializers.ModelSerializer):
         return absolute_url(self.context.get("request"), url)
 
 
-class ModelSerializer(serializers.ModelSerializer):
+class ModelSerializer(CachedFieldsModelSerializer):
     """A model as listed: who owns it, what it does, how visible it is, its latest published version."""
 
     owner = serializers.CharField(source="organization.slug", read_only=True)
@@ -146,7 +146,7 @@ class ModelUpdateSerializer(serializers.Serializer):
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class VersionSerializer(CachedFieldsModelSerializer):
     """A version with its status, validation outcome, signature and files."""
 
     status = serializers.ChoiceField(choices=VersionStatus.choices, read_only=True)
@@ -268,7 +268,7 @@ class UploadJobSerializer(serializers.Serializer):
     progress = serializers.FloatField()
 
 
-class UploadSessionSerializer(serializers.ModelSerializer):
+class UploadSessionSerializer(CachedFieldsModelSerializer):
     """A resumable upload: resume at ``offset``; PATCH chunks to ``upload_url``, then POST ``complete_url``.
 
     ``status``: ``open`` (taking chunks), ``verifying`` (a job checks the bytes: see ``job``), ``completed``
@@ -329,7 +329,7 @@ class UploadSessionSerializer(serializers.ModelSerializer):
         return {"uuid": job.uuid, "url": url, "status": job.status, "progress": job.progress}
 
 
-class AliasChangeSerializer(serializers.ModelSerializer):
+class AliasChangeSerializer(CachedFieldsModelSerializer):
     actor = serializers.CharField(source="actor.handle", read_only=True, default=None)
 
     class Meta:
@@ -338,7 +338,7 @@ class AliasChangeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AliasSerializer(serializers.ModelSerializer):
+class AliasSerializer(CachedFieldsModelSerializer):
     """An alias, the version it points at, and its moves (newest first)."""
 
     version = serializers.CharField(source="version.label", read_only=True)

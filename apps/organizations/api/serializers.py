@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from apps.core.access import Role, Visibility
+from apps.core.api.serializers import CachedFieldsModelSerializer
 from apps.organizations.models import Invitation, Membership, Organization, Team
 
 ROLE_NAMES = [role.label for role in Role]
@@ -44,7 +45,7 @@ class RoleField(serializers.ChoiceField):
         return Role.from_name(super().to_internal_value(data.strip().lower()))
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(CachedFieldsModelSerializer):
     """An organization as the caller sees it, with the caller's role in it (``null`` when not a member)."""
 
     slug = StrictCharField(
@@ -93,7 +94,7 @@ class UserSummarySerializer(serializers.Serializer):
     name = StrictCharField(read_only=True)
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(CachedFieldsModelSerializer):
     """A member of an organization and their role. Only ``role`` can be changed (PATCH)."""
 
     handle = StrictCharField(source="user.handle", read_only=True)
@@ -113,7 +114,7 @@ class MembershipSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(CachedFieldsModelSerializer):
     """A team of an organization's members."""
 
     slug = StrictCharField(max_length=50, help_text="The team's name in URLs, unique in its organization.")
@@ -127,7 +128,7 @@ class TeamSerializer(serializers.ModelSerializer):
         read_only_fields = ["uuid", "member_count", "created_at"]
 
 
-class TeamMemberSerializer(serializers.ModelSerializer):
+class TeamMemberSerializer(CachedFieldsModelSerializer):
     """A user in a team."""
 
     class Meta:
@@ -142,7 +143,7 @@ class TeamMemberAddSerializer(serializers.Serializer):
     handle = StrictCharField(max_length=39)
 
 
-class InvitationSerializer(serializers.ModelSerializer):
+class InvitationSerializer(CachedFieldsModelSerializer):
     """An invitation. Its key is only ever in the e-mail sent to the invited address."""
 
     email = StrictCharField(max_length=254, help_text="The invited address (stored lower-case).")

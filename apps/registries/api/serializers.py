@@ -9,11 +9,12 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from apps.core.access import Visibility
+from apps.core.api.serializers import CachedFieldsModelSerializer
 from apps.registries.models import Registry, RegistryMode, RegistrySync
 from apps.registries.sdk.discovery import backend_class
 
 
-class SyncSerializer(serializers.ModelSerializer):
+class SyncSerializer(CachedFieldsModelSerializer):
     """One run: its job's state and what it did."""
 
     status = serializers.CharField(source="job.status", read_only=True)
@@ -56,7 +57,7 @@ class SyncSerializer(serializers.ModelSerializer):
         return reverse("api:job-detail", kwargs={"uuid": sync.job.uuid}, request=self.context.get("request"))
 
 
-class RegistrySerializer(serializers.ModelSerializer):
+class RegistrySerializer(CachedFieldsModelSerializer):
     credentials_set = serializers.SerializerMethodField()
     backend_label = serializers.SerializerMethodField()
     model_count = serializers.IntegerField(read_only=True, default=None)
