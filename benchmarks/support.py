@@ -1,13 +1,15 @@
 """What the benchmarks share: a timestamped log line, a free loopback port, a database made fresh per run, CPU by
-process, and processes paused while a baseline is measured."""
+process, processes paused while a baseline is measured, and a lean HTTP client for load generators."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import http.client
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +109,50 @@ def paused(pids: list[int]) -> Iterator[None]:
         for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+class HttpClient:
+    """A load generator's HTTP/1.1 client: one keep-alive connection per thread (the standard library's
+    ``http.client``), to one server.
+
+    A load generator shares the machine with what it measures, and its own time is in every latency it reports.
+    ``requests`` (with urllib3 under it) cost this 2-core machine 1.0-1.6 ms of CPU a request, more than the portal's
+    web process spends on a cached API read; a concurrency-1 prediction measured 1.2 ms faster with this client than
+    with ``requests``, alternating request by request (benchmarks/RESULTS.md, eighth session). A connection the server
+    closed while it was idle (gunicorn's keep-alive timeout) is opened again and the request sent once more, only
+    when nothing of the answer came back, as ``requests`` does."""
+
+    RETRIED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+    def __init__(self, base: str, *, timeout: float = 60.0) -> None:
+        parts = urlsplit(base)
+        self.host, self.port, self.timeout = parts.hostname, parts.port or 80, timeout
+        self._local = threading.local()
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes]:
+        """The status and body of ``method path``."""
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            fresh = connection is None
+            if fresh:
+                connection = self._local.connection = http.client.HTTPConnection(
+                    self.host, self.port, timeout=self.timeout
+                )
+            try:
+                connection.request(method, path, body=body, headers=headers or {})
+                response = connection.getresponse()
+                return response.status, response.read()
+            except Exception as exc:
+                connection.close()  # whatever failed, the next request starts on a new connection
+                self._local.connection = None
+                if fresh or attempt == 2 or not isinstance(exc, self.RETRIED):
+                    raise
+        raise AssertionError("unreachable")
+
+    def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, bytes]:
+        return self.request("POST", path, body, headers)
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, bytes]:
+        return self.request("GET", path, None, headers)
