@@ -68,5 +68,7 @@ def _fresh_short_lived_caches():
     """Each test starts with no remembered token or access decision (apps/core/shortlived.py): ids repeat between
     tests whose rows were rolled back."""
     from apps.core import shortlived
+    from apps.core.api.throttling import forget_leases
 
     shortlived.clear_local()
+    forget_leases()  # rate-limit permits leased by this process (apps/core/api/throttling.py): ids repeat too

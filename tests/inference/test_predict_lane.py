@@ -239,14 +239,13 @@ def test_the_lane_counts_the_rate_limit_once_per_request(world, deployment, lane
     }
     from apps.inference.api.views import PredictThrottle
 
+    rates = PredictThrottle.THROTTLE_RATES  # put back as it was: api_settings holds the test's rates until teardown
     PredictThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     try:
         client = client_with(make_token(world.user("member"), scope=TokenScope.RUN))
         answers = [post(client, deployment).status_code for _ in range(4)]
     finally:
-        from rest_framework.settings import api_settings
-
-        PredictThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        PredictThrottle.THROTTLE_RATES = rates
     assert answers == [202, 202, 202, 429]
     assert len(lane_answers) == 3  # the second request on: the fourth is refused by the lane, as the route would
 

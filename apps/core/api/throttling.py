@@ -1,10 +1,20 @@
-"""The API's rate limits: DRF's throttles, counted in fixed windows with one Redis round trip per request.
+"""The API's rate limits: DRF's throttles, counted in fixed windows in Redis, each web process taking its permits in
+leases.
 
 DRF's ``SimpleRateThrottle`` keeps a list of every request's time in the cache, reads it, prunes it and writes it
 back: two round trips and a pickle that grows with the rate (6,000 floats for "6000/minute" at full use). Here a
-request increments the counter of the current window (``INCR`` and ``EXPIRE`` in one pipeline); over the rate it
-answers 429 with ``Retry-After`` the seconds left in the window. A fixed window lets a client send up to twice the
-rate across a window's edge, which is what a rate limit of this kind is for: keeping a client's volume in bounds.
+window of the rate's duration has one counter in Redis; over the rate a request answers 429 with ``Retry-After``
+the seconds left in the window. A fixed window lets a client send up to twice the rate across a window's edge,
+which is what a rate limit of this kind is for: keeping a client's volume in bounds.
+
+**Leases.** A web process does not ask Redis for every request: it takes a lease of permits for the caller's window
+(``INCRBY`` the counter by the lease, ``EXPIRE``, one round trip) and spends them on that caller's requests in this
+window without asking again. A lease is a hundredth of the rate, at most ``LEASE_MOST`` permits, and a single one
+for a rate under 200 a window (so small limits count every request, as before). Permits are counted in Redis when
+leased, so no process can let through more than the rate: the limit holds exactly across processes. What a
+process leased and did not spend by the window's end is lost: a caller may be refused up to one lease per other web
+process early (1 % of the rate each). Under load this round trip was what the throttle cost: 0.2-0.3 ms of web CPU
+a request at concurrency 32 (issue #15, benchmarks/RESULTS.md), on every API route.
 
 Without a Redis cache (the embedded ``make run``) and while Redis does not answer, DRF's own counting runs
 (its cache answers empty then, so nothing is refused: docs/admin/mfa-and-lockout.md, "When Redis is down").
@@ -13,12 +23,54 @@ Without a Redis cache (the embedded ``make run``) and while Redis does not answe
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import throttling
 
 logger = logging.getLogger(__name__)
+
+LEASE_SHARE = 100  # a lease is at most this fraction of the rate (1 %) ...
+LEASE_MOST = 100  # ... and at most this many permits
+_LEASES_KEPT = 50_000  # callers with a lease in this process; past it, the leases are forgotten (the rest unspent)
+_leases: dict[str, list[Any]] = {}  # the throttle's key (scope and caller) -> [(window's key, rate), permits left]
+_leases_lock = threading.Lock()
+
+
+def lease_size(limit: int) -> int:
+    """How many permits one round trip leases for a rate of ``limit`` requests a window."""
+    return max(1, min(LEASE_MOST, limit // LEASE_SHARE))
+
+
+def _spend_leased(key: str, window: tuple[str, int]) -> bool:
+    """Spend one permit of this process's lease on ``window`` (its key and rate: a rate changed since the lease
+    asks Redis again); False when it holds none."""
+    with _leases_lock:
+        held = _leases.get(key)
+        if held is None or held[0] != window or held[1] <= 0:
+            return False
+        held[1] -= 1
+        return True
+
+
+def _keep_leased(key: str, window: tuple[str, int], permits: int) -> None:
+    """Keep ``permits`` leased on ``window``, beside what this process holds there already (threads that found none
+    at the same moment each leased)."""
+    with _leases_lock:
+        held = _leases.get(key)
+        if held is not None and held[0] == window:
+            held[1] += permits
+            return
+        if len(_leases) >= _LEASES_KEPT and key not in _leases:
+            _leases.clear()
+        _leases[key] = [window, permits]
+
+
+def forget_leases() -> None:
+    """Drop this process's unspent permits (tests; a process that changes its rates)."""
+    with _leases_lock:
+        _leases.clear()
 
 
 def _redis_of_cache(cache: Any) -> Any:
@@ -57,6 +109,7 @@ class WindowedRateThrottle:
         key = self.get_cache_key(request, view)
         if key is None:
             return None
+        self.lease_key = key
         now = self.timer()
         window = int(now // self.duration)
         found = Window(
@@ -79,17 +132,23 @@ class WindowedRateThrottle:
         window, client = found
         if client is None:
             return super().allow_request(request, view)
+        if _spend_leased(self.lease_key, (window.key, window.limit)):
+            return True
+        lease = lease_size(window.limit)
         try:
             with client.pipeline(transaction=False) as pipe:
-                pipe.incr(window.key)
+                pipe.incrby(window.key, lease)
                 pipe.expire(window.key, window.expires)
                 count, _ = pipe.execute()
         except Exception as exc:  # Redis away: as the cache does then, count nothing and refuse nothing
             logger.info("Rate limit not counted (%s): %s", self.scope, exc)
             return True
-        if count > window.limit:
+        granted = min(lease, window.limit - (count - lease))  # the lease's permits within the rate
+        if granted <= 0:
             self.retry_in = window.retry_in
             return False
+        if granted > 1:
+            _keep_leased(self.lease_key, (window.key, window.limit), granted - 1)  # one is this request's
         return True
 
     def wait(self) -> float | None:
