@@ -98,3 +98,65 @@ def test_the_gateway_writes_the_request_id_first_in_its_header(settings):
     with pytest.raises(gateway.DeploymentFull):
         gateway._admit_and_wait(request, client)
     assert client.message.startswith(b'{"id":"' + request.id.encode() + b'"')
+
+
+def test_commands_sent_without_waiting_have_their_replies_read_before_the_next_ones(link, key):
+    """``send``: the replies wait in the socket and are read before the next command's, which sees their effect."""
+    link.send([("SET", key, "marked", "EX", 60), ("EXPIRE", key, 30)])
+    link.send([])
+    assert link.call("GET", key) == b"marked"
+    assert 0 < link.call("TTL", key) <= 30
+    assert link.many([("DEL", key), ("EXISTS", key)]) == [1, 0]
+
+
+def test_a_command_sent_without_waiting_that_fails_does_not_break_the_next(link, key):
+    link.call("SET", key, "text", "EX", 60)
+    link.send([("INCR", key)])  # an error reply nobody waits for: logged when read
+    assert link.call("GET", key) == b"text"
+    link.call("DEL", key)
+
+
+def test_replies_left_unread_on_a_broken_connection_fail_the_next_command_which_a_new_link_then_serves(link, key):
+    import socket
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    link.send([("SET", key, "1", "EX", 60)])
+    link.connection._sock.shutdown(socket.SHUT_RDWR)
+    with pytest.raises((RedisConnectionError, OSError)):
+        link.call("GET", key)
+    assert link.call("GET", key) in (b"1", None)  # it connected again: nothing half-read came back
+    link.call("DEL", key)
+
+
+def test_an_idle_loop_runs_a_lone_request_one_round_trip_after_taking_it(key, monkeypatch):
+    """The serving loop, idle (its last batch held one request), takes a request with BLPOP and marks it taken
+    without waiting for the mark's reply; busy, it takes what else waits in one more round trip."""
+    from apps.inference.online import messages
+    from apps.inference.online.loop import ServingLoop
+
+    loop = ServingLoop(["inference.cpu"])
+    loop.keys = [f"{key}:queue"]
+    link = RedisLink(settings.REDIS_URL)
+    waited: list[tuple] = []
+    original_many = link.many
+    monkeypatch.setattr(link, "many", lambda commands: waited.append(commands) or original_many(commands))
+    try:
+        tag = uuid.uuid4().hex
+        first, second = (messages.pack({"id": f"{tag}{n}", "version": 1, "max": 8}) for n in "ab")
+        link.call("RPUSH", loop.keys[0], first, second)
+        assert loop._take(link) == [first]  # idle: the lone request at once, the other left for the answer's trip
+        assert waited == []
+        assert link.call("GET", messages.taken_key(f"{tag}a")) == loop.name.encode()
+        loop.busy = True
+        link.call("RPUSH", loop.keys[0], first)
+        assert loop._take(link) == [second, first]  # busy: what waits comes with it, in one round trip
+        assert len(waited) == 1 and waited[0][0][0] == "LPOP"
+        loop.busy = False
+        jobs = [messages.pack({"job": n, "max": 8}) for n in (1, 2, 3)]
+        link.call("RPUSH", loop.keys[0], *jobs)
+        assert loop._take(link) == jobs  # durable jobs, idle or not: all that waits, to run merged
+        assert len(waited) == 2
+    finally:
+        link.call("DEL", loop.keys[0], messages.taken_key(f"{tag}a"), messages.taken_key(f"{tag}b"))
+        link.close()
