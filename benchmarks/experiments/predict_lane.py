@@ -19,12 +19,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import inference as bench  # noqa: E402 - benchmarks/inference.py: its setup, load and CPU accounting
+from support import HttpClient  # noqa: E402
 
 SETTINGS = {"route": {"INFERENCE_PREDICT_LANE": "false"}, "lane": {"INFERENCE_PREDICT_LANE": "true"}}
 
@@ -43,7 +43,6 @@ def main() -> None:
 
     django.setup()
     import redis
-    import requests
     from django.core.management import call_command
 
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
@@ -66,15 +65,15 @@ def main() -> None:
     )  # fmt: skip
     roles = bench.cpu_roles(env["DATABASE_URL"])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    sessions = threading.local()
+    clients: dict[str, HttpClient] = {}
 
     def post(base: str):
+        client = clients.setdefault(base, HttpClient(base))
+
         def call() -> None:
-            session = getattr(sessions, "http", None) or requests.Session()
-            sessions.http = session
-            response = session.post(f"{base}{deployment_url}", data=body, headers=headers, timeout=60)
-            if response.status_code != 200:
-                raise SystemExit(f"HTTP {response.status_code} {response.text[:300]}")
+            status, answer = client.post(deployment_url, body, headers)
+            if status != 200:
+                raise SystemExit(f"HTTP {status} {answer[:300]!r}")
 
         return call
 
@@ -95,7 +94,7 @@ def main() -> None:
                     single = bench.load(post(base), 1, 500, roles)
                     many = bench.load(post(base), 32, args.requests, roles)
                     durable = bench.durable_load(
-                        f"{base}{deployment_url}?async=1", body, headers, 32, args.requests, roles
+                        clients[base], f"{deployment_url}?async=1", body, headers, 32, args.requests, roles
                     )
                 finally:
                     web.terminate()
