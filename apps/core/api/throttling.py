@@ -92,6 +92,7 @@ class Window:
     limit: int
     expires: int
     retry_in: float
+    caller: str = ""  # the throttle's key for the caller (its scope and who): what this process's lease is kept by
 
 
 class NotWindowed(Exception):
@@ -109,11 +110,14 @@ class WindowedRateThrottle:
         key = self.get_cache_key(request, view)
         if key is None:
             return None
-        self.lease_key = key
         now = self.timer()
         window = int(now // self.duration)
         found = Window(
-            f"{key}:w{window}", int(self.num_requests), int(self.duration) + 1, (window + 1) * self.duration - now
+            f"{key}:w{window}",
+            int(self.num_requests),
+            int(self.duration) + 1,
+            (window + 1) * self.duration - now,
+            caller=key,
         )
         return found, _redis_of_cache(self.cache)
 
@@ -132,7 +136,7 @@ class WindowedRateThrottle:
         window, client = found
         if client is None:
             return super().allow_request(request, view)
-        if _spend_leased(self.lease_key, (window.key, window.limit)):
+        if _spend_leased(window.caller, (window.key, window.limit)):
             return True
         lease = lease_size(window.limit)
         try:
@@ -148,7 +152,7 @@ class WindowedRateThrottle:
             self.retry_in = window.retry_in
             return False
         if granted > 1:
-            _keep_leased(self.lease_key, (window.key, window.limit), granted - 1)  # one is this request's
+            _keep_leased(window.caller, (window.key, window.limit), granted - 1)  # one is this request's
         return True
 
     def wait(self) -> float | None:
