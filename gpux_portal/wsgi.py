@@ -29,4 +29,21 @@ def warm_up() -> None:
     walk(get_resolver(), set())
 
 
+def settle_heap() -> None:
+    """Take what the process loaded so far out of the garbage collector's rounds (``gc.freeze``), after one last
+    collection of what loading left behind.
+
+    A web process holds about 235,000 objects once Django, the apps and the URL indexes are loaded; nearly all live
+    as long as the process. Python's oldest-generation collection walks every one of them, holding the GIL: 125-165 ms
+    on this project's 2-core machine, every few seconds under load, during which none of the process's threads
+    answers (seen as clusters of 15 requests all 150-200 ms late, at concurrency 32). Frozen, they are left out: the
+    same collections walk about 20,000 objects and take 7-50 ms. Objects made later (per request, per cache entry)
+    are collected as before; nothing frozen is ever freed, which is what a module, a class or a URL index needs."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 warm_up()
+settle_heap()
