@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 1.0
 
@@ -31,27 +28,14 @@ class RedisLink:
         self.pid, self.url = os.getpid(), url
         self._shas: dict[str, str] = {}
         self._used = time.monotonic()
-        self._unread = 0  # replies of commands sent with ``send``, read before the next command's
 
     def _ready(self) -> None:
         """A link idle for more than ``IDLE_CHECK_SECONDS`` checks its connection (PING) before its next command
         and connects again when that fails: a Redis restarted while the link was idle costs a round trip, not the
-        request. (A command is never sent twice: the check is before it.) Replies left unread by ``send`` are read
-        first."""
+        request. (A command is never sent twice: the check is before it.)"""
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ResponseError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
-        while self._unread:
-            self._unread -= 1
-            try:
-                self.connection.read_response()
-            except ResponseError as exc:  # the command's own error: nobody waits for it, the link is fine
-                logger.warning("A Redis command sent without waiting failed: %s", exc)
-            except Exception:
-                self._unread = 0
-                self.connection.disconnect()  # what is left unread cannot be told apart: start afresh
-                raise
         now = time.monotonic()
         if now - self._used > IDLE_CHECK_SECONDS:
             try:
@@ -78,16 +62,6 @@ class RedisLink:
         except Exception:
             self.connection.disconnect()  # replies left unread: the connection cannot be used again
             raise
-
-    def send(self, commands: list[tuple]) -> None:
-        """Send ``commands`` without waiting for their replies, which are read before the next command's: for a
-        command whose outcome nothing waits on (Redis runs a connection's commands in order, so the next command
-        still comes after it)."""
-        if not commands:
-            return
-        self._ready()
-        self.connection.send_packed_command(self.connection.pack_commands(commands), check_health=False)
-        self._unread += len(commands)
 
     def blpop(self, keys: list[Any], timeout: float) -> tuple[bytes, bytes] | None:
         popped = self.call("BLPOP", *keys, timeout)

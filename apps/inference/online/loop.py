@@ -5,10 +5,9 @@ with the solo or threads pool, one in the worker itself), serving the online que
 worker consumes. A GPU worker runs one pool process per GPU, so one loop per GPU, sharing that process's session
 cache with its durable jobs.
 
-Each turn, the loop pops the oldest request (``BLPOP``) and, while it is busy (its previous batch held more than
-one request) or for a durable job, takes what else is waiting (``LPOP`` with a count) up to the first request's
-``max_batch_size``; only while busy it waits up to the request's ``max_delay_ms`` for the batch to fill. An idle
-loop runs a lone online request at once, one round trip after it was sent. It marks
+Each turn, the loop pops the oldest request (``BLPOP``), takes what else is waiting (``LPOP`` with a count) up to
+the first request's ``max_batch_size``, and, only while it is busy (its previous batch held more than one request),
+waits up to the request's ``max_delay_ms`` for the batch to fill: an idle loop runs a lone request at once. It marks
 the requests taken (so that a caller whose loop died answers 503 at once, not at its timeout: the first in the round
 trip that takes the others, those before they run), merges each version's compatible requests into one ONNX Runtime
 call, and pushes each answer onto its request's reply key. In the same round trip as the answers it takes the next
@@ -222,20 +221,18 @@ class ServingLoop:
             header = _peek(first)
             largest = max(1, int(header.get("max", 1)))
             batch = [first]
-            # The first request is marked taken (the others are marked before they run, in ``serve``). A busy
-            # loop takes what else waits in the same round trip, as it does for a durable job (whose turn ends
-            # without an answer's round trip to take the next ones in). An idle loop sends an online request's mark
-            # without waiting for its reply and runs it at once: a lone request costs one round trip before it
-            # runs (the BLPOP); requests that came meanwhile are taken with its answer (``ANSWER_AND_TAKE``).
+            # One round trip takes what else waits and marks the first request taken (the others are marked before
+            # they run, in ``serve``): a lone request costs two round trips before it runs, not three.
             self._marked_upto = 0
-            mark = []
+            commands: list[tuple] = []
+            if largest > 1:
+                commands.append(("LPOP", key, largest - 1))
             if "id" in header:
-                mark = [("SET", messages.taken_key(header["id"]), self.name, "EX", TAKEN_SECONDS)]
+                commands.append(("SET", messages.taken_key(header["id"]), self.name, "EX", TAKEN_SECONDS))
                 self._marked_upto = 1
-            if largest > 1 and (self.busy or "job" in header):
-                batch += client.many([("LPOP", key, largest - 1), *mark])[0] or []
-            else:
-                client.send(mark)
+            answers = client.many(commands)
+            if largest > 1:
+                batch += answers[0] or []
         self._largest = largest
         if largest > 1 and self.busy and len(batch) < largest:
             deadline = time.monotonic() + max(0, int(header.get("delay_ms", 0))) / 1000
