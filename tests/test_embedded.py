@@ -330,14 +330,7 @@ def test_usage_rolled_up_again_on_sqlite_replaces_the_buckets_rows(prepared_var)
     with a recount. The roll-up's raw SQL got the bucket's times as the SQLite driver spells them ("...+00:00"), not
     as the ORM stores and deletes them: the second roll-up of an hour failed on the unique constraint, in the
     worker's log of a `make run` where predictions were made with a token."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", ROLL_UP_AGAIN],
-        cwd=REPO,
-        env=embedded_env(prepared_var),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = embedded_shell(prepared_var, ROLL_UP_AGAIN, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "ROLLED UP [3, 3, 3] [('model', 3), ('org', 3), ('token', 3)]" in result.stdout, result.stdout[-2000:]
 
@@ -465,16 +458,21 @@ def api_token(var_dir: Path, email: str) -> str:
         "secret_hash=digest, scope=TokenScope.ADMIN)\n"
         "print(raw)\n"
     )
-    out = subprocess.run(
+    out = embedded_shell(var_dir, code, timeout=120)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def embedded_shell(var_dir: Path, code: str, *, timeout: float) -> subprocess.CompletedProcess:
+    """``code`` run by ``manage.py shell`` on the embedded default of ``var_dir`` (its output kept, not checked)."""
+    return subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=REPO,
         env=embedded_env(var_dir),
         capture_output=True,
         text=True,
-        check=True,
-        timeout=120,
+        timeout=timeout,
     )
-    return out.stdout.strip().splitlines()[-1]
 
 
 def call_api(url: str, token: str, inputs: dict) -> dict:

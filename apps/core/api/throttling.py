@@ -43,28 +43,28 @@ def lease_size(limit: int) -> int:
     return max(1, min(LEASE_MOST, limit // LEASE_SHARE))
 
 
-def _spend_leased(key: str, window: tuple[str, int]) -> bool:
-    """Spend one permit of this process's lease on ``window`` (its key and rate: a rate changed since the lease
-    asks Redis again); False when it holds none."""
+def _spend_leased(window: Window) -> bool:
+    """Spend one permit of this process's lease for the window's caller; False when it holds none for this window
+    at this rate (a rate changed since the lease asks Redis again)."""
     with _leases_lock:
-        held = _leases.get(key)
-        if held is None or held[0] != window or held[1] <= 0:
+        held = _leases.get(window.caller)
+        if held is None or held[0] != (window.key, window.limit) or held[1] <= 0:
             return False
         held[1] -= 1
         return True
 
 
-def _keep_leased(key: str, window: tuple[str, int], permits: int) -> None:
+def _keep_leased(window: Window, permits: int) -> None:
     """Keep ``permits`` leased on ``window``, beside what this process holds there already (threads that found none
     at the same moment each leased)."""
     with _leases_lock:
-        held = _leases.get(key)
-        if held is not None and held[0] == window:
+        held = _leases.get(window.caller)
+        if held is not None and held[0] == (window.key, window.limit):
             held[1] += permits
             return
-        if len(_leases) >= _LEASES_KEPT and key not in _leases:
+        if len(_leases) >= _LEASES_KEPT and window.caller not in _leases:
             _leases.clear()
-        _leases[key] = [window, permits]
+        _leases[window.caller] = [(window.key, window.limit), permits]
 
 
 def forget_leases() -> None:
@@ -136,7 +136,7 @@ class WindowedRateThrottle:
         window, client = found
         if client is None:
             return super().allow_request(request, view)
-        if _spend_leased(window.caller, (window.key, window.limit)):
+        if _spend_leased(window):
             return True
         lease = lease_size(window.limit)
         try:
@@ -152,7 +152,7 @@ class WindowedRateThrottle:
             self.retry_in = window.retry_in
             return False
         if granted > 1:
-            _keep_leased(window.caller, (window.key, window.limit), granted - 1)  # one is this request's
+            _keep_leased(window, granted - 1)  # one is this request's
         return True
 
     def wait(self) -> float | None:
