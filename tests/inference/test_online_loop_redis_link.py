@@ -89,12 +89,36 @@ def test_the_gateway_writes_the_request_id_first_in_its_header(settings):
     from apps.inference.online import gateway
 
     class Full:
-        def script(self, source, keys, args):
-            self.message = args[0]
-            return 0  # the deployment is full: nothing more happens
+        def then(self, first, second):
+            self.message = first[3 + first[2]]  # EVAL, the script, the number of keys, the keys, then ARGV[1]
+            return 0, [second[1], gateway.REFUSED]  # the deployment is full: nothing more happens
 
     request = gateway.OnlineRequest(version_id=1, queue="inference.cpu")
     client = Full()
     with pytest.raises(gateway.DeploymentFull):
         gateway._admit_and_wait(request, client)
     assert client.message.startswith(b'{"id":"' + request.id.encode() + b'"')
+
+
+def test_two_commands_in_one_round_trip_the_second_blocking(link, key):
+    sends = []
+    send = link.connection.send_packed_command
+    link.connection.send_packed_command = lambda *a, **k: (sends.append(a), send(*a, **k))[1]
+    assert link.then(("RPUSH", key, b"x"), ("BLPOP", key, 1)) == (1, [key.encode(), b"x"])
+    assert link.then(("EXISTS", key), ("BLPOP", key, 0.05)) == (0, None)  # the second waited its timeout
+    assert len(sends) == 2
+
+
+def test_an_error_in_reply_to_the_first_drops_the_blocked_second(link, key):
+    """Redis still runs the BLPOP behind a failed command: the link closes its connection, so Redis drops the
+    BLPOP at once instead of holding it (and its reply) until its timeout, and the next command runs on a new one."""
+    import redis
+
+    link.call("SET", key, "text", "EX", 60)
+    first = link.call("CLIENT", "ID")
+    with pytest.raises(ResponseError):
+        link.then(("INCR", key), ("BLPOP", f"{key}:never", 30))
+    observer = redis.Redis.from_url(settings.REDIS_URL)
+    assert first not in {int(entry["id"]) for entry in observer.client_list()}  # gone, its BLPOP with it
+    assert link.call("GET", key) == b"text"
+    link.call("DEL", key)

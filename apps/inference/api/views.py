@@ -415,7 +415,7 @@ class PredictMixin:
         webhook_url = check_webhook_url(body.get("webhook_url"))
         wants_async = _truthy(
             self.request.query_params.get("async", "")
-        ) or "respond-async" in self.request.headers.get("Prefer", "")
+        ) or "respond-async" in self.request.META.get("HTTP_PREFER", "")
         timeout = sync_timeout(body.get("timeout", self.request.query_params.get("timeout")))
         if not wants_async and not webhook_url:
             served = run_online(

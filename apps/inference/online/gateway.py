@@ -1,7 +1,8 @@
 """The web side of online serving: send a checked request to its queue's serving loops and wait for the answer.
 
-One ``RPUSH`` of the request (inputs included) onto the queue's list, then ``BLPOP`` on the request's own reply
-key, in slices of a second: after a slice with no answer, the loop that took the request (``taken:<id>``) is asked
+One round trip admits the request (``ADMIT``: its rate limits, its deployment's requests in flight), pushes it
+(inputs included) onto the queue's list and starts ``BLPOP`` on the request's own reply key; the wait goes on in
+slices of a second: after a slice with no answer, the loop that took the request (``taken:<id>``) is asked
 whether it still beats (``alive:<loop>``); a loop that died answers 503 at once, well within the caller's timeout.
 Nothing answered by the timeout: 503 too. Both carry ``Retry-After``: online serving is at most once, the client
 retries. Redis not answering: 503 ``queue_unavailable`` (the API's handler for broker errors).
@@ -79,17 +80,23 @@ def online_available(queue: str) -> bool:
     return enabled() and loop_up(queue)
 
 
-# One round trip admits and sends a request. First the route's rate limits (KEYS[2 + i], the i-th window's counter:
-# INCR, EXPIRE after ARGV[3 + 2i] s, refused past ARGV[2 + 2i] requests, as apps/core/api/throttling.py counts them):
-# a refusal answers -i. Then its deployment's requests in flight (KEYS[2], ARGV[2] at most, expiring after ARGV[3] s
-# untouched, as ``predictions.acquire_slot``): a full deployment answers 0. Then the push onto its queue (KEYS[1]):
-# 1. Nothing is pushed unless it answers 1. Without a slot key (a version's route) there is no count in flight.
+# One round trip admits and sends a request, and starts its wait. First the route's rate limits (KEYS[3 + j], the
+# j-th window's counter: INCR, EXPIRE after ARGV[3 + 2j] s, refused past ARGV[2 + 2j] requests, as
+# apps/core/api/throttling.py counts them): a refusal answers -j. Then its deployment's requests in flight (KEYS[2],
+# ARGV[2] at most, expiring after ARGV[3] s untouched, as ``predictions.acquire_slot``): a full deployment answers 0.
+# Then the push onto its queue (KEYS[1]): 1. Nothing is pushed unless it answers 1. Without a slot key (a version's
+# route) there is no count in flight. A refusal also pushes REFUSED onto the request's reply key (KEYS[3]): the
+# gateway sends its first BLPOP on that key in the same round trip, right behind this script, and that BLPOP must
+# not wait for an answer that will never come.
 ADMIT = """
-for i = 3, #KEYS do
+for i = 4, #KEYS do
+  local j = i - 3
   local count = redis.call('INCR', KEYS[i])
-  redis.call('EXPIRE', KEYS[i], ARGV[3 + 2 * (i - 2)])
-  if count > tonumber(ARGV[2 + 2 * (i - 2)]) then
-    return -(i - 2)
+  redis.call('EXPIRE', KEYS[i], ARGV[3 + 2 * j])
+  if count > tonumber(ARGV[2 + 2 * j]) then
+    redis.call('RPUSH', KEYS[3], 'refused')
+    redis.call('EXPIRE', KEYS[3], 60)
+    return -j
   end
 end
 if KEYS[2] ~= '' then
@@ -97,12 +104,16 @@ if KEYS[2] ~= '' then
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   if count > tonumber(ARGV[2]) then
     redis.call('DECR', KEYS[2])
+    redis.call('RPUSH', KEYS[3], 'refused')
+    redis.call('EXPIRE', KEYS[3], 60)
     return 0
   end
 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
 """
+ADMIT_BYTES = ADMIT.encode()
+REFUSED = b"refused"  # never a message: those begin with their JSON header
 # Give a request's place back (never below zero: the serving loop gives back what it answered, the caller what it
 # stopped waiting for, and the one race between the two, an answer at the very moment the caller gives up, must not
 # leave the count lower than the requests really in flight).
@@ -248,37 +259,36 @@ def _admit_and_wait(request: OnlineRequest, client: Any) -> OnlineReply:
     message = messages.pack(header, request.arrays)
     reply_key = messages.reply_key(request.id)
     slot = request.slot
-    keys = [messages.queue_key(request.queue), slot.key if slot else ""]
+    keys = [messages.queue_key(request.queue), slot.key if slot else "", reply_key]
     args: list[Any] = [message, slot.cap if slot else 0, slot.expires if slot else 0]
     for window in request.throttles:
         keys.append(window.key)
         args += [window.limit, window.expires]
-    admitted = int(client.script(ADMIT, keys, args))
+    # The admission and the first slice of the wait in one round trip (``RedisLink.then``). ``EVAL`` with the
+    # script's text, not ``EVALSHA``: a Redis that restarted or flushed its scripts would answer NOSCRIPT, and the
+    # BLPOP behind it would then wait a slice for nothing. Redis hashes the text to find its compiled script.
+    ends = started + request.timeout
+    admitted, popped = client.then(
+        ("EVAL", ADMIT_BYTES, len(keys), *keys, *args),
+        ("BLPOP", reply_key, max(0.01, min(request.timeout, SLICE_SECONDS))),
+    )
+    admitted = int(admitted)
     request.admitted = True
-    if admitted < 0:
-        raise RateLimited(max(0.0, request.throttles[-admitted - 1].retry_in))
-    if not admitted:
+    if admitted <= 0:  # the BLPOP took the REFUSED the script pushed
+        if admitted < 0:
+            raise RateLimited(max(0.0, request.throttles[-admitted - 1].retry_in))
         raise DeploymentFull()
     request.sent = True
-    ends = started + request.timeout
     while True:
-        remaining = ends - time.monotonic()
-        if remaining <= 0:
-            raise OnlineUnavailable(
-                f"No answer within {request.timeout:g} s (the workers are busy or none serves this queue now); "
-                "nothing was kept: try again, or send the request asynchronously (?async=1).",
-                code="not_answered",
-                wait=1,
-            )
-        popped = client.blpop([reply_key], timeout=max(0.01, min(remaining, SLICE_SECONDS)))
-        if popped is not None:
-            reply_header, outputs = messages.unpack(popped[1])
+        if popped:
+            answer = popped[1]
+            reply_header, outputs = messages.unpack(answer)
             return OnlineReply(
                 reply_header,
                 outputs,
                 latency_ms=(time.monotonic() - started) * 1000,
                 request_bytes=len(message),
-                reply_bytes=len(popped[1]),
+                reply_bytes=len(answer),
             )
         taker = client.call("GET", messages.taken_key(request.id))
         if taker is not None and not client.call("EXISTS", messages.alive_key(taker.decode())):
@@ -288,3 +298,12 @@ def _admit_and_wait(request: OnlineRequest, client: Any) -> OnlineReply:
                 code="worker_lost",
                 wait=1,
             )
+        remaining = ends - time.monotonic()
+        if remaining <= 0:
+            raise OnlineUnavailable(
+                f"No answer within {request.timeout:g} s (the workers are busy or none serves this queue now); "
+                "nothing was kept: try again, or send the request asynchronously (?async=1).",
+                code="not_answered",
+                wait=1,
+            )
+        popped = client.call("BLPOP", reply_key, max(0.01, min(remaining, SLICE_SECONDS)))

@@ -63,6 +63,18 @@ class RedisLink:
             self.connection.disconnect()  # replies left unread: the connection cannot be used again
             raise
 
+    def then(self, first: tuple, second: tuple) -> tuple[Any, Any]:
+        """Two commands in one round trip, their replies in order. An error in reply to ``first`` raises at once,
+        the connection closed, so that Redis drops ``second`` (a blocking command would otherwise hold the
+        connection until its timeout)."""
+        self._ready()
+        self.connection.send_packed_command(self.connection.pack_commands([first, second]), check_health=False)
+        try:
+            return self.connection.read_response(), self.connection.read_response()
+        except Exception:
+            self.connection.disconnect()  # a reply left unread, or the second command still pending
+            raise
+
     def blpop(self, keys: list[Any], timeout: float) -> tuple[bytes, bytes] | None:
         popped = self.call("BLPOP", *keys, timeout)
         return (popped[0], popped[1]) if popped else None
