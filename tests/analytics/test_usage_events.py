@@ -192,3 +192,62 @@ def test_unbuffered_recording_sends_from_the_call(world, settings):
     settings.USAGE_RECORD_BUFFER_SECONDS = 0
     _download(world)
     assert usage.client().xlen(usage.STREAM) == 1
+
+
+def test_one_flush_touches_each_counter_once_and_counts_every_event(world, monkeypatch):
+    """A flush of many events (one busy web process's tens of predictions) sends one XADD each, but adds each
+    organization's and month's compute once, with the sum, and each download set once, with every user."""
+    from datetime import UTC, datetime
+
+    member, admin = world.user("member"), world.user("admin")
+    other = OrganizationFactory()
+    client = usage.client()
+    january = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
+    keys = [f"{usage.COMPUTE_PREFIX}{org.pk}:{month}" for org in (world.org, other) for month in ("2026-01", "2026-02")]
+    downloaded = f"{usage.RECENT_DOWNLOADS_PREFIX}{world.org.uuid}"
+    client.delete(*keys, downloaded)
+    commands = []
+    real_pipeline = client.pipeline
+
+    def pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+
+        def execute(*args, **kwargs):
+            commands.extend(str(entry[0][0]).upper() for entry in pipe.command_stack)
+            return real_execute(*args, **kwargs)
+
+        pipe.execute = execute
+        return pipe
+
+    monkeypatch.setattr(client, "pipeline", pipeline)
+
+    def prediction(organization, **fields):
+        return usage.event("prediction", organization_id=organization.pk, **fields)
+
+    events = [prediction(world.org, compute_seconds=0.5, device="cpu", occurred_at=january + n) for n in range(30)]
+    events += [prediction(world.org, compute_seconds=0.25, device="gpu", occurred_at=january) for _ in range(3)]
+    events.append(prediction(world.org, compute_seconds=2.0, occurred_at=datetime(2026, 2, 1, tzinfo=UTC).timestamp()))
+    events.append(prediction(other, compute_seconds=1.0, device="cpu", occurred_at=january))
+    events.append(prediction(other, occurred_at=january))  # no compute: no counter
+    events += [
+        usage.event("download", organization_id=world.org.pk, user_id=user.pk, subject_id=str(world.org.uuid))
+        for user in (member, admin, member)
+    ]
+    usage._send_now(events)
+    assert commands.count("XADD") == 39 == client.xlen(usage.STREAM)  # every event, once
+    assert commands.count("HINCRBYFLOAT") == 4  # January's cpu and gpu, February's cpu, the other's January
+    assert commands.count("SADD") == 1
+    assert commands.count("EXPIRE") == 4  # three compute counters, one download set
+    january_key, february_key, other_january, other_february = keys
+    assert float(client.hget(january_key, "cpu")) == pytest.approx(15.0)
+    assert float(client.hget(january_key, "gpu")) == pytest.approx(0.75)
+    assert float(client.hget(february_key, "cpu")) == pytest.approx(2.0)  # no device: cpu
+    assert float(client.hget(other_january, "cpu")) == pytest.approx(1.0)
+    assert not client.exists(other_february)
+    assert all(0 < client.ttl(key) <= usage.COMPUTE_KEEP_SECONDS for key in keys[:3])
+    assert {int(user) for user in client.smembers(downloaded)} == {member.pk, admin.pk}
+    assert 0 < client.ttl(downloaded) <= usage.RECENT_DOWNLOADS_SECONDS
+    drain_now()
+    assert UsageEvent.objects.count() == 39
+    client.delete(*keys, downloaded)
