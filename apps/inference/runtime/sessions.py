@@ -10,6 +10,7 @@ session that its runs pushed past the whole budget is dropped after the run, giv
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
@@ -48,11 +49,36 @@ class ModelLoadError(RuntimeError):
     """ONNX Runtime refused to create a session for the model; the message says why."""
 
 
+_statm: tuple[int, int] | None = None  # (pid, descriptor of its /proc/self/statm)
+_statm_lock = threading.Lock()
+
+
+def _forget_statm() -> None:
+    """In a forked child: the descriptor names the parent (``/proc/self`` is resolved when it is opened)."""
+    global _statm, _statm_lock
+    if _statm is not None:
+        with contextlib.suppress(OSError):
+            os.close(_statm[1])
+    _statm, _statm_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_statm)
+
+
 def resident_bytes() -> int:
-    """This process's resident set size, from /proc (0 where there is no /proc)."""
+    """This process's resident set size, from /proc (0 where there is no /proc).
+
+    Read with one ``pread`` on a descriptor the process keeps open: every run reads it twice (``run_version``), and
+    opening the file each time cost 45 µs a read on the 2-core test machine, against 3 µs."""
+    global _statm
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * _PAGE
+        kept = _statm
+        if kept is None or kept[0] != os.getpid():
+            with _statm_lock:
+                kept = _statm
+                if kept is None or kept[0] != os.getpid():
+                    kept = _statm = (os.getpid(), os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
+        return int(os.pread(kept[1], 128, 0).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
 
