@@ -150,7 +150,7 @@ MIDDLEWARE = [
     "apps.accounts.sso.OrganizationSsoMiddleware",
     # django-axes must be last: it inspects the outcome of authentication.
     "axes.middleware.AxesMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "apps.core.request_metrics.PrometheusAfterMiddleware",  # django-prometheus's, without request.headers
 ]
 
 if SAML_ENABLED:

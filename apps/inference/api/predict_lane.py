@@ -37,11 +37,11 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, resolve
-from django_prometheus.middleware import PrometheusAfterMiddleware
 from rest_framework.request import Request
 
 from apps.accounts.authentication import BearerTokenAuthentication
 from apps.core import shortlived
+from apps.core.request_metrics import PrometheusAfterMiddleware
 from apps.inference.online import access
 
 
