@@ -500,6 +500,7 @@ def target_lines(raw: dict, figures: dict, durable: dict) -> list[str]:
             f"the floor measured around the phase: {pair[0]:.0f}/s before, {pair[1]:.0f}/s after; "
             f"{figures[name][32]['throughput'] / own_floor:.2f} of the floor's own phase"
         )
+
     old_overhead = figures["portal sync API"][1]["p50"] - figures["bare Celery task"][1]["p50"]
 
     def measured(pair: tuple[float, float], unit: str, start: str) -> str:

@@ -119,7 +119,7 @@ def test_client_headers_cannot_grow_what_is_kept_past_its_bound(monkeypatch):
     monkeypatch.setattr(ContentNegotiation, "CHOICES_KEPT", 5)
     negotiation = ContentNegotiation()
     for number in range(20):
-        renderer, media_type = negotiation.select_renderer(
+        _renderer, media_type = negotiation.select_renderer(
             _request(f"application/json; indent={number}"), _renderers()
         )
         assert media_type == f"application/json; indent={number}"  # still DRF's answer past the bound

@@ -74,7 +74,8 @@ def test_a_full_deployment_is_answered_at_once_and_pushes_nothing(link, queue):
     before = len(link.sent)
     with pytest.raises(gateway.DeploymentFull):
         gateway._admit_and_wait(request, link)
-    assert len(link.sent) - before == 1  # the admission's round trip: its BLPOP took the refusal, it did not wait a slice
+    # the admission's round trip: its BLPOP took the refusal, it did not wait a slice
+    assert len(link.sent) - before == 1
     assert request.admitted and not request.sent
     assert link.call("LLEN", messages.queue_key(queue)) == 0
     assert link.call("GET", slot_key) == b"2"  # not counted

@@ -413,9 +413,8 @@ class PredictMixin:
             raise Conflict(str(exc)) from exc
         prediction, body = self.read_request(version)
         webhook_url = check_webhook_url(body.get("webhook_url"))
-        wants_async = _truthy(
-            self.request.query_params.get("async", "")
-        ) or "respond-async" in self.request.META.get("HTTP_PREFER", "")
+        prefer = self.request.META.get("HTTP_PREFER", "")
+        wants_async = _truthy(self.request.query_params.get("async", "")) or "respond-async" in prefer
         timeout = sync_timeout(body.get("timeout", self.request.query_params.get("timeout")))
         if not wants_async and not webhook_url:
             served = run_online(
