@@ -56,23 +56,23 @@ def _renderers():
     return [JSONRenderer(), BrowsableAPIRenderer()]
 
 
-def _drf_choice(accept, format):
+def _choice(negotiation_class, accept, format):
+    """What ``negotiation_class`` chooses for these headers: the renderer's class and media type, or the refusal."""
     renderers = _renderers()
     try:
-        renderer, media_type = DefaultContentNegotiation().select_renderer(_request(accept, format), renderers)
-    except (exceptions.NotAcceptable, Http404) as exc:
-        return type(exc)
-    return type(renderer), media_type
-
-
-def _remembered_choice(accept, format):
-    renderers = _renderers()
-    try:
-        renderer, media_type = ContentNegotiation().select_renderer(_request(accept, format), renderers)
+        renderer, media_type = negotiation_class().select_renderer(_request(accept, format), renderers)
     except (exceptions.NotAcceptable, Http404) as exc:
         return type(exc)
     assert renderer in renderers  # one of this view's own renderer instances, not a kept one
     return type(renderer), media_type
+
+
+def _drf_choice(accept, format):
+    return _choice(DefaultContentNegotiation, accept, format)
+
+
+def _remembered_choice(accept, format):
+    return _choice(ContentNegotiation, accept, format)
 
 
 @pytest.mark.parametrize("format", FORMATS)
