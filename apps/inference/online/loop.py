@@ -134,6 +134,8 @@ class ServingLoop:
         self._largest = 1  # the current batch's most requests
         self._key: Any = None  # the queue the current batch came from
         self._prefetched: list[bytes] = []  # the next batch, taken as the previous one was answered
+        # The current batch's metrics (``_observe_success``' arguments), recorded once its answers are on their way.
+        self._observations: list[tuple[list[Item], str, int, float]] = []
 
     def start(self) -> None:
         threading.Thread(target=self._beat, name="online-beat", daemon=True).start()
@@ -273,13 +275,25 @@ class ServingLoop:
         by_version: dict[int, list[Item]] = {}
         for item in items:
             by_version.setdefault(int(item.header["version"]), []).append(item)
-        for version_id, group in by_version.items():
-            try:
-                replies += self._run_version(version_id, group)
-            except Exception as exc:  # a bug or a lost database: the callers hear it now, not at their timeout
-                logger.exception("Online loop %s failed a batch of %d", self.name, len(group))
-                replies += [(item.id, _failure(f"The worker failed: {type(exc).__name__}: {exc}")) for item in group]
-        self._prefetched = self._push(client, replies, take=self._largest)
+        try:
+            for version_id, group in by_version.items():
+                try:
+                    replies += self._run_version(version_id, group)
+                except Exception as exc:  # a bug or a lost database: the callers hear it now, not at their timeout
+                    logger.exception("Online loop %s failed a batch of %d", self.name, len(group))
+                    replies += [
+                        (item.id, _failure(f"The worker failed: {type(exc).__name__}: {exc}")) for item in group
+                    ]
+            self._prefetched = self._push(client, replies, take=self._largest)
+        finally:
+            self._record_observations()
+
+    def _record_observations(self) -> None:
+        """The metrics of the runs just answered: after the answers were pushed, so that their callers do not
+        wait for them (each observation keeps the time its run ended)."""
+        observations, self._observations = self._observations, []
+        for chunk, provider, total, ended in observations:
+            _observe_success(chunk, provider, total, ended)
 
     def _push(self, client: Any, replies: list[tuple[str, bytes]], *, take: int = 0) -> list[bytes]:
         """Each answer onto its reply key, its request's place on its deployment given back (a request nobody waits
@@ -373,6 +387,7 @@ class ServingLoop:
                     _observe_failure(chunk, memory_message())
                     replies += [(item.id, _failure(memory_message())) for item in chunk]
                     self._answer_now(replies)
+                    self._record_observations()
                     from apps.inference.serving import replace_this_process
 
                     replace_this_process()
@@ -428,12 +443,13 @@ class ServingLoop:
             if answer is not None:
                 header["answer"] = answer
             replies.append((item.id, messages.pack(header, tensors)))
-        _observe_success(chunk, ran.provider, int(total))
+        self._observations.append((chunk, ran.provider, int(total), time.time()))
         return replies
 
 
-def _observe_success(chunk: list[Item], provider: str, total: int) -> None:
-    """Prometheus, as for durable predictions (apps/inference/metrics.py): latency by what ran, batch fill."""
+def _observe_success(chunk: list[Item], provider: str, total: int, ended: float) -> None:
+    """Prometheus, as for durable predictions (apps/inference/metrics.py): latency by what ran (from each request's
+    sending to ``ended``, when its run ended), batch fill."""
     from apps.core import metrics as portal_metrics
     from apps.inference import metrics
 
@@ -441,7 +457,7 @@ def _observe_success(chunk: list[Item], provider: str, total: int) -> None:
         first = chunk[0].header
         model, version = metrics.version_names(int(first["version"]))
         deployment = metrics.deployment_name(first.get("deployment"))
-        now = time.time()
+        now = ended
         for item in chunk:
             portal_metrics.inference_finished(
                 model=model,
