@@ -122,3 +122,26 @@ def test_an_error_in_reply_to_the_first_drops_the_blocked_second(link, key):
     assert first not in {int(entry["id"]) for entry in observer.client_list()}  # gone, its BLPOP with it
     assert link.call("GET", key) == b"text"
     link.call("DEL", key)
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [("GET", "key")],
+        [("EVAL", b"return 1" * 80, 3, "q", "", "reply:\u00e9", b"\x00\xff" * 300, 0, 12, 60.5, -7, 1e-07)],
+        [("RPUSH", "k", b""), ("BLPOP", "k", 0.01), ("EXPIRE", "k", 60), ("SET", "n", 2**63 - 1)],
+    ],
+)
+def test_the_link_writes_the_protocol_exactly_as_redis_py_does(link, commands):
+    """The link packs with hiredis (C) instead of redis-py's per-argument encoder: the same bytes for every kind of
+    argument the online path sends (bytes, text, integers, floats, empty strings)."""
+    assert b"".join(link.pack(commands)) == b"".join(link.connection.pack_commands(commands))
+
+
+@pytest.mark.parametrize("bad", [None, True, [1, 2], {"a": 1}])
+def test_an_argument_redis_cannot_take_is_refused_before_anything_is_sent(link, key, bad):
+    from redis.exceptions import DataError
+
+    with pytest.raises(DataError):
+        link.call("SET", key, bad)
+    assert link.call("EXISTS", key) == 0  # nothing half-sent: the link goes on answering

@@ -11,6 +11,11 @@ from typing import Any
 
 IDLE_CHECK_SECONDS = 1.0
 
+try:  # hiredis (a dependency: redis-py's reply parser) also writes the protocol, in C
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - redis-py's own packing then
+    _hiredis_pack = None
+
 
 class RedisLink:
     """A connection to Redis used by one thread alone: commands sent and their replies read on one connection,
@@ -46,9 +51,22 @@ class RedisLink:
                 self.connection.connect()
         self._used = now
 
+    def pack(self, commands: list[tuple] | tuple[tuple, ...]) -> list[bytes]:
+        """The commands in Redis's protocol, as redis-py would write them: by hiredis at once, where redis-py's
+        serializer runs each argument through its encoder in Python first (a tenth of the link's own CPU on a
+        request). Arguments are bytes, str, int or float; anything else is redis-py's ``DataError``."""
+        if _hiredis_pack is None:
+            return self.connection.pack_commands(commands)
+        from redis.exceptions import DataError
+
+        try:
+            return [b"".join([_hiredis_pack(command) for command in commands])]
+        except TypeError as exc:
+            raise DataError(str(exc)) from None
+
     def call(self, *args: Any) -> Any:
         self._ready()
-        self.connection.send_command(*args, check_health=False)
+        self.connection.send_packed_command(self.pack((args,)), check_health=False)
         return self.connection.read_response()
 
     def many(self, commands: list[tuple]) -> list[Any]:
@@ -56,7 +74,7 @@ class RedisLink:
         if not commands:
             return []
         self._ready()
-        self.connection.send_packed_command(self.connection.pack_commands(commands), check_health=False)
+        self.connection.send_packed_command(self.pack(commands), check_health=False)
         try:
             return [self.connection.read_response() for _ in commands]
         except Exception:
@@ -68,7 +86,7 @@ class RedisLink:
         the connection closed, so that Redis drops ``second`` (a blocking command would otherwise hold the
         connection until its timeout)."""
         self._ready()
-        self.connection.send_packed_command(self.connection.pack_commands([first, second]), check_health=False)
+        self.connection.send_packed_command(self.pack((first, second)), check_health=False)
         try:
             return self.connection.read_response(), self.connection.read_response()
         except Exception:
