@@ -128,20 +128,24 @@ MIDDLEWARE = [
     # django-prometheus: request counts and latency by route name (first and last, so it times the whole stack).
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # What every answer carries or goes through, the predict lane's included: X-Frame-Options, Content-Length, the
+    # audit context (IP, user agent) and a 503 for a Redis that does not answer.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "allauth.account.middleware.AccountMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "apps.audit.middleware.AuditContextMiddleware",
     # Redis (broker, result channel) not answering: 503 with Retry-After instead of a 500, pages and API alike.
     "apps.core.middleware.QueueUnavailableMiddleware",
     # The predict routes, for a token and a run decision this process already holds: answered here by the route's
-    # own view, without the rest of the middleware and DRF's dispatch (apps/inference/api/predict_lane.py).
+    # own view (apps/inference/api/predict_lane.py), before the middleware below, none of which acts on a request
+    # with a Bearer token and no session: static files, sessions, CSRF, the session's user, messages, allauth,
+    # sign-in lockout, MFA, single sign-on, axes. Anything the lane does not take goes on through all of them.
     "apps.inference.api.predict_lane.PredictLane",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     # While the cache that counts failed sign-ins does not answer, sign-in answers 503 (docs/admin/mfa-and-lockout.md).
     "apps.accounts.lockout.SignInNeedsCacheMiddleware",
     # organizations with require_mfa: API calls with a session by a member without MFA answer 403 mfa_required.

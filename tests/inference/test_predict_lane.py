@@ -101,6 +101,8 @@ def comparable(response) -> dict:
             "Referrer-Policy",
             "Cross-Origin-Opener-Policy",
             "Retry-After",
+            "Content-Length",
+            "Set-Cookie",
         )
     }
     return {"status": response.status_code, "body": body, "headers": headers}

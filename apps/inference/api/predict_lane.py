@@ -1,15 +1,18 @@
 """The predict routes' lane: a request this process already let through is answered without Django's URL
-resolution, the last middleware and DRF's dispatch.
+resolution, most of the middleware and DRF's dispatch.
 
 ``POST /api/v1/orgs/{org}/deployments/{slug}/predict`` and a model's ``.../predict`` routes (a version named, or the
 latest published) are the data plane's busiest routes (issue #15). Each request on them paid for Django's URL
-resolution, the middleware after this one (sign-in, MFA, single sign-on, axes: none of them acts on a Bearer token)
-and DRF's dispatch (its request, content negotiation, the authentication and permission loops) before the view did
-anything: about a tenth of an asynchronous prediction's web CPU, in process.
+resolution, the middleware for pages and sessions (static files, sessions, CSRF, the session's user, messages,
+allauth, sign-in lockout, MFA, single sign-on, axes: none of them acts on a request with a Bearer token and no
+session) and DRF's dispatch (its request, content negotiation, the authentication and permission loops) before the
+view did anything.
 
-This middleware stands after ``QueueUnavailableMiddleware`` (settings.MIDDLEWARE), so everything before it applies
-as to any route: metrics, security headers, the audit context, ``Content-Length``. It takes a request only when it
-can answer it exactly as the route would, without reading anything first:
+This middleware stands after ``QueueUnavailableMiddleware`` and before all of those (settings.MIDDLEWARE), so what
+every answer carries or goes through applies to its answers as to any route's: metrics, security headers,
+``X-Frame-Options``, ``Content-Length``, the audit context, the 503 for a Redis that does not answer. The
+middleware after it never sees a request the lane answers; a request it does not take goes through all of it. It
+takes a request only when it can answer it exactly as the route would, without reading anything first:
 
 * ``POST`` on one of the routes, with ``Authorization: Bearer <token>``, a JSON body, an ``Accept`` that DRF answers
   with JSON, and no ``format`` override;
