@@ -313,7 +313,7 @@ def main() -> None:
 
     log("raw ONNX Runtime (MiniLM, then iris)")
     raw = raw_ort(minilm, inputs, runs=30 if args.smoke else 300)
-    raw["around"], raw["floor_around"] = {}, {}
+    raw["around"], raw["floor_around"], raw["c1_timed"] = {}, {}, []
     raw_iris = raw_iris_latency(iris)
     logs = workdir / "logs"
     logs.mkdir()
@@ -348,13 +348,19 @@ def main() -> None:
 
         online_sizes: list[int] = []
 
-        def post(url: str, data: bytes, sizes: list[int] | None = None):
+        def post(url: str, data: bytes, sizes: list[int] | None = None, timed: list[tuple] | None = None):
             def call() -> None:
+                started = time.perf_counter()
                 status, answer = client.post(url, data, headers)
+                waited = (time.perf_counter() - started) * 1000
                 if status != 200:
                     raise SystemExit(f"{url}: HTTP {status} {answer[:300]!r}")
-                if sizes is not None:
-                    sizes.append(int(json.loads(answer).get("batch_size") or 1))
+                if sizes is not None or timed is not None:
+                    reply = json.loads(answer)
+                    if sizes is not None:
+                        sizes.append(int(reply.get("batch_size") or 1))
+                    if timed is not None:
+                        timed.append((waited, reply.get("timings") or {}))
 
             return call
 
@@ -394,7 +400,9 @@ def main() -> None:
                 per_thread = 100 if name in floors or name == IRIS_ONLINE else 10  # a fast route: seconds
                 total = args.requests if args.smoke else max(args.requests, concurrency * per_thread)
                 if name == BATCHING and concurrency == 1:
-                    figures[name][concurrency] = load(call, concurrency, total, roles)
+                    timed = post(deployment_url, body, online_sizes, raw["c1_timed"])
+                    figures[name][concurrency] = load(timed, concurrency, total, roles)
+                    del raw["c1_timed"][: min(10, total)]  # ``load``'s warm-up calls
                     log(f"{name}, concurrency 1, alternating with raw ORT runs (the target's measurement)")
                     raw["alternating"] = around.alternating(call, total)
                 elif name == BATCHING and concurrency == 32:
@@ -450,7 +458,7 @@ def main() -> None:
     lines = (
         target_lines(raw, figures, durable)
         + waiting_lines(waiting)
-        + [clients_line(clients), drift_line(raw, raw_again)]
+        + [clients_line(clients), timings_line(raw["c1_timed"]), drift_line(raw, raw_again)]
     )
     body_md = section(raw, raw_iris, figures, iris_api, provider, lines, total)
     print(body_md)
@@ -738,6 +746,31 @@ def clients_line(clients: dict) -> str:
         "check the load generator's share at concurrency 1 (informational): the deployment's p50 "
         f"{clients['client']['p50']:.2f} ms with this benchmark's client (http.client), "
         f"{clients['requests']['p50']:.2f} ms with `requests`, alternating request by request"
+    )
+
+
+def timings_line(timed: list[tuple[float, dict]]) -> str:
+    """Where a concurrency-1 prediction's time goes, from the answers' own ``timings`` (medians): ``total_ms`` is the
+    web process's wait, from sending the request to Redis to reading its answer; ``worker_ms`` the serving loop's
+    work on it, from looking its version up to its answer packed; ``run_ms`` ONNX Runtime's run, ``post_ms`` the
+    readable answer. The rest of the client's wait is HTTP, the web's own work on the request and the client."""
+    if not timed:
+        return "check where a concurrency-1 prediction's time goes (informational): no answers timed"
+
+    def median(values: list[float]) -> float:
+        return percentiles(values)["p50"]
+
+    client = median([waited for waited, _ in timed])
+    parts = {key: median([float(timings.get(key) or 0) for _, timings in timed]) for key in
+             ("total_ms", "worker_ms", "run_ms", "post_ms")}  # fmt: skip
+    return (
+        "check where a concurrency-1 prediction's time goes (informational; the deployment's answers' own timings, "
+        f"medians of {len(timed)}): the client waited {client:.2f} ms; the web process waited {parts['total_ms']:.2f} "
+        f"ms for the serving loop's answer, so {client - parts['total_ms']:.2f} ms went to HTTP, the web's own work "
+        f"and the client; the loop worked {parts['worker_ms']:.2f} ms on the request ({parts['run_ms']:.2f} in ONNX "
+        f"Runtime's run, {parts['post_ms']:.2f} in the readable answer), so "
+        f"{parts['total_ms'] - parts['worker_ms']:.2f} ms went to Redis's two hops, the loop's wake-up and its taking "
+        "the request"
     )
 
 
