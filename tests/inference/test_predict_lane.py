@@ -356,3 +356,47 @@ def test_a_read_scoped_token_is_refused_every_time(world, deployment, lane_answe
     assert [answer.status_code for answer in answers] == [403, 403]
     assert answers[1].json()["code"] == "insufficient_scope"
     assert lane_answers == []
+
+
+def test_the_lane_stands_after_what_every_answer_needs_and_before_the_page_middleware(settings):
+    """settings.MIDDLEWARE: the metrics, security headers, X-Frame-Options, Content-Length, the audit context and the
+    Redis-outage answer run for the lane's answers; the middleware for pages and sessions (none of which acts on a
+    Bearer request) runs only for what the lane leaves to the routes."""
+    order = list(settings.MIDDLEWARE)
+    lane = order.index("apps.inference.api.predict_lane.PredictLane")
+    before = {
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        "django.middleware.security.SecurityMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "apps.audit.middleware.AuditContextMiddleware",
+        "apps.core.middleware.QueueUnavailableMiddleware",
+    }
+    after = {
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "allauth.account.middleware.AccountMiddleware",
+        "axes.middleware.AxesMiddleware",
+    }
+    assert set(order[:lane]) == before
+    assert after <= set(order[lane + 1 :])
+    assert order[-1] == "apps.core.request_metrics.PrometheusAfterMiddleware"
+
+
+def test_a_lane_answer_sets_no_cookie_and_varies_on_nothing_a_session_would(world, deployment, lane_answers):
+    """A Bearer request that also carries a session cookie and a CSRF cookie: the lane answers it (the token decides,
+    as the route's authentication does) without reading or renewing either cookie."""
+    client = client_with(make_token(world.user("member"), scope=TokenScope.RUN))
+    assert post(client, deployment).status_code == 202
+    client.cookies["sessionid"] = "not-a-session"
+    client.cookies["csrftoken"] = "x" * 32
+    answered = post(client, deployment)
+    assert lane_answers == [url(deployment, "")]
+    assert answered.status_code == 202
+    assert "Set-Cookie" not in answered.headers
+    assert "Cookie" not in answered.headers.get("Vary", "")
+    assert answered.headers["X-Frame-Options"] == "DENY"
+    assert int(answered.headers["Content-Length"]) == len(answered.content)
