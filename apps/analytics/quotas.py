@@ -90,12 +90,21 @@ _limits_cache: dict[int, tuple[float, Limits]] = {}
 _script: dict[str, Any] = {}
 
 
+# (organization, month) -> (read until, the month's counters as read, this process' own compute seconds then).
+_clock = time.monotonic
+_compute_cache: dict[tuple[int, str], tuple[float, dict[str, float], dict[str, float]]] = {}
+
+
 def forget_cached_limits(organization_id: int | None = None) -> None:
-    """Drop this process' cached limits (an operator changed them; other processes follow within the cache time)."""
+    """Drop this process' cached limits and compute counters (an operator changed them; other processes follow
+    within the cache time)."""
     if organization_id is None:
         _limits_cache.clear()
+        _compute_cache.clear()
     else:
         _limits_cache.pop(organization_id, None)
+        for key in [key for key in _compute_cache if key[0] == organization_id]:
+            _compute_cache.pop(key, None)
 
 
 def limits_for(organization_id: int) -> Limits:
@@ -203,16 +212,38 @@ def seconds_until_next_month(now: datetime | None = None) -> int:
 
 def compute_used(organization_id: int) -> dict[str, float]:
     """Compute seconds used this month by device, as the recorder counted them (empty when Redis does not answer;
-    ``compute_used_from_database`` is the slow, exact answer)."""
+    ``compute_used_from_database`` is the slow, exact answer).
+
+    The month's counters are read from Redis at most every ``QUOTA_CACHE_SECONDS`` per process, as the limits are:
+    a prediction used to send this process' buffered usage events and read the counters on every check, two round
+    trips on the request's path for an organization with a compute quota. What this process itself recorded since
+    it read them is added at once (``usage.own_compute``); what other processes spent, within the cache time."""
     client = _redis()
     if client is None:
         return compute_used_from_database(organization_id)
-    usage.flush()  # this process' own recent events count too
+    month = usage.month_key()
+    own = usage.own_compute(organization_id, month)
+    cached = _compute_cache.get((organization_id, month))
+    if cached is not None and cached[0] > _clock():
+        _until, counted, own_then = cached
+        return {
+            device: counted.get(device, 0.0) + own.get(device, 0.0) - own_then.get(device, 0.0)
+            for device in set(counted) | set(own)
+        }
+    usage.flush()  # this process' own recent events count too (``own`` was taken before: never counted short)
     try:
-        raw = client.hgetall(f"{usage.COMPUTE_PREFIX}{organization_id}:{usage.month_key()}")
+        raw = client.hgetall(f"{usage.COMPUTE_PREFIX}{organization_id}:{month}")
     except Exception:
         return {}
-    return {key.decode(): float(value) for key, value in raw.items()}
+    counted = {key.decode(): float(value) for key, value in raw.items()}
+    if len(_compute_cache) > 10_000:
+        _compute_cache.clear()
+    _compute_cache[organization_id, month] = (
+        _clock() + float(getattr(settings, "QUOTA_CACHE_SECONDS", 10)),
+        counted,
+        own,
+    )
+    return counted
 
 
 def compute_used_from_database(organization_id: int) -> dict[str, float]:

@@ -148,12 +148,36 @@ _buffer: list[dict[str, Any]] = []
 _buffer_lock = threading.Lock()
 _wake = threading.Event()
 _flusher_pid: int | None = None
+# The compute seconds this process has recorded, by (organization, month) then device, since it started: what the
+# compute quota adds to the counters it read a moment ago (``own_compute``, ``quotas.compute_used``).
+_own_compute: dict[tuple[int, str], dict[str, float]] = {}
+
+
+def own_compute(organization_id: int, month: str) -> dict[str, float]:
+    """The compute seconds this process has recorded for ``organization_id`` in ``month`` (``month_key``), by device,
+    since it started (or forked)."""
+    with _buffer_lock:
+        return dict(_own_compute.get((organization_id, month)) or {})
+
+
+def _tally(events: list[dict[str, Any]]) -> None:
+    for one in events:
+        if one.get("compute_seconds"):
+            key = (one["org"], month_key(datetime.fromtimestamp(one["t"], UTC)))
+            device = one.get("device") or "cpu"
+            with _buffer_lock:
+                if key not in _own_compute and len(_own_compute) > 10_000:  # a long-lived process: past months go
+                    for old in [old for old in _own_compute if old[1] != key[1]]:
+                        del _own_compute[old]
+                devices = _own_compute.setdefault(key, {})
+                devices[device] = devices.get(device, 0.0) + float(one["compute_seconds"])
 
 
 def _forget_parents_buffer() -> None:
     """In a forked child: the buffer's events are the parent's to send; the flusher thread did not survive."""
     global _buffer_lock, _flusher_pid, _wake
     _buffer.clear()
+    _own_compute.clear()
     _buffer_lock = threading.Lock()
     _wake = threading.Event()
     _flusher_pid = None
@@ -181,6 +205,7 @@ def flush() -> None:
 
 def _send(events: list[dict[str, Any]]) -> None:
     global _flusher_pid
+    _tally(events)
     interval = float(getattr(settings, "USAGE_RECORD_BUFFER_SECONDS", 0.05))
     if interval <= 0 or stream_url() is None:  # without a stream the database write is the recording
         _send_now(events)

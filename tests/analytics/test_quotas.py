@@ -21,8 +21,10 @@ pytestmark = pytest.mark.django_db
 def _fresh_limits():
     quotas.forget_cached_limits()
     client = usage.client()
-    for key in client.scan_iter(f"{quotas.RATE_PREFIX}*"):
-        client.delete(key)
+    usage.flush()
+    for prefix in (quotas.RATE_PREFIX, usage.COMPUTE_PREFIX):  # organization ids come again in later tests
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
     yield
     quotas.forget_cached_limits()
 
@@ -87,6 +89,54 @@ def test_compute_seconds_past_the_months_allowance_refuse_new_runs_until_next_mo
     )
     assert "10.5 of its 10 GPU seconds" in str(refused.value.detail)
     quotas.check_compute(organization_id=world.org.pk, device="cpu")  # the CPU has no limit
+
+
+def test_the_compute_check_reads_redis_once_per_cache_time_and_counts_this_process_at_once(world, monkeypatch):
+    """A prediction's compute check does not send the usage buffer and read the month's counters on every request:
+    they are read once per ``QUOTA_CACHE_SECONDS``; what this process records meanwhile counts at once, what another
+    process spent (written straight into the counter here, as that process's flush would) once the time is up."""
+    _limit(world.org, gpu_seconds_per_month=10)
+    client = usage.client()
+    reads: list[str] = []
+    hgetall = type(client).hgetall
+
+    def counting(self, name):
+        reads.append(name)
+        return hgetall(self, name)
+
+    monkeypatch.setattr(type(client), "hgetall", counting)
+    clock = [1000.0]
+    monkeypatch.setattr(quotas, "_clock", lambda: clock[0])
+    usage.record("prediction", organization_id=world.org.pk, compute_seconds=3, device="gpu")
+    assert quotas.compute_used(world.org.pk)["gpu"] == 3.0
+    assert len(reads) == 1
+    for _ in range(5):
+        quotas.check_compute(organization_id=world.org.pk, device="gpu")
+    assert len(reads) == 1  # five checks, no round trip
+    usage.record("prediction", organization_id=world.org.pk, compute_seconds=2, device="gpu")  # this process
+    assert quotas.compute_used(world.org.pk)["gpu"] == 5.0  # at once
+    key = f"{usage.COMPUTE_PREFIX}{world.org.pk}:{usage.month_key()}"
+    client.hincrbyfloat(key, "gpu", 4)  # another process's flush
+    assert quotas.compute_used(world.org.pk)["gpu"] == 5.0  # not seen yet
+    clock[0] += 10.5  # QUOTA_CACHE_SECONDS later
+    assert quotas.compute_used(world.org.pk)["gpu"] == 9.0
+    assert len(reads) == 2
+    usage.record("prediction", organization_id=world.org.pk, compute_seconds=1.5, device="gpu")
+    with pytest.raises(quotas.QuotaExceeded):  # 10.5 of 10, refused without waiting for the cache
+        quotas.check_compute(organization_id=world.org.pk, device="gpu")
+    assert len(reads) == 2
+    quotas.forget_cached_limits(world.org.pk)  # an operator changed the limits: read again
+    assert quotas.compute_used(world.org.pk)["gpu"] == 10.5
+    assert len(reads) == 3
+
+
+def test_an_organization_without_a_compute_quota_costs_its_predictions_no_round_trip(world, monkeypatch):
+    def refused(*_args, **_kwargs):
+        raise AssertionError("the counters were read")
+
+    monkeypatch.setattr(quotas, "compute_used", refused)
+    usage.record("prediction", organization_id=world.org.pk, compute_seconds=3, device="gpu")
+    quotas.check_compute(organization_id=world.org.pk, device="gpu")
 
 
 def test_the_storage_quota_defaults_to_the_plans_and_the_organizations_own_wins(world, settings):
