@@ -34,23 +34,36 @@ logger = logging.getLogger(__name__)
 WINDOW_MS = 60_000
 RATE_PREFIX = "gpux:rate:"
 
+# The sliding window log's one check, as Lua: ``window_wait(key, limit, now, window)`` drops what left the window
+# from ``key`` and answers 0 when it has room for one more, else the milliseconds until its oldest counted request
+# leaves (at least 1). Shared by ``SLIDING_WINDOW`` and the online admission (apps/inference/online/gateway.py), which
+# counts a prediction's windows in the round trip that sends it.
+WINDOW_WAIT = """
+local function window_wait(key, limit, now, window)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count < limit then return 0 end
+  local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+  local wait = window
+  if oldest[2] then wait = tonumber(oldest[2]) + window - now end
+  if wait < 1 then wait = 1 end
+  return wait
+end
+local function redis_now_ms()
+  local parts = redis.call('TIME')
+  return tonumber(parts[1]) * 1000 + math.floor(tonumber(parts[2]) / 1000)
+end
+"""
 # KEYS: one sorted set per limit. ARGV: window (ms), a unique member, then one limit per key.
 # Returns {0} when counted, else {1 + index of the first full key, milliseconds until a slot frees}.
-SLIDING_WINDOW = """
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+SLIDING_WINDOW = (
+    WINDOW_WAIT
+    + """
+local now = redis_now_ms()
 local window = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local limit = tonumber(ARGV[2 + i])
-  local count = redis.call('ZCARD', key)
-  if count >= limit then
-    local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-    local wait = window
-    if oldest[2] then wait = tonumber(oldest[2]) + window - now end
-    if wait < 1 then wait = 1 end
-    return {i, wait}
-  end
+  local wait = window_wait(key, tonumber(ARGV[2 + i]), now, window)
+  if wait > 0 then return {i, wait} end
 end
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now, ARGV[2])
@@ -58,6 +71,7 @@ for i, key in ipairs(KEYS) do
 end
 return {0, 0}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -155,14 +169,35 @@ def _take(keys: list[str], limits: list[int], member: str) -> tuple[int, float]:
     return int(refused), int(wait_ms) / 1000.0
 
 
-def check_rate(
+@dataclass(frozen=True)
+class RateWindows:
+    """The per-minute limits one request counts against (``check_rate``, or the online admission's round trip): the
+    sliding windows' keys, their limits, who each belongs to and its quota's name, and the request's unique member."""
+
+    what: str
+    keys: tuple[str, ...]
+    limits: tuple[int, ...]
+    names: tuple[str, ...]
+    quotas: tuple[str, ...]
+    member: str
+
+    def refusal(self, index: int, wait: float) -> QuotaExceeded:
+        """The 429 for the ``index``-th window (from 1) being full, ``wait`` seconds until a place frees."""
+        noun = "API requests" if self.what == "api" else "predictions"
+        return QuotaExceeded(
+            f"Rate limit reached: {self.names[index - 1]} may make {self.limits[index - 1]} {noun} per minute.",
+            wait=wait,
+            quota=self.quotas[index - 1],
+        )
+
+
+def rate_windows(
     what: str, *, organization_id: int | None, token_id: int | None = None, organization_label: str = ""
-) -> tuple[list[str], str]:
-    """Count one request of ``what`` (``api`` or ``predict``) against the organization's and the token's per-minute
-    limits; raise ``QuotaExceeded`` (429, Retry-After) when one of them is full. Returns where it was counted (the
-    windows' keys and its member), which ``refund`` takes back."""
+) -> RateWindows | None:
+    """The organization's and the token's per-minute limits on ``what`` (``api`` or ``predict``) that apply; None
+    when none does."""
     if organization_id is None:
-        return [], ""
+        return None
     limits = limits_for(organization_id)
     org_limit = getattr(limits, "api_requests_per_minute" if what == "api" else "predictions_per_minute")
     token_limit = getattr(limits, "token_api_requests_per_minute" if what == "api" else "token_predictions_per_minute")
@@ -177,17 +212,26 @@ def check_rate(
         values.append(token_limit)
         names.append("this API token")
         quota_names.append("token_api_requests_per_minute" if what == "api" else "token_predictions_per_minute")
-    member = uuid.uuid4().hex
-    refused, wait = _take(keys, values, member)
+    if not keys:
+        return None
+    return RateWindows(what, tuple(keys), tuple(values), tuple(names), tuple(quota_names), uuid.uuid4().hex)
+
+
+def check_rate(
+    what: str, *, organization_id: int | None, token_id: int | None = None, organization_label: str = ""
+) -> tuple[list[str], str]:
+    """Count one request of ``what`` (``api`` or ``predict``) against the organization's and the token's per-minute
+    limits; raise ``QuotaExceeded`` (429, Retry-After) when one of them is full. Returns where it was counted (the
+    windows' keys and its member), which ``refund`` takes back."""
+    windows = rate_windows(
+        what, organization_id=organization_id, token_id=token_id, organization_label=organization_label
+    )
+    if windows is None:
+        return [], ""
+    refused, wait = _take(list(windows.keys), list(windows.limits), windows.member)
     if refused:
-        limit = values[refused - 1]
-        noun = "API requests" if what == "api" else "predictions"
-        raise QuotaExceeded(
-            f"Rate limit reached: {names[refused - 1]} may make {limit} {noun} per minute.",
-            wait=wait,
-            quota=quota_names[refused - 1],
-        )
-    return keys, member
+        raise windows.refusal(refused, wait)
+    return list(windows.keys), windows.member
 
 
 def requests_in_window(what: str, *, organization_id: int | None = None, token_id: int | None = None) -> int | None:
@@ -344,6 +388,30 @@ def check_prediction(request: Any, *, organization_id: int, device: str, organiz
     setattr(request, COUNTED_WHERE, counted)
 
 
+def prediction_windows(
+    request: Any, *, organization_id: int, device: str, organization_label: str = ""
+) -> RateWindows | None:
+    """``check_prediction`` for a path that counts the per-minute limits itself, in the round trip that sends the
+    request (the online admission): the compute allowance checked (429), and the windows to count it in (None: none
+    applies, or the request was counted already). ``counted_in`` marks it counted once it was."""
+    if getattr(request, COUNTED_MARK, None) == organization_id:
+        return None
+    check_compute(organization_id=organization_id, device=device, organization_label=organization_label)
+    token = _token_of(request)
+    return rate_windows(
+        "predict",
+        organization_id=organization_id,
+        token_id=token.pk if token is not None else None,
+        organization_label=organization_label,
+    )
+
+
+def counted_in(request: Any, *, organization_id: int, windows: RateWindows | None) -> None:
+    """The request was counted against ``windows`` (by whoever counted it): neither path counts it again."""
+    setattr(request, COUNTED_MARK, organization_id)
+    setattr(request, COUNTED_WHERE, (list(windows.keys), windows.member) if windows is not None else ([], ""))
+
+
 def refund_prediction(request: Any) -> None:
     """Take back the prediction ``check_prediction`` counted for ``request``: it was refused after all (its deployment
     was full), and a refused request is not counted."""
@@ -382,11 +450,15 @@ __all__ = [
     "ApiRateQuota",
     "Limits",
     "QuotaExceeded",
+    "RateWindows",
     "check_compute",
     "check_prediction",
     "check_rate",
+    "counted_in",
     "forget_cached_limits",
     "limits_for",
+    "prediction_windows",
     "quota_overview",
+    "rate_windows",
     "refund_prediction",
 ]

@@ -91,7 +91,7 @@ def test_the_gateway_writes_the_request_id_first_in_its_header(settings):
     class Full:
         def then(self, first, second):
             self.message = first[3 + first[2]]  # EVAL, the script, the number of keys, the keys, then ARGV[1]
-            return 0, [second[1], gateway.REFUSED]  # the deployment is full: nothing more happens
+            return [0, 0, 0], [second[1], gateway.REFUSED]  # the deployment is full: nothing more happens
 
     request = gateway.OnlineRequest(version_id=1, queue="inference.cpu")
     client = Full()

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import TokenScope
-from apps.analytics.quotas import check_prediction, refund_prediction
+from apps.analytics.quotas import check_prediction, counted_in, prediction_windows, refund_prediction
 from apps.core import lookup
 from apps.core.api.throttling import UserRateThrottle
 from apps.core.api.views import (
@@ -202,7 +202,8 @@ def run_online(
         return None
     organization = prediction_organization(request.user, bound_organization_id(request), version, deployment)
     organization_id = getattr(organization, "pk", organization)
-    check_prediction(request, organization_id=organization_id, device=compute_device(device))
+    # The compute allowance now; the per-minute quotas in the round trip that sends the request (the admission).
+    windows = prediction_windows(request, organization_id=organization_id, device=compute_device(device))
     revision = services.current_revision(deployment) if deployment is not None else None
     online = gateway.OnlineRequest(
         version_id=version.pk,
@@ -217,6 +218,7 @@ def run_online(
         provider=deployment.provider if deployment is not None else "auto",
         time_limit=float(deployment.timeout_seconds) if deployment is not None else 60.0,
         throttles=list(throttles or []),
+        quota=windows,
     )
     if deployment is not None:
         online.slot = gateway.Slot(slot_key(deployment), deployment.concurrency, slot_expiry(deployment))
@@ -228,19 +230,22 @@ def run_online(
     except gateway.NoWaitingSlot:
         waited = False
         return None
-    except gateway.RateLimited as exc:
+    except gateway.RateLimited as exc:  # refused before its quotas: not counted there
         waited = False
-        refund_prediction(request)  # refused: not counted against the per-minute quota
         raise exceptions.Throttled(exc.wait) from None
-    except gateway.DeploymentFull:
+    except gateway.QuotaFull as exc:
         waited = False
-        refund_prediction(request)  # refused: not counted against the per-minute quota
+        raise windows.refusal(exc.index, exc.wait) from None
+    except gateway.DeploymentFull:  # refused before it was counted in its quotas
+        waited = False
         raise Throttled(
             f"The deployment {deployment} has {deployment.concurrency} requests in flight, its limit; retry."
         ) from None
     finally:
         if online.admitted:
             setattr(request, THROTTLES_COUNTED, True)
+        if online.sent and windows is not None:  # counted in its quotas as it was sent
+            counted_in(request, organization_id=organization_id, windows=windows)
         if online.slot is not None and online.sent and reply is None:
             gateway.release(online.slot)  # not answered: the loop gives back only what it answers
         if waited:

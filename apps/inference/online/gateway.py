@@ -25,6 +25,7 @@ import numpy as np
 from django.conf import settings
 from rest_framework import exceptions, status
 
+from apps.analytics import quotas
 from apps.inference.online import messages
 from apps.inference.online.loop import ALIVE_SECONDS
 
@@ -80,23 +81,38 @@ def online_available(queue: str) -> bool:
     return enabled() and loop_up(queue)
 
 
-# One round trip admits and sends a request, and starts its wait. First the route's rate limits (KEYS[3 + j], the
-# j-th window's counter: INCR, EXPIRE after ARGV[3 + 2j] s, refused past ARGV[2 + 2j] requests, as
-# apps/core/api/throttling.py counts them): a refusal answers -j. Then its deployment's requests in flight (KEYS[2],
-# ARGV[2] at most, expiring after ARGV[3] s untouched, as ``predictions.acquire_slot``): a full deployment answers 0.
-# Then the push onto its queue (KEYS[1]): 1. Nothing is pushed unless it answers 1. Without a slot key (a version's
-# route) there is no count in flight. A refusal also pushes REFUSED onto the request's reply key (KEYS[3]): the
-# gateway sends its first BLPOP on that key in the same round trip, right behind this script, and that BLPOP must
-# not wait for an answer that will never come.
-ADMIT = """
-for i = 4, #KEYS do
-  local j = i - 3
-  local count = redis.call('INCR', KEYS[i])
-  redis.call('EXPIRE', KEYS[i], ARGV[3 + 2 * j])
-  if count > tonumber(ARGV[2 + 2 * j]) then
-    redis.call('RPUSH', KEYS[3], 'refused')
-    redis.call('EXPIRE', KEYS[3], 60)
-    return -j
+# One round trip admits and sends a request, and starts its wait. ARGV[4] throttle windows and ARGV[5] per-minute
+# quota windows, ARGV[6] the quota windows' length (ms) and ARGV[7] this request's member in them. First the route's
+# rate limits (KEYS[3 + j], the j-th throttle window's counter: INCR, EXPIRE after ARGV[7 + 2j] s, refused past
+# ARGV[6 + 2j] requests, as apps/core/api/throttling.py counts them): a refusal answers {-1, j, 0}. Then the
+# organization's and the token's per-minute prediction quotas (KEYS[3 + throttles + i], sliding windows of
+# apps/analytics/quotas.py, limit ARGV[7 + 2 * throttles + i]): a full one answers {-2, i, milliseconds to wait}.
+# Then its deployment's requests in flight (KEYS[2], ARGV[2] at most, expiring after ARGV[3] s untouched, as
+# ``predictions.acquire_slot``): a full deployment answers {0, 0, 0}. Then the request is counted in its quota windows
+# and pushed onto its queue (KEYS[1]): {1, 0, 0}. Nothing is counted in a quota nor pushed unless it answers 1.
+# Without a slot key (a version's route) there is no count in flight. A refusal also pushes REFUSED onto the
+# request's reply key (KEYS[3]): the gateway sends its first BLPOP on that key in the same round trip, right behind
+# this script, and that BLPOP must not wait for an answer that will never come.
+ADMIT = (
+    quotas.WINDOW_WAIT
+    + """
+local throttles, windows = tonumber(ARGV[4]), tonumber(ARGV[5])
+local function refuse(code, index, wait)
+  redis.call('RPUSH', KEYS[3], 'refused')
+  redis.call('EXPIRE', KEYS[3], 60)
+  return {code, index, wait}
+end
+for j = 1, throttles do
+  local count = redis.call('INCR', KEYS[3 + j])
+  redis.call('EXPIRE', KEYS[3 + j], ARGV[7 + 2 * j])
+  if count > tonumber(ARGV[6 + 2 * j]) then return refuse(-1, j, 0) end
+end
+local now, window = 0, tonumber(ARGV[6])
+if windows > 0 then
+  now = redis_now_ms()
+  for i = 1, windows do
+    local wait = window_wait(KEYS[3 + throttles + i], tonumber(ARGV[7 + 2 * throttles + i]), now, window)
+    if wait > 0 then return refuse(-2, i, wait) end
   end
 end
 if KEYS[2] ~= '' then
@@ -104,20 +120,32 @@ if KEYS[2] ~= '' then
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   if count > tonumber(ARGV[2]) then
     redis.call('DECR', KEYS[2])
-    redis.call('RPUSH', KEYS[3], 'refused')
-    redis.call('EXPIRE', KEYS[3], 60)
-    return 0
+    return refuse(0, 0, 0)
   end
 end
+for i = 1, windows do
+  redis.call('ZADD', KEYS[3 + throttles + i], now, ARGV[7])
+  redis.call('PEXPIRE', KEYS[3 + throttles + i], window)
+end
 redis.call('RPUSH', KEYS[1], ARGV[1])
-return 1
+return {1, 0, 0}
 """
+)
 ADMIT_BYTES = ADMIT.encode()
 REFUSED = b"refused"  # never a message: those begin with their JSON header
 # Give a request's place back (never below zero: the serving loop gives back what it answered, the caller what it
 # stopped waiting for, and the one race between the two, an answer at the very moment the caller gives up, must not
 # leave the count lower than the requests really in flight).
 RELEASE = "if redis.call('DECR', KEYS[1]) < 0 then redis.call('SET', KEYS[1], 0) end return 1"
+
+
+class QuotaFull(Exception):
+    """One of the organization's or the token's per-minute prediction quotas (``OnlineRequest.quota``) is full
+    (nothing was sent nor counted): ``quota.refusal(index, wait)`` is its 429."""
+
+    def __init__(self, index: int, wait: float) -> None:
+        super().__init__(index, wait)
+        self.index, self.wait = index, wait
 
 
 class DeploymentFull(Exception):
@@ -160,6 +188,7 @@ class OnlineRequest:
     time_limit: float = 60.0
     slot: Slot | None = None
     throttles: list[Any] = field(default_factory=list)  # apps.core.api.throttling.Window: counted in the admission
+    quota: quotas.RateWindows | None = None  # the per-minute prediction quotas: counted in the admission too
     admitted: bool = False  # the admission ran (its rate limits counted), whether it sent the request or not
     sent: bool = False  # pushed (and counted on its deployment's slot): whoever sent it releases the slot
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -259,11 +288,16 @@ def _admit_and_wait(request: OnlineRequest, client: Any) -> OnlineReply:
     message = messages.pack(header, request.arrays)
     reply_key = messages.reply_key(request.id)
     slot = request.slot
+    quota = request.quota
     keys = [messages.queue_key(request.queue), slot.key if slot else "", reply_key]
-    args: list[Any] = [message, slot.cap if slot else 0, slot.expires if slot else 0]
+    args: list[Any] = [message, slot.cap if slot else 0, slot.expires if slot else 0, len(request.throttles)]
+    args += [len(quota.keys), quotas.WINDOW_MS, quota.member] if quota is not None else [0, quotas.WINDOW_MS, ""]
     for window in request.throttles:
         keys.append(window.key)
         args += [window.limit, window.expires]
+    if quota is not None:
+        keys += quota.keys
+        args += quota.limits
     # The admission and the first slice of the wait in one round trip (``RedisLink.then``). ``EVAL`` with the
     # script's text, not ``EVALSHA``: a Redis that restarted or flushed its scripts would answer NOSCRIPT, and the
     # BLPOP behind it would then wait a slice for nothing. Redis hashes the text to find its compiled script.
@@ -272,11 +306,13 @@ def _admit_and_wait(request: OnlineRequest, client: Any) -> OnlineReply:
         ("EVAL", ADMIT_BYTES, len(keys), *keys, *args),
         ("BLPOP", reply_key, max(0.01, min(request.timeout, SLICE_SECONDS))),
     )
-    admitted = int(admitted)
+    admitted, index, wait_ms = (int(value) for value in admitted)
     request.admitted = True
     if admitted <= 0:  # the BLPOP took the REFUSED the script pushed
-        if admitted < 0:
-            raise RateLimited(max(0.0, request.throttles[-admitted - 1].retry_in))
+        if admitted == -1:
+            raise RateLimited(max(0.0, request.throttles[index - 1].retry_in))
+        if admitted == -2:
+            raise QuotaFull(index, wait_ms / 1000.0)
         raise DeploymentFull()
     request.sent = True
     while True:
