@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F, Q
 from django.dispatch import Signal
 from django.utils import timezone
@@ -274,14 +274,17 @@ def _insert_beside(job: Job, beside: Any) -> None:
     if not job.creator_keeps_access:
         job.creator_keeps_access = bool(getattr(job_task_for(job.kind), "creator_keeps_access", False))
     sql, job_fields, other_fields = _insert_beside_statement(type(beside))
-    params = [f.get_db_prep_save(f.pre_save(job, True), connection) for f in job_fields]
-    params += [f.get_db_prep_save(f.pre_save(beside, True), connection) for f in other_fields]
-    with connection.cursor() as cursor:
+    # This thread's connection itself: each field's preparation asks it for its operations and features, and through
+    # the ``connection`` proxy every one of those ~30 lookups went through asgiref's context-local storage.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(f.pre_save(job, True), wrapper) for f in job_fields]
+    params += [f.get_db_prep_save(f.pre_save(beside, True), wrapper) for f in other_fields]
+    with wrapper.cursor() as cursor:
         cursor.execute(sql, params)
         (job.pk,) = cursor.fetchone()
-    job._state.adding, job._state.db = False, connection.alias
+    job._state.adding, job._state.db = False, wrapper.alias
     beside.job = job
-    beside._state.adding, beside._state.db = False, connection.alias
+    beside._state.adding, beside._state.db = False, wrapper.alias
 
 
 @functools.cache
